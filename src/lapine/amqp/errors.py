@@ -1,0 +1,63 @@
+"""AMQP exceptions as RabbitMQ raises them: a reply code, and a text that starts with the code's name.
+
+A ChannelError closes one channel (channel.close); a ConnectionError closes the whole connection
+(connection.close). The broker model raises them; the connection layer turns them into frames.
+"""
+
+from __future__ import annotations
+
+REPLY_NAMES: dict[int, str] = {
+    200: "REPLY_SUCCESS",
+    311: "CONTENT_TOO_LARGE",
+    312: "NO_ROUTE",
+    313: "NO_CONSUMERS",
+    320: "CONNECTION_FORCED",
+    402: "INVALID_PATH",
+    403: "ACCESS_REFUSED",
+    404: "NOT_FOUND",
+    405: "RESOURCE_LOCKED",
+    406: "PRECONDITION_FAILED",
+    501: "FRAME_ERROR",
+    502: "SYNTAX_ERROR",
+    503: "COMMAND_INVALID",
+    504: "CHANNEL_ERROR",
+    505: "UNEXPECTED_FRAME",
+    506: "RESOURCE_ERROR",
+    530: "NOT_ALLOWED",
+    540: "NOT_IMPLEMENTED",
+    541: "INTERNAL_ERROR",
+}
+
+
+class AMQPError(Exception):
+    """An error that ends a channel or a connection with a reply code and text.
+
+    ``text`` is the detail only; ``reply_text`` adds the code's name as RabbitMQ does:
+    ``NOT_FOUND - no queue 'x' in vhost '/'``. ``class_id``/``method_id`` name the method that
+    failed (0 when none did); the connection layer fills them in when they are left at 0.
+    """
+
+    def __init__(self, reply_code: int, text: str, class_id: int = 0, method_id: int = 0) -> None:
+        super().__init__(text)
+        self.reply_code = reply_code
+        self.text = text
+        self.class_id = class_id
+        self.method_id = method_id
+
+    @property
+    def reply_text(self) -> str:
+        name = REPLY_NAMES.get(self.reply_code, "INTERNAL_ERROR")
+        # AMQP shortstr holds at most 255 bytes; RabbitMQ truncates longer texts the same way.
+        return f"{name} - {self.text}".encode()[:255].decode("utf-8", "ignore")
+
+
+class ChannelError(AMQPError):
+    """A soft error: the channel is closed, the connection lives on."""
+
+
+class ConnectionError(AMQPError):  # noqa: A001 - the AMQP name; never imported bare next to the builtin
+    """A hard error: the whole connection is closed."""
+
+
+class FrameError(ConnectionError):
+    """Bytes that do not form a valid frame or method (501 FRAME_ERROR, 502 SYNTAX_ERROR, ...)."""
