@@ -55,7 +55,7 @@ class ChannelError(AMQPError):
     """A soft error: the channel is closed, the connection lives on."""
 
 
-class ConnectionError(AMQPError):  # noqa: A001 - the AMQP name; never imported bare next to the builtin
+class ConnectionError(AMQPError):
     """A hard error: the whole connection is closed."""
 
 

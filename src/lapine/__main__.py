@@ -1,0 +1,5 @@
+import sys
+
+from lapine.cli.server import main
+
+sys.exit(main())

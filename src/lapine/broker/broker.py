@@ -1,0 +1,45 @@
+"""The broker: vhosts, users, open connections and settings. No sockets here either."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from lapine.amqp.errors import ConnectionError
+from lapine.auth.users import Users
+from lapine.broker.connection import default_cluster_name, server_properties
+from lapine.broker.vhost import VirtualHost
+from lapine.config import Config
+
+if TYPE_CHECKING:
+    from lapine.broker.connection import Connection
+    from lapine.broker.direct_reply_to import ReplyConsumer
+
+CONNECTION_FORCED = 320
+
+
+class Broker:
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = config or Config()
+        self.cluster_name = default_cluster_name()
+        self.vhosts: dict[str, VirtualHost] = {}
+        self.users = Users()
+        self.connections: set[Connection] = set()
+        self.reply_consumers: dict[str, ReplyConsumer] = {}
+        self._server_properties = server_properties(self.cluster_name)
+        self.add_vhost(self.config.default_vhost)
+        self.users.add(self.config.default_user, self.config.default_pass, ["administrator"])
+
+    def add_vhost(self, name: str) -> VirtualHost:
+        vhost = self.vhosts.get(name)
+        if vhost is None:
+            vhost = self.vhosts[name] = VirtualHost(name)
+        return vhost
+
+    def server_properties(self) -> dict[str, Any]:
+        return self._server_properties
+
+    def close_all(self, reason: str = "shutdown") -> None:
+        """Tell every client we are going (320 CONNECTION_FORCED), as RabbitMQ does on stop."""
+        error = ConnectionError(CONNECTION_FORCED, f"broker forced connection closure with reason '{reason}'")
+        for connection in list(self.connections):
+            connection.close_with_error(error)

@@ -1,0 +1,656 @@
+"""A channel: one AMQP session inside a connection, and the handlers for its methods.
+
+Each handler turns one method into calls on the vhost model and answers as RabbitMQ does. The
+channel also keeps what is per session: delivery tags and unacked deliveries, qos, consumers,
+publisher-confirm sequence numbers, and the open transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from lapine.amqp import spec
+from lapine.amqp.errors import ChannelError, ConnectionError
+from lapine.amqp.frames import content_frames, encode_deliver_frames
+from lapine.broker import direct_reply_to, names
+from lapine.broker.consumer import Consumer
+from lapine.broker.exchange import Exchange
+from lapine.broker.message import Message
+from lapine.broker.queue import Queue, QueuedMessage
+
+if TYPE_CHECKING:
+    from lapine.broker.connection import Connection
+
+ACCESS_REFUSED = 403
+NOT_FOUND = 404
+PRECONDITION_FAILED = 406
+FRAME_ERROR = 501
+UNEXPECTED_FRAME = 505
+NOT_ALLOWED = 530
+NOT_IMPLEMENTED = 540
+
+# Property-flag bits, read straight from the raw content header (user-id in the low byte,
+# reply-to in the high one) so that properties are decoded only when they matter.
+_USER_ID_FLAG = 0x0010
+_REPLY_TO_FLAG_HIGH = 0x02
+
+
+class Delivery:
+    """A message handed out with an ack expected: where it came from, and to whom."""
+
+    __slots__ = ("consumer", "entry", "queue")
+
+    def __init__(self, entry: QueuedMessage, queue: Queue, consumer: Consumer | None) -> None:
+        self.entry = entry
+        self.queue = queue
+        self.consumer = consumer
+
+
+class Channel:
+    def __init__(self, connection: Connection, channel_id: int) -> None:
+        self.connection = connection
+        self.vhost = connection.vhost
+        self.id = channel_id
+        self.closing = False  # channel.close sent, waiting for close-ok
+        self.closed = False
+        self.active = True
+        self.consumers: dict[str, Consumer] = {}
+        self.unacked: dict[int, Delivery] = {}
+        self._next_delivery_tag = 1
+        self.prefetch_count = 0  # applies to consumers created after it (global=false)
+        self.prefetch_global = 0  # shared by the whole channel (global=true)
+        self.last_queue_name = ""
+        # Publisher confirms: sequence numbers of publishes, and how far the client has been told.
+        self.confirm_mode = False
+        self.publish_seq = 0
+        self.confirmed_seq = 0
+        self.tx: Transaction | None = None
+        self.reply_to: direct_reply_to.ReplyConsumer | None = None
+        # Content assembly for the publish in progress.
+        self._publish: tuple[str, str, bool] | None = None
+        self._header: bytes | None = None
+        self._body: list[bytes] = []
+        self._body_size = 0
+        self._body_remaining = 0
+        self.handlers: dict[int, Callable[[Any], None]] = {
+            spec.ChannelFlow.INDEX: self.on_flow,
+            spec.ExchangeDeclare.INDEX: self.on_exchange_declare,
+            spec.ExchangeDelete.INDEX: self.on_exchange_delete,
+            spec.ExchangeBind.INDEX: self.on_exchange_bind,
+            spec.ExchangeUnbind.INDEX: self.on_exchange_unbind,
+            spec.QueueDeclare.INDEX: self.on_queue_declare,
+            spec.QueueBind.INDEX: self.on_queue_bind,
+            spec.QueueUnbind.INDEX: self.on_queue_unbind,
+            spec.QueuePurge.INDEX: self.on_queue_purge,
+            spec.QueueDelete.INDEX: self.on_queue_delete,
+            spec.BasicQos.INDEX: self.on_basic_qos,
+            spec.BasicConsume.INDEX: self.on_basic_consume,
+            spec.BasicCancel.INDEX: self.on_basic_cancel,
+            spec.BasicGet.INDEX: self.on_basic_get,
+            spec.BasicAck.INDEX: self.on_basic_ack,
+            spec.BasicReject.INDEX: self.on_basic_reject,
+            spec.BasicNack.INDEX: self.on_basic_nack,
+            spec.BasicRecover.INDEX: self.on_basic_recover,
+            spec.BasicRecoverAsync.INDEX: self.on_basic_recover_async,
+            spec.TxSelect.INDEX: self.on_tx_select,
+            spec.TxCommit.INDEX: self.on_tx_commit,
+            spec.TxRollback.INDEX: self.on_tx_rollback,
+            spec.ConfirmSelect.INDEX: self.on_confirm_select,
+            spec.AccessRequest.INDEX: self.on_access_request,
+        }
+
+    def __repr__(self) -> str:
+        return f"<Channel {self.id} of {self.connection!r}>"
+
+    # --- output ------------------------------------------------------------------------------
+
+    def send_method(self, method: spec.Method) -> None:
+        self.connection.send_method(self.id, method)
+
+    def has_room(self) -> bool:
+        if not self.active or self.closed:
+            return False
+        return not self.prefetch_global or len(self.unacked) < self.prefetch_global
+
+    def deliver(
+        self, consumer: Consumer | direct_reply_to.ReplyConsumer, entry: QueuedMessage, queue: Queue | None
+    ) -> None:
+        tag = self._next_delivery_tag
+        self._next_delivery_tag = tag + 1
+        if not consumer.no_ack:
+            assert queue is not None and isinstance(consumer, Consumer)
+            self.unacked[tag] = Delivery(entry, queue, consumer)
+        message = entry.message
+        self.connection.send(
+            encode_deliver_frames(
+                self.id,
+                consumer.tag_bytes,
+                tag,
+                entry.redelivered,
+                message.exchange.encode(),
+                message.routing_key.encode(),
+                message.header_payload,
+                message.body,
+                self.connection.frame_max,
+            )
+        )
+
+    def send_content(self, method: spec.Method, message: Message) -> None:
+        self.connection.send(
+            content_frames(self.id, method, 60, message.raw_properties, message.body, self.connection.frame_max)
+        )
+
+    # --- method dispatch ---------------------------------------------------------------------
+
+    def handle_method(self, method: spec.Method) -> None:
+        if self._publish is not None:
+            raise ConnectionError(
+                UNEXPECTED_FRAME,
+                "expected content header for class 60, got non content header frame instead",
+                method.CLASS_ID,
+                method.METHOD_ID,
+            )
+        handler = self.handlers.get(method.INDEX)
+        if handler is None:
+            raise ConnectionError(
+                NOT_IMPLEMENTED if method.CLASS_ID in (10, 20) else 503,
+                f"method {method.NAME} is not allowed on a channel",
+                method.CLASS_ID,
+                method.METHOD_ID,
+            )
+        try:
+            handler(method)
+        except ChannelError as error:
+            if not error.class_id:
+                error.class_id, error.method_id = method.CLASS_ID, method.METHOD_ID
+            raise
+
+    # --- content assembly (the publish hot path) ---------------------------------------------
+
+    def start_publish(self, exchange: str, routing_key: str, mandatory: bool, immediate: bool) -> None:
+        if self._publish is not None:
+            raise ConnectionError(
+                UNEXPECTED_FRAME,
+                "expected content header for class 60, got non content header frame instead",
+                60,
+                40,
+            )
+        if immediate:
+            raise ConnectionError(NOT_IMPLEMENTED, "immediate=true", 60, 40)
+        self._publish = (exchange, routing_key, mandatory)
+
+    def on_header(self, payload: bytes) -> None:
+        if self._publish is None or self._header is not None:
+            raise ConnectionError(UNEXPECTED_FRAME, "expected method frame, got non method frame instead")
+        body_size = int.from_bytes(payload[4:12], "big")
+        max_size = self.connection.broker.config.max_message_size
+        if body_size > max_size:
+            self._publish = None
+            raise ChannelError(
+                PRECONDITION_FAILED,
+                f"message size {body_size} is larger than configured max size {max_size}",
+                60,
+                40,
+            )
+        self._header = bytes(payload)
+        self._body_size = body_size
+        self._body_remaining = body_size
+        self._body = []
+        if body_size == 0:
+            self._finish_publish()
+
+    def on_body(self, payload: bytes) -> None:
+        if self._header is None:
+            raise ConnectionError(UNEXPECTED_FRAME, "expected method frame, got non method frame instead")
+        self._body.append(bytes(payload))
+        self._body_remaining -= len(payload)
+        if self._body_remaining <= 0:
+            if self._body_remaining < 0:
+                raise ConnectionError(FRAME_ERROR, f"body frames exceed the declared body size {self._body_size}")
+            self._finish_publish()
+
+    def _finish_publish(self) -> None:
+        exchange_name, routing_key, mandatory = self._publish  # type: ignore[misc]
+        header = self._header
+        body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
+        self._publish = None
+        self._header = None
+        self._body = []
+        assert header is not None
+        message = Message(exchange_name, routing_key, header, body)
+        self.publish(message, mandatory)
+
+    def publish(self, message: Message, mandatory: bool) -> None:
+        exchange = self.vhost.exchanges.get(message.exchange)
+        if exchange is None:
+            raise ChannelError(NOT_FOUND, f"no exchange '{message.exchange}' in vhost '{self.vhost.name}'", 60, 40)
+        if exchange.internal:
+            raise ChannelError(
+                ACCESS_REFUSED,
+                f"cannot publish to internal exchange '{exchange.name}' in vhost '{self.vhost.name}'",
+                60,
+                40,
+            )
+        if len(message.header_payload) > 13 and message.header_payload[13] & _USER_ID_FLAG:
+            self._check_user_id(message)
+        if message.header_payload[12] & _REPLY_TO_FLAG_HIGH and message.properties.reply_to == direct_reply_to.QUEUE:
+            if self.reply_to is None:
+                raise ChannelError(PRECONDITION_FAILED, "fast reply consumer does not exist", 60, 40)
+            self.reply_to.rewrite(message)
+        if self.confirm_mode:
+            self.publish_seq += 1
+        if self.tx is not None:
+            self.tx.publishes.append((exchange, message, mandatory))
+            return
+        self.route_and_enqueue(exchange, message, mandatory)
+        if self.confirm_mode:
+            self.connection.confirm_pending(self)
+
+    def route_and_enqueue(self, exchange: Exchange, message: Message, mandatory: bool) -> None:
+        if exchange.is_default and message.routing_key.startswith(direct_reply_to.PREFIX):
+            if direct_reply_to.deliver(self.connection.broker, message):
+                return
+            queues: list[Queue] = []
+        else:
+            queues = self.vhost.route(exchange, message)
+        if not queues:
+            if mandatory:
+                self.send_content(
+                    spec.BasicReturn(
+                        reply_code=312,
+                        reply_text="NO_ROUTE",
+                        exchange=message.exchange,
+                        routing_key=message.routing_key,
+                    ),
+                    message,
+                )
+            return
+        for queue in queues:
+            queue.publish(message)
+
+    def _check_user_id(self, message: Message) -> None:
+        user_id = message.properties.user_id
+        username = self.connection.username
+        if user_id is not None and user_id != username:
+            raise ChannelError(
+                PRECONDITION_FAILED,
+                f"user_id property set to '{user_id}' but authenticated user was '{username}'",
+                60,
+                40,
+            )
+
+    def flush_confirms(self) -> None:
+        """Tell the publisher about every confirm since the last flush, in one ack where possible."""
+        upto = self.publish_seq
+        first = self.confirmed_seq + 1
+        if upto < first:
+            return
+        self.confirmed_seq = upto
+        self.send_method(spec.BasicAck(delivery_tag=upto, multiple=upto > first))
+
+    # --- channel class -----------------------------------------------------------------------
+
+    def on_flow(self, method: spec.ChannelFlow) -> None:
+        if not method.active:
+            raise ChannelError(NOT_IMPLEMENTED, "active=false", 20, 20)
+        self.send_method(spec.ChannelFlowOk(active=True))
+
+    def on_access_request(self, method: spec.AccessRequest) -> None:
+        self.send_method(spec.AccessRequestOk(ticket=1))
+
+    # --- exchange class ----------------------------------------------------------------------
+
+    def on_exchange_declare(self, method: spec.ExchangeDeclare) -> None:
+        self.vhost.declare_exchange(
+            method.exchange,
+            method.type,
+            passive=method.passive,
+            durable=method.durable,
+            auto_delete=method.auto_delete,
+            internal=method.internal,
+            arguments=method.arguments,
+        )
+        if not method.nowait:
+            self.send_method(spec.ExchangeDeclareOk())
+
+    def on_exchange_delete(self, method: spec.ExchangeDelete) -> None:
+        name = method.exchange
+        if not name or name.startswith("amq."):
+            raise ChannelError(
+                ACCESS_REFUSED,
+                "operation not permitted on the default exchange"
+                if not name
+                else f"deletion of system exchange '{name}' in vhost '{self.vhost.name}' not allowed",
+            )
+        self.vhost.delete_exchange(name, if_unused=method.if_unused)
+        if not method.nowait:
+            self.send_method(spec.ExchangeDeleteOk())
+
+    def on_exchange_bind(self, method: spec.ExchangeBind) -> None:
+        destination = self.vhost.exchange(method.destination)
+        source = self.vhost.exchange(method.source)
+        self.vhost.bind(source, destination, method.routing_key, method.arguments)
+        if not method.nowait:
+            self.send_method(spec.ExchangeBindOk())
+
+    def on_exchange_unbind(self, method: spec.ExchangeUnbind) -> None:
+        destination = self.vhost.exchanges.get(method.destination)
+        source = self.vhost.exchanges.get(method.source)
+        # RabbitMQ answers unbind-ok when either end is missing: the binding is gone either way.
+        if source is not None and destination is not None:
+            self.vhost.unbind(source, destination, method.routing_key, method.arguments)
+        if not method.nowait:
+            self.send_method(spec.ExchangeUnbindOk())
+
+    # --- queue class -------------------------------------------------------------------------
+
+    def _queue_name(self, name: str) -> str:
+        """An empty queue name means the queue last declared on this channel, as in RabbitMQ."""
+        if name:
+            return name
+        if not self.last_queue_name:
+            raise ChannelError(NOT_FOUND, "no previously declared queue")
+        return self.last_queue_name
+
+    def on_queue_declare(self, method: spec.QueueDeclare) -> None:
+        name = method.queue
+        if method.passive:
+            if name == direct_reply_to.QUEUE:
+                self.send_method(spec.QueueDeclareOk(queue=name, message_count=0, consumer_count=0))
+                return
+            # A passive declare does not expand the "last declared queue" shortcut.
+            queue = self.vhost.queue(name, self.connection)
+        else:
+            queue_type = method.arguments.get("x-queue-type") if method.arguments else None
+            if queue_type not in (None, "classic"):
+                raise ChannelError(
+                    PRECONDITION_FAILED,
+                    f"invalid arg 'x-queue-type' for queue '{name}' in vhost '{self.vhost.name}': "
+                    f"queue type '{queue_type}' is not supported by Lapine",
+                )
+            if name.startswith("amq."):
+                raise ChannelError(ACCESS_REFUSED, f"queue name '{name}' contains reserved prefix 'amq.*'")
+            queue = self.vhost.declare_queue(
+                name or names.queue_name(),
+                self.connection,
+                durable=method.durable,
+                exclusive=method.exclusive,
+                auto_delete=method.auto_delete,
+                arguments=method.arguments,
+            )
+        self.last_queue_name = queue.name
+        if not method.nowait:
+            self.send_method(
+                spec.QueueDeclareOk(
+                    queue=queue.name, message_count=queue.message_count, consumer_count=queue.consumer_count
+                )
+            )
+
+    def on_queue_bind(self, method: spec.QueueBind) -> None:
+        queue_name = self._queue_name(method.queue)
+        routing_key = method.routing_key or (queue_name if not method.queue else "")
+        exchange = self.vhost.exchange(method.exchange)
+        queue = self.vhost.queue(queue_name, self.connection)
+        self.vhost.bind(exchange, queue, routing_key, method.arguments)
+        if not method.nowait:
+            self.send_method(spec.QueueBindOk())
+
+    def on_queue_unbind(self, method: spec.QueueUnbind) -> None:
+        queue_name = self._queue_name(method.queue)
+        routing_key = method.routing_key or (queue_name if not method.queue else "")
+        exchange = self.vhost.exchanges.get(method.exchange)
+        queue = self.vhost.queues.get(queue_name)
+        if exchange is not None and queue is not None:
+            self.vhost.check_exclusive(queue, self.connection)
+            self.vhost.unbind(exchange, queue, routing_key, method.arguments)
+        self.send_method(spec.QueueUnbindOk())
+
+    def on_queue_purge(self, method: spec.QueuePurge) -> None:
+        queue = self.vhost.queue(self._queue_name(method.queue), self.connection)
+        count = queue.purge()
+        if not method.nowait:
+            self.send_method(spec.QueuePurgeOk(message_count=count))
+
+    def on_queue_delete(self, method: spec.QueueDelete) -> None:
+        name = self._queue_name(method.queue)
+        queue = self.vhost.queues.get(name)
+        if queue is None:
+            # RabbitMQ answers delete-ok with a zero count for a queue that does not exist.
+            count = 0
+        else:
+            self.vhost.check_exclusive(queue, self.connection)
+            count = self.vhost.delete_queue(queue, if_unused=method.if_unused, if_empty=method.if_empty)
+        if not method.nowait:
+            self.send_method(spec.QueueDeleteOk(message_count=count))
+
+    # --- basic class: consumers --------------------------------------------------------------
+
+    def on_basic_qos(self, method: spec.BasicQos) -> None:
+        if method.prefetch_size:
+            raise ChannelError(NOT_IMPLEMENTED, f"prefetch_size!=0 ({method.prefetch_size})", 60, 10)
+        if method.global_:
+            self.prefetch_global = method.prefetch_count
+            for consumer in self.consumers.values():
+                consumer.queue.dispatch()
+        else:
+            self.prefetch_count = method.prefetch_count
+        self.send_method(spec.BasicQosOk())
+
+    def on_basic_consume(self, method: spec.BasicConsume) -> None:
+        tag = method.consumer_tag or names.consumer_tag()
+        if tag in self.consumers or (self.reply_to is not None and self.reply_to.tag == tag):
+            raise ConnectionError(NOT_ALLOWED, f"attempt to reuse consumer tag '{tag}'", 60, 20)
+        queue_name = self._queue_name(method.queue) if method.queue != direct_reply_to.QUEUE else method.queue
+        if queue_name == direct_reply_to.QUEUE:
+            self.reply_to = direct_reply_to.start(self, tag, method.no_ack)
+            if not method.nowait:
+                self.send_method(spec.BasicConsumeOk(consumer_tag=tag))
+            return
+        queue = self.vhost.queue(queue_name, self.connection)
+        if queue.exclusive_consumer is not None or (method.exclusive and queue.consumers):
+            raise ChannelError(ACCESS_REFUSED, f"queue '{queue.name}' in vhost '{self.vhost.name}' in exclusive use")
+        consumer = Consumer(
+            self,
+            queue,
+            tag,
+            no_ack=method.no_ack,
+            exclusive=method.exclusive,
+            prefetch=self.prefetch_count,
+            arguments=dict(method.arguments or {}),
+        )
+        self.consumers[tag] = consumer
+        if not method.nowait:
+            self.send_method(spec.BasicConsumeOk(consumer_tag=tag))
+        queue.add_consumer(consumer)
+
+    def on_basic_cancel(self, method: spec.BasicCancel) -> None:
+        tag = method.consumer_tag
+        if self.reply_to is not None and self.reply_to.tag == tag:
+            self.reply_to.stop()
+            self.reply_to = None
+        consumer = self.consumers.pop(tag, None)
+        if not method.nowait:
+            self.send_method(spec.BasicCancelOk(consumer_tag=tag))
+        if consumer is not None:
+            consumer.queue.remove_consumer(consumer)
+
+    def cancel_by_broker(self, consumer: Consumer) -> None:
+        """The consumed queue is gone: drop the consumer and tell a client that understands."""
+        if self.consumers.pop(consumer.tag, None) is None or self.closing or self.closed:
+            return
+        if self.connection.client_capability("consumer_cancel_notify"):
+            self.send_method(spec.BasicCancel(consumer_tag=consumer.tag, nowait=True))
+
+    def on_basic_get(self, method: spec.BasicGet) -> None:
+        queue = self.vhost.queue(self._queue_name(method.queue), self.connection)
+        entry = queue.get()
+        if entry is None:
+            self.send_method(spec.BasicGetEmpty())
+            return
+        tag = self._next_delivery_tag
+        self._next_delivery_tag = tag + 1
+        if not method.no_ack:
+            self.unacked[tag] = Delivery(entry, queue, None)
+            queue.unacked_count += 1
+        message = entry.message
+        self.send_content(
+            spec.BasicGetOk(
+                delivery_tag=tag,
+                redelivered=entry.redelivered,
+                exchange=message.exchange,
+                routing_key=message.routing_key,
+                message_count=queue.message_count,
+            ),
+            message,
+        )
+
+    # --- basic class: acknowledgements -------------------------------------------------------
+
+    def _take_deliveries(self, delivery_tag: int, multiple: bool) -> list[tuple[int, Delivery]]:
+        """Remove and return the deliveries a tag names, or fail as RabbitMQ does."""
+        unacked = self.unacked
+        if multiple:
+            taken = []
+            for tag in list(unacked) if delivery_tag == 0 else unacked:
+                if delivery_tag and tag > delivery_tag:
+                    break
+                taken.append((tag, unacked[tag]))
+            for tag, _delivery in taken:
+                del unacked[tag]
+            if not taken and delivery_tag > self._next_delivery_tag - 1:
+                raise ChannelError(PRECONDITION_FAILED, f"unknown delivery tag {delivery_tag}")
+            return taken
+        delivery = unacked.pop(delivery_tag, None)
+        if delivery is None:
+            raise ChannelError(PRECONDITION_FAILED, f"unknown delivery tag {delivery_tag}")
+        return [(delivery_tag, delivery)]
+
+    def on_basic_ack(self, method: spec.BasicAck) -> None:
+        taken = self._take_deliveries(method.delivery_tag, method.multiple)
+        if self.tx is not None:
+            self.tx.settlements.append((taken, False))
+            return
+        self._settle(taken, requeue=False)
+
+    def on_basic_reject(self, method: spec.BasicReject) -> None:
+        self._reject(self._take_deliveries(method.delivery_tag, False), method.requeue)
+
+    def on_basic_nack(self, method: spec.BasicNack) -> None:
+        self._reject(self._take_deliveries(method.delivery_tag, method.multiple), method.requeue)
+
+    def _reject(self, taken: list[tuple[int, Delivery]], requeue: bool) -> None:
+        if self.tx is not None:
+            self.tx.settlements.append((taken, requeue))
+            return
+        self._settle(taken, requeue=requeue)
+
+    def _settle(self, taken: list[tuple[int, Delivery]], *, requeue: bool) -> None:
+        """Acked, rejected or requeued: free the consumers' windows and refill them."""
+        touched: dict[Queue, list[QueuedMessage]] = {}
+        for _tag, delivery in taken:
+            consumer = delivery.consumer
+            if consumer is not None:
+                consumer.unacked -= 1
+            touched.setdefault(delivery.queue, []).append(delivery.entry)
+        for queue, entries in touched.items():
+            if queue.deleted:
+                continue
+            if requeue:
+                queue.requeue(entries)
+            else:
+                queue.settled(len(entries))
+        self._refill()
+
+    def _refill(self) -> None:
+        for consumer in list(self.consumers.values()):
+            queue = consumer.queue
+            if queue.ready:
+                queue.dispatch()
+
+    def on_basic_recover(self, method: spec.BasicRecover) -> None:
+        self._recover(method.requeue)
+        self.send_method(spec.BasicRecoverOk())
+
+    def on_basic_recover_async(self, method: spec.BasicRecoverAsync) -> None:
+        self._recover(method.requeue)
+
+    def _recover(self, requeue: bool) -> None:
+        if not requeue:
+            raise ChannelError(NOT_IMPLEMENTED, "requeue=false", 60, 110)
+        taken = list(self.unacked.items())
+        self.unacked.clear()
+        self._settle(taken, requeue=True)
+
+    # --- tx and confirm classes --------------------------------------------------------------
+
+    def on_tx_select(self, method: spec.TxSelect) -> None:
+        if self.confirm_mode:
+            raise ChannelError(PRECONDITION_FAILED, "cannot switch from confirm to tx mode")
+        if self.tx is None:
+            self.tx = Transaction()
+        self.send_method(spec.TxSelectOk())
+
+    def on_tx_commit(self, method: spec.TxCommit) -> None:
+        tx = self.tx
+        if tx is None:
+            raise ChannelError(PRECONDITION_FAILED, "channel is not transactional")
+        self.tx = None
+        try:
+            for exchange, message, mandatory in tx.publishes:
+                if not exchange.deleted:
+                    self.route_and_enqueue(exchange, message, mandatory)
+            for taken, requeue in tx.settlements:
+                self._settle(taken, requeue=requeue)
+        finally:
+            self.tx = Transaction()
+        self.send_method(spec.TxCommitOk())
+
+    def on_tx_rollback(self, method: spec.TxRollback) -> None:
+        tx = self.tx
+        if tx is None:
+            raise ChannelError(PRECONDITION_FAILED, "channel is not transactional")
+        # Settlements are undone: those deliveries are unacked again, in tag order.
+        restored = dict(self.unacked)
+        for taken, _requeue in tx.settlements:
+            restored.update(taken)
+        self.unacked = dict(sorted(restored.items()))
+        self.tx = Transaction()
+        self.send_method(spec.TxRollbackOk())
+
+    def on_confirm_select(self, method: spec.ConfirmSelect) -> None:
+        if self.tx is not None:
+            raise ChannelError(PRECONDITION_FAILED, "cannot switch from tx to confirm mode")
+        self.confirm_mode = True
+        if not method.nowait:
+            self.send_method(spec.ConfirmSelectOk())
+
+    # --- closing -----------------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """The channel is gone: requeue what it held, and drop its consumers."""
+        if self.closed:
+            return
+        self.closed = True
+        self._publish = None
+        taken = list(self.unacked.items())
+        self.unacked.clear()
+        if self.reply_to is not None:
+            self.reply_to.stop()
+            self.reply_to = None
+        consumers = list(self.consumers.values())
+        self.consumers.clear()
+        # Requeue while still registered but closed (no room): nothing comes back to this channel.
+        self._settle(taken, requeue=True)
+        for consumer in consumers:
+            consumer.queue.remove_consumer(consumer)
+
+
+class Transaction:
+    """What a tx channel has done since its last commit or rollback."""
+
+    __slots__ = ("publishes", "settlements")
+
+    def __init__(self) -> None:
+        self.publishes: list[tuple[Exchange, Message, bool]] = []
+        self.settlements: list[tuple[list[tuple[int, Delivery]], bool]] = []

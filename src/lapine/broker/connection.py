@@ -1,0 +1,442 @@
+"""One AMQP connection, sans-IO: bytes in through ``data_received``, bytes out in ``output``.
+
+The connection runs the handshake (header, start, tune, open), splits frames among its channels,
+and turns the model's exceptions into channel.close or connection.close as RabbitMQ does. The
+asyncio layer (lapine.server.protocol) only moves bytes and runs timers: it is woken through
+``wakeup`` when output appears, writes ``output`` once per loop tick, and closes the socket once
+``finished`` is set.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import socket
+from collections.abc import Callable
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from lapine import __version__
+from lapine.amqp import spec
+from lapine.amqp.errors import AMQPError, ChannelError, ConnectionError
+from lapine.amqp.frames import PROTOCOL_HEADER, FrameReader, decode_publish, method_frame
+from lapine.auth import sasl
+from lapine.broker.channel import Channel
+
+if TYPE_CHECKING:
+    from lapine.broker.broker import Broker
+    from lapine.broker.queue import Queue
+    from lapine.broker.vhost import VirtualHost
+
+log = logging.getLogger("lapine.connection")
+
+ACCESS_REFUSED = 403
+CHANNEL_ERROR = 504
+COMMAND_INVALID = 503
+UNEXPECTED_FRAME = 505
+NOT_ALLOWED = 530
+INTERNAL_ERROR = 541
+CONNECTION_FORCED = 320
+
+_PUBLISH_IDS = b"\x00\x3c\x00\x28"  # basic.publish: class 60, method 40
+_HANDSHAKE_FRAME_MAX = 131072
+
+
+class State(Enum):
+    AWAIT_HEADER = "awaiting protocol header"
+    AWAIT_START_OK = "awaiting connection.start-ok"
+    AWAIT_TUNE_OK = "awaiting connection.tune-ok"
+    AWAIT_OPEN = "awaiting connection.open"
+    OPEN = "open"
+    CLOSING = "closing"  # connection.close sent, waiting for close-ok
+    CLOSED = "closed"
+
+
+class Connection:
+    def __init__(self, broker: Broker, peer: tuple[str, int], wakeup: Callable[[], None]) -> None:
+        self.broker = broker
+        self.peer_host, self.peer_port = peer[0], peer[1]
+        self.wakeup = wakeup
+        self.state = State.AWAIT_HEADER
+        self.output: list[bytes] = []
+        self.finished = False  # the transport should close once output is written
+        self._header = b""
+        self.reader = FrameReader(_HANDSHAKE_FRAME_MAX)
+        config = broker.config
+        self.frame_max = config.frame_max
+        self.channel_max = config.channel_max
+        self.heartbeat = config.heartbeat
+        self.channels: dict[int, Channel] = {}
+        self.client_properties: dict[str, Any] = {}
+        self.username = ""
+        self.vhost: VirtualHost = None  # type: ignore[assignment]  # set by connection.open
+        self.exclusive_queues: set[Queue] = set()
+        self._confirming: set[Channel] = set()
+        self.name = f"{self.peer_host}:{self.peer_port}"
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.name} {self.state.value}>"
+
+    # --- output ------------------------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        if not self.output:
+            self.wakeup()
+        self.output.append(data)
+
+    def send_method(self, channel_id: int, method: spec.Method) -> None:
+        self.send(method_frame(channel_id, method))
+
+    def take_output(self) -> bytes:
+        data = b"".join(self.output)
+        self.output.clear()
+        return data
+
+    def client_capability(self, name: str) -> bool:
+        capabilities = self.client_properties.get("capabilities")
+        return isinstance(capabilities, dict) and bool(capabilities.get(name))
+
+    def confirm_pending(self, channel: Channel) -> None:
+        self._confirming.add(channel)
+
+    # --- input -------------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self.state is State.CLOSED:
+            return
+        if self.state is State.AWAIT_HEADER:
+            data = self._protocol_header(data)
+            if not data:
+                return
+        try:
+            self._frames_received(self.reader.feed(data))
+        except ConnectionError as error:
+            self.close_with_error(error)
+        except Exception:
+            log.exception("internal error on connection %s", self.name)
+            self.close_with_error(ConnectionError(INTERNAL_ERROR, "internal error"))
+        finally:
+            if self._confirming:
+                for channel in self._confirming:
+                    if not channel.closed:
+                        channel.flush_confirms()
+                self._confirming.clear()
+
+    def _protocol_header(self, data: bytes) -> bytes:
+        needed = 8 - len(self._header)
+        self._header += data[:needed]
+        if len(self._header) < 8:
+            return b""
+        if self._header != PROTOCOL_HEADER:
+            # The spec's answer to a header we do not speak: ours, then close.
+            self.send(PROTOCOL_HEADER)
+            self._finish()
+            return b""
+        self.state = State.AWAIT_START_OK
+        self.send_method(0, self._start_method())
+        return data[needed:]
+
+    def _frames_received(self, frames: list[tuple[int, int, Any]]) -> None:
+        channels = self.channels
+        for frame_type, channel_id, payload in frames:
+            if self.state is State.CLOSED:
+                return
+            channel = channels.get(channel_id) if channel_id else None
+            if channel is not None and not channel.closing:
+                try:
+                    if frame_type == 1:
+                        if payload[:4] == _PUBLISH_IDS:
+                            channel.start_publish(*decode_publish(payload))
+                        else:
+                            channel.handle_method(spec.decode_method(payload))
+                    elif frame_type == 2:
+                        channel.on_header(payload)
+                    elif frame_type == 3:
+                        channel.on_body(payload)
+                    else:
+                        self._unexpected_frame(frame_type, channel_id)
+                except ChannelError as error:
+                    self.close_channel_with_error(channel, error)
+                continue
+            self._other_frame(frame_type, channel_id, payload)
+
+    def _other_frame(self, frame_type: int, channel_id: int, payload: Any) -> None:
+        """Frames off the hot path: channel 0, heartbeats, unknown or closing channels."""
+        if frame_type == spec.FRAME_HEARTBEAT:
+            if channel_id:
+                raise ConnectionError(501, f"heartbeat frame on non-zero channel {channel_id}")
+            return
+        if self.state is State.CLOSING:
+            if channel_id == 0 and frame_type == spec.FRAME_METHOD:
+                method = spec.decode_method(payload)
+                if isinstance(method, spec.ConnectionCloseOk | spec.ConnectionClose):
+                    if isinstance(method, spec.ConnectionClose):
+                        self.send_method(0, spec.ConnectionCloseOk())
+                    self._finish()
+            return
+        if frame_type != spec.FRAME_METHOD:
+            self._unexpected_frame(frame_type, channel_id)
+        method = spec.decode_method(payload)
+        if channel_id == 0:
+            self._connection_method(method)
+            return
+        if self.state is not State.OPEN:
+            raise ConnectionError(
+                CHANNEL_ERROR,
+                f"expected 'connection.open', got '{method.NAME}'",
+                method.CLASS_ID,
+                method.METHOD_ID,
+            )
+        channel = self.channels.get(channel_id)
+        if channel is None:
+            self._open_channel(channel_id, method)
+        elif isinstance(method, spec.ChannelCloseOk):
+            del self.channels[channel_id]
+        elif isinstance(method, spec.ChannelClose):
+            self.send_method(channel_id, spec.ChannelCloseOk())
+            del self.channels[channel_id]
+        # Anything else on a channel we are closing is dropped, as the spec asks.
+
+    def _unexpected_frame(self, frame_type: int, channel_id: int) -> None:
+        if frame_type in (spec.FRAME_HEADER, spec.FRAME_BODY):
+            raise ConnectionError(
+                UNEXPECTED_FRAME,
+                f"expected method frame, got non method frame instead (type {frame_type}) on channel {channel_id}",
+            )
+        raise ConnectionError(501, f"unknown frame type {frame_type}")
+
+    def _open_channel(self, channel_id: int, method: spec.Method) -> None:
+        if not isinstance(method, spec.ChannelOpen):
+            raise ConnectionError(
+                CHANNEL_ERROR,
+                f"expected 'channel.open' on channel {channel_id}, got '{method.NAME}'",
+                method.CLASS_ID,
+                method.METHOD_ID,
+            )
+        if len(self.channels) >= self.channel_max:
+            raise ConnectionError(
+                NOT_ALLOWED,
+                f"number of channels opened ({len(self.channels)}) has reached the negotiated "
+                f"channel_max ({self.channel_max})",
+                20,
+                10,
+            )
+        channel = Channel(self, channel_id)
+        self.channels[channel_id] = channel
+        channel.handlers[spec.ChannelClose.INDEX] = lambda m: self._channel_close(channel)
+        channel.handlers[spec.ChannelOpen.INDEX] = lambda m: self._second_open(channel_id)
+        channel.handlers[spec.ChannelCloseOk.INDEX] = lambda m: None
+        self.send_method(channel_id, spec.ChannelOpenOk())
+
+    def _second_open(self, channel_id: int) -> None:
+        raise ConnectionError(CHANNEL_ERROR, f"second 'channel.open' seen on channel {channel_id}", 20, 10)
+
+    def _channel_close(self, channel: Channel) -> None:
+        channel.shutdown()
+        self.channels.pop(channel.id, None)
+        self.send_method(channel.id, spec.ChannelCloseOk())
+
+    def close_channel_with_error(self, channel: Channel, error: AMQPError) -> None:
+        log.info("channel %d of %s closed: %s", channel.id, self.name, error.reply_text)
+        channel.shutdown()
+        channel.closing = True
+        self.send_method(
+            channel.id,
+            spec.ChannelClose(
+                reply_code=error.reply_code,
+                reply_text=error.reply_text,
+                class_id=error.class_id,
+                method_id=error.method_id,
+            ),
+        )
+
+    # --- connection class (channel 0) --------------------------------------------------------
+
+    def _connection_method(self, method: spec.Method) -> None:
+        state = self.state
+        if isinstance(method, spec.ConnectionClose):
+            self._shutdown_channels()
+            self.send_method(0, spec.ConnectionCloseOk())
+            self._finish()
+        elif isinstance(method, spec.ConnectionCloseOk):
+            self._finish()
+        elif state is State.AWAIT_START_OK and isinstance(method, spec.ConnectionStartOk):
+            self._start_ok(method)
+        elif state is State.AWAIT_TUNE_OK and isinstance(method, spec.ConnectionTuneOk):
+            self._tune_ok(method)
+        elif state is State.AWAIT_OPEN and isinstance(method, spec.ConnectionOpen):
+            self._open(method)
+        elif state is State.OPEN and isinstance(method, spec.ConnectionUpdateSecret):
+            self.send_method(0, spec.ConnectionUpdateSecretOk())
+        elif state is State.OPEN and isinstance(method, spec.ConnectionBlocked | spec.ConnectionUnblocked):
+            return
+        else:
+            raise ConnectionError(
+                COMMAND_INVALID if state is State.OPEN else CHANNEL_ERROR,
+                f"unexpected method '{method.NAME}' on channel 0 while {state.value}",
+                method.CLASS_ID,
+                method.METHOD_ID,
+            )
+
+    def _start_method(self) -> spec.ConnectionStart:
+        return spec.ConnectionStart(
+            version_major=0,
+            version_minor=9,
+            server_properties=self.broker.server_properties(),
+            mechanisms=sasl.MECHANISMS,
+            locales=b"en_US",
+        )
+
+    def _start_ok(self, method: spec.ConnectionStartOk) -> None:
+        self.client_properties = method.client_properties or {}
+        name = self.client_properties.get("connection_name")
+        if isinstance(name, str):
+            self.name = f"{self.peer_host}:{self.peer_port} ({name})"
+        mechanism = method.mechanism
+        if mechanism not in ("PLAIN", "AMQPLAIN"):
+            raise ConnectionError(ACCESS_REFUSED, f"unsupported authentication mechanism '{mechanism}'", 10, 11)
+        credentials = sasl.parse_response(mechanism, bytes(method.response))
+        user = None
+        if credentials is not None:
+            user = self.broker.users.authenticate(credentials[0], credentials[1], self.peer_host)
+        if user is None:
+            log.warning(
+                "login refused for user %r from %s (mechanism %s)",
+                credentials[0] if credentials else "",
+                self.peer_host,
+                mechanism,
+            )
+            error = ConnectionError(
+                ACCESS_REFUSED,
+                f"Login was refused using authentication mechanism {mechanism}. For details see the broker logfile.",
+                10,
+                11,
+            )
+            if self.client_capability("authentication_failure_close"):
+                self.close_with_error(error)
+            else:
+                self._finish()
+            return
+        self.username = user.name
+        self.state = State.AWAIT_TUNE_OK
+        config = self.broker.config
+        self.send_method(
+            0,
+            spec.ConnectionTune(channel_max=config.channel_max, frame_max=config.frame_max, heartbeat=config.heartbeat),
+        )
+
+    def _tune_ok(self, method: spec.ConnectionTuneOk) -> None:
+        config = self.broker.config
+        self.frame_max = _negotiate("frame_max", method.frame_max, config.frame_max, spec.FRAME_MIN_SIZE)
+        self.channel_max = _negotiate("channel_max", method.channel_max, config.channel_max, 1)
+        self.heartbeat = method.heartbeat
+        self.reader.frame_max = self.frame_max
+        self.state = State.AWAIT_OPEN
+
+    def _open(self, method: spec.ConnectionOpen) -> None:
+        vhost = self.broker.vhosts.get(method.virtual_host)
+        if vhost is None:
+            raise ConnectionError(NOT_ALLOWED, f"vhost {method.virtual_host} not found", 10, 40)
+        self.vhost = vhost
+        self.state = State.OPEN
+        self.broker.connections.add(self)
+        self.send_method(0, spec.ConnectionOpenOk())
+
+    # --- closing -----------------------------------------------------------------------------
+
+    def close_with_error(self, error: AMQPError) -> None:
+        """A hard error (or a forced close): connection.close, then wait for close-ok."""
+        if self.state in (State.CLOSING, State.CLOSED):
+            return
+        if error.reply_code != CONNECTION_FORCED:
+            log.warning("closing connection %s: %s", self.name, error.reply_text)
+        self._shutdown_channels()
+        if self.state is State.AWAIT_HEADER:
+            self._finish()
+            return
+        self.state = State.CLOSING
+        self.send_method(
+            0,
+            spec.ConnectionClose(
+                reply_code=error.reply_code,
+                reply_text=error.reply_text,
+                class_id=error.class_id,
+                method_id=error.method_id,
+            ),
+        )
+
+    def _finish(self) -> None:
+        self._shutdown_channels()
+        self.state = State.CLOSED
+        self.finished = True
+        self.wakeup()
+
+    def connection_lost(self) -> None:
+        """The socket is gone: release everything the connection held."""
+        self._shutdown_channels()
+        self.state = State.CLOSED
+        self.finished = True
+        for queue in list(self.exclusive_queues):
+            if not queue.deleted:
+                queue.vhost.delete_queue(queue)
+        self.exclusive_queues.clear()
+        self.broker.connections.discard(self)
+
+    def _shutdown_channels(self) -> None:
+        channels = list(self.channels.values())
+        self.channels.clear()
+        for channel in channels:
+            channel.shutdown()
+        if self.state in (State.CLOSING, State.CLOSED):
+            return
+        # Exclusive queues go with the connection, as soon as it starts closing.
+        for queue in list(self.exclusive_queues):
+            if not queue.deleted:
+                queue.vhost.delete_queue(queue)
+        self.exclusive_queues.clear()
+
+
+def _negotiate(field: str, client: int, server: int, minimum: int) -> int:
+    """RabbitMQ's rule: the client may lower a limit, never raise it or go under the minimum."""
+    if client and client < minimum:
+        raise ConnectionError(
+            NOT_ALLOWED,
+            f"negotiated {field} = {client} is lower than the minimum allowed value ({minimum})",
+            10,
+            31,
+        )
+    if server and (client == 0 or client > server):
+        raise ConnectionError(
+            NOT_ALLOWED,
+            f"negotiated {field} = {client} is higher than the maximum allowed value ({server})",
+            10,
+            31,
+        )
+    return client or server
+
+
+def server_properties(cluster_name: str) -> dict[str, Any]:
+    """What connection.start tells a client about us; the capabilities are RabbitMQ's."""
+    return {
+        "capabilities": {
+            "publisher_confirms": True,
+            "exchange_exchange_bindings": True,
+            "basic.nack": True,
+            "consumer_cancel_notify": True,
+            "connection.blocked": True,
+            "consumer_priorities": True,
+            "authentication_failure_close": True,
+            "per_consumer_qos": True,
+            "direct_reply_to": True,
+        },
+        "cluster_name": cluster_name,
+        "copyright": "Copyright (c) the Lapine developers",
+        "information": "Licensed under the MIT License",
+        "platform": f"Python {platform.python_version()}",
+        "product": "Lapine",
+        "version": __version__,
+    }
+
+
+def default_cluster_name() -> str:
+    return f"lapine@{socket.gethostname()}"

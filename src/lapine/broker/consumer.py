@@ -1,0 +1,57 @@
+"""A consumer: one basic.consume on one channel, with its own prefetch window."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from lapine.broker.channel import Channel
+    from lapine.broker.queue import Queue, QueuedMessage
+
+
+class Consumer:
+    __slots__ = (
+        "arguments",
+        "channel",
+        "exclusive",
+        "no_ack",
+        "prefetch",
+        "queue",
+        "tag",
+        "tag_bytes",
+        "unacked",
+    )
+
+    def __init__(
+        self,
+        channel: Channel,
+        queue: Queue,
+        tag: str,
+        *,
+        no_ack: bool,
+        exclusive: bool,
+        prefetch: int,
+        arguments: dict[str, Any],
+    ) -> None:
+        self.channel = channel
+        self.queue = queue
+        self.tag = tag
+        self.tag_bytes = tag.encode()
+        self.no_ack = no_ack
+        self.exclusive = exclusive
+        # RabbitMQ reads basic.qos global=false as a per-consumer limit fixed at consume time.
+        self.prefetch = prefetch
+        self.arguments = arguments
+        self.unacked = 0
+
+    def has_room(self) -> bool:
+        if self.no_ack:
+            return self.channel.active and not self.channel.closed
+        if self.prefetch and self.unacked >= self.prefetch:
+            return False
+        return self.channel.has_room()
+
+    def deliver(self, entry: QueuedMessage, queue: Queue) -> None:
+        if not self.no_ack:
+            self.unacked += 1
+        self.channel.deliver(self, entry, queue)

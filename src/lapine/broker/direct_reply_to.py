@@ -1,0 +1,63 @@
+"""Direct reply-to: RPC replies straight to the requesting channel, with no queue in between.
+
+A client consumes the pseudo-queue ``amq.rabbitmq.reply-to`` (no-ack) and publishes a request
+with that name as reply_to; the broker rewrites reply_to to a name unique to that channel, and a
+reply published to that name on the default exchange goes straight to the consumer.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from lapine.amqp.errors import ChannelError
+from lapine.broker import names
+from lapine.broker.message import Message
+from lapine.broker.queue import QueuedMessage
+
+if TYPE_CHECKING:
+    from lapine.broker.broker import Broker
+    from lapine.broker.channel import Channel
+
+QUEUE = "amq.rabbitmq.reply-to"
+PREFIX = QUEUE + "."
+PRECONDITION_FAILED = 406
+
+
+class ReplyConsumer:
+    """The consumer of a channel's replies; it quacks like a no-ack Consumer for delivery."""
+
+    __slots__ = ("channel", "name", "no_ack", "tag", "tag_bytes")
+
+    def __init__(self, channel: Channel, tag: str) -> None:
+        self.channel = channel
+        self.tag = tag
+        self.tag_bytes = tag.encode()
+        self.no_ack = True
+        self.name = PREFIX + names.generate_name("g1h2AA").split("-", 1)[1]
+
+    def rewrite(self, message: Message) -> None:
+        properties = message.properties
+        properties.reply_to = self.name
+        message.header_payload = message.header_payload[:12] + properties.encode()
+
+    def stop(self) -> None:
+        self.channel.connection.broker.reply_consumers.pop(self.name, None)
+
+
+def start(channel: Channel, tag: str, no_ack: bool) -> ReplyConsumer:
+    if not no_ack:
+        raise ChannelError(PRECONDITION_FAILED, "reply consumer cannot acknowledge", 60, 20)
+    if channel.reply_to is not None:
+        raise ChannelError(PRECONDITION_FAILED, "reply consumer already set", 60, 20)
+    consumer = ReplyConsumer(channel, tag)
+    channel.connection.broker.reply_consumers[consumer.name] = consumer
+    return consumer
+
+
+def deliver(broker: Broker, message: Message) -> bool:
+    """Hand a reply to its requester's channel; False when no such requester is listening."""
+    consumer = broker.reply_consumers.get(message.routing_key)
+    if consumer is None or consumer.channel.closed:
+        return False
+    consumer.channel.deliver(consumer, QueuedMessage(message, 0), None)
+    return True

@@ -1,0 +1,47 @@
+"""An exchange: its declared attributes and the router of its type that holds its bindings."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from lapine.broker.exchanges import router_for
+
+if TYPE_CHECKING:
+    from lapine.broker.vhost import VirtualHost
+
+
+class Exchange:
+    def __init__(
+        self,
+        vhost: VirtualHost,
+        name: str,
+        type_name: str,
+        *,
+        durable: bool = False,
+        auto_delete: bool = False,
+        internal: bool = False,
+        arguments: dict[str, Any] | None = None,
+    ) -> None:
+        router_type = router_for(type_name)
+        if router_type is None:
+            raise ValueError(type_name)
+        self.vhost = vhost
+        self.name = name
+        self.type = type_name
+        self.durable = durable
+        self.auto_delete = auto_delete
+        self.internal = internal
+        self.arguments = arguments or {}
+        self.router = router_type()
+        alternate = self.arguments.get("alternate-exchange")
+        self.alternate_exchange: str | None = alternate if isinstance(alternate, str) else None
+        self.deleted = False
+        # Exchanges that route into this one (exchange-to-exchange bindings), for clean deletion.
+        self.bound_from: set[Exchange] = set()
+
+    def __repr__(self) -> str:
+        return f"<Exchange {self.name!r} ({self.type}) in vhost {self.vhost.name!r}>"
+
+    @property
+    def is_default(self) -> bool:
+        return self.name == ""

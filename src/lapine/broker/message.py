@@ -1,0 +1,61 @@
+"""A published message as the broker holds it: routing info, the raw content header, the body.
+
+The content header is kept as the bytes it arrived in and is sent on unchanged to every consumer;
+properties are decoded only when a feature needs one (headers exchange, user-id check, ...).
+"""
+
+from __future__ import annotations
+
+from lapine.amqp.spec import BasicProperties
+
+
+class Message:
+    __slots__ = ("_properties", "body", "exchange", "header_payload", "persistent", "routing_key")
+
+    def __init__(self, exchange: str, routing_key: str, header_payload: bytes, body: bytes) -> None:
+        self.exchange = exchange
+        self.routing_key = routing_key
+        # Full content-header payload: class id, weight, body size, property flags and values.
+        self.header_payload = header_payload
+        self.body = body
+        self._properties: BasicProperties | None = None
+        # delivery_mode lives in the properties; flags bit 12 (0x1000) says whether it is present.
+        self.persistent = _delivery_mode(header_payload) == 2
+
+    @property
+    def properties(self) -> BasicProperties:
+        if self._properties is None:
+            self._properties = BasicProperties.decode(self.header_payload, 12)
+        return self._properties
+
+    @property
+    def raw_properties(self) -> bytes:
+        return self.header_payload[12:]
+
+    @property
+    def body_size(self) -> int:
+        return len(self.body)
+
+
+_DELIVERY_MODE_FLAG = 0x1000
+_SHORTSTR_FLAGS = (0x8000, 0x4000)  # content-type, content-encoding precede headers
+_HEADERS_FLAG = 0x2000
+
+
+def _delivery_mode(header_payload: bytes) -> int:
+    """Read delivery-mode without decoding the other properties (it sits after three fields)."""
+    if len(header_payload) < 14:
+        return 0
+    flags = (header_payload[12] << 8) | header_payload[13]
+    if not flags & _DELIVERY_MODE_FLAG:
+        return 0
+    pos = 14
+    try:
+        for flag in _SHORTSTR_FLAGS:
+            if flags & flag:
+                pos += 1 + header_payload[pos]
+        if flags & _HEADERS_FLAG:
+            pos += 4 + int.from_bytes(header_payload[pos : pos + 4], "big")
+        return header_payload[pos]
+    except IndexError:
+        return 0

@@ -1,0 +1,330 @@
+"""A virtual host: its exchanges and queues, and the operations on them that RabbitMQ defines.
+
+The operations check what RabbitMQ checks and raise ChannelError/ConnectionError with RabbitMQ's
+reply codes and texts; the channel only translates methods into these calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from lapine.amqp.errors import ChannelError, ConnectionError
+from lapine.broker import arguments as args
+from lapine.broker.exchange import Exchange
+from lapine.broker.exchanges import router_for
+from lapine.broker.message import Message
+from lapine.broker.queue import Queue
+
+if TYPE_CHECKING:
+    from lapine.broker.connection import Connection
+
+ACCESS_REFUSED = 403
+NOT_FOUND = 404
+RESOURCE_LOCKED = 405
+PRECONDITION_FAILED = 406
+COMMAND_INVALID = 503
+
+STANDARD_EXCHANGES = (
+    ("amq.direct", "direct"),
+    ("amq.fanout", "fanout"),
+    ("amq.topic", "topic"),
+    ("amq.headers", "headers"),
+    ("amq.match", "headers"),
+)
+
+
+class VirtualHost:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.exchanges: dict[str, Exchange] = {}
+        self.queues: dict[str, Queue] = {}
+        self.default_exchange = Exchange(self, "", "direct", durable=True)
+        self.exchanges[""] = self.default_exchange
+        for ex_name, ex_type in STANDARD_EXCHANGES:
+            self.exchanges[ex_name] = Exchange(self, ex_name, ex_type, durable=True)
+
+    def __repr__(self) -> str:
+        return f"<VirtualHost {self.name!r}>"
+
+    # --- lookups with RabbitMQ's errors ------------------------------------------------------
+
+    def exchange(self, name: str) -> Exchange:
+        exchange = self.exchanges.get(name)
+        if exchange is None:
+            raise ChannelError(NOT_FOUND, f"no exchange '{name}' in vhost '{self.name}'")
+        return exchange
+
+    def queue(self, name: str, connection: Connection | None = None) -> Queue:
+        queue = self.queues.get(name)
+        if queue is None:
+            raise ChannelError(NOT_FOUND, f"no queue '{name}' in vhost '{self.name}'")
+        if connection is not None:
+            self.check_exclusive(queue, connection)
+        return queue
+
+    def check_exclusive(self, queue: Queue, connection: Connection) -> None:
+        if queue.exclusive_owner is not None and queue.exclusive_owner is not connection:
+            raise ChannelError(RESOURCE_LOCKED, self._locked_text(queue))
+
+    def _locked_text(self, queue: Queue) -> str:
+        return (
+            f"cannot obtain exclusive access to locked queue '{queue.name}' in vhost '{self.name}'. "
+            "It could be originally declared on another connection or the exclusive property "
+            "value does not match that of the original declaration."
+        )
+
+    # --- exchanges ---------------------------------------------------------------------------
+
+    def declare_exchange(
+        self,
+        name: str,
+        type_name: str,
+        *,
+        passive: bool = False,
+        durable: bool = False,
+        auto_delete: bool = False,
+        internal: bool = False,
+        arguments: Mapping[str, Any] | None = None,
+    ) -> Exchange:
+        if not name:
+            raise ChannelError(ACCESS_REFUSED, "operation not permitted on the default exchange")
+        if passive:
+            return self.exchange(name)
+        if name.startswith("amq."):
+            existing = self.exchanges.get(name)
+            if existing is None:
+                raise ChannelError(ACCESS_REFUSED, f"exchange name '{name}' contains reserved prefix 'amq.*'")
+        if router_for(type_name) is None:
+            raise ConnectionError(COMMAND_INVALID, f"unknown exchange type '{type_name}'")
+        arguments = dict(arguments or {})
+        existing = self.exchanges.get(name)
+        if existing is not None:
+            self._check_exchange_equivalence(existing, type_name, durable, auto_delete, internal, arguments)
+            return existing
+        exchange = Exchange(
+            self,
+            name,
+            type_name,
+            durable=durable,
+            auto_delete=auto_delete,
+            internal=internal,
+            arguments=arguments,
+        )
+        self.exchanges[name] = exchange
+        return exchange
+
+    def _check_exchange_equivalence(
+        self,
+        existing: Exchange,
+        type_name: str,
+        durable: bool,
+        auto_delete: bool,
+        internal: bool,
+        arguments: Mapping[str, Any],
+    ) -> None:
+        where = f"for exchange '{existing.name}' in vhost '{self.name}'"
+        if existing.type != type_name:
+            raise ChannelError(
+                PRECONDITION_FAILED,
+                f"inequivalent arg 'type' {where}: received '{type_name}' but current is '{existing.type}'",
+            )
+        for field, new, old in (
+            ("durable", durable, existing.durable),
+            ("auto_delete", auto_delete, existing.auto_delete),
+            ("internal", internal, existing.internal),
+        ):
+            if new != old:
+                raise ChannelError(
+                    PRECONDITION_FAILED,
+                    f"inequivalent arg '{field}' {where}: received '{args.bool_text(new)}' "
+                    f"but current is '{args.bool_text(old)}'",
+                )
+        diff = args.first_inequivalent(args.EXCHANGE_EQUIVALENT_ARGS, arguments, existing.arguments)
+        if diff is not None:
+            raise ChannelError(PRECONDITION_FAILED, args.inequivalent_text(diff[0], where, diff[1], diff[2]))
+
+    def delete_exchange(self, name: str, *, if_unused: bool = False) -> None:
+        exchange = self.exchanges.get(name)
+        if exchange is None:
+            # RabbitMQ answers delete-ok for an exchange that does not exist.
+            return
+        if if_unused and len(exchange.router):
+            raise ChannelError(PRECONDITION_FAILED, f"exchange '{name}' in vhost '{self.name}' in use")
+        self._remove_exchange(exchange)
+
+    def _remove_exchange(self, exchange: Exchange) -> None:
+        exchange.deleted = True
+        self.exchanges.pop(exchange.name, None)
+        for source in list(exchange.bound_from):
+            self._unbind_everything(source, exchange)
+        for destination, _key, _arguments in list(exchange.router.bindings()):
+            if isinstance(destination, Exchange):
+                destination.bound_from.discard(exchange)
+
+    def _unbind_everything(self, source: Exchange, destination: Queue | Exchange) -> None:
+        source.router.unbind_destination(destination)
+        if isinstance(destination, Exchange):
+            destination.bound_from.discard(source)
+        self._auto_delete_if_unbound(source)
+
+    def _auto_delete_if_unbound(self, exchange: Exchange) -> None:
+        if exchange.auto_delete and not exchange.deleted and not len(exchange.router):
+            self._remove_exchange(exchange)
+
+    # --- queues ------------------------------------------------------------------------------
+
+    def declare_queue(
+        self,
+        name: str,
+        connection: Connection,
+        *,
+        passive: bool = False,
+        durable: bool = False,
+        exclusive: bool = False,
+        auto_delete: bool = False,
+        arguments: Mapping[str, Any] | None = None,
+    ) -> Queue:
+        if passive:
+            return self.queue(name, connection)
+        arguments = dict(arguments or {})
+        problem = args.invalid_queue_argument(arguments, f"for queue '{name}' in vhost '{self.name}'")
+        if problem is not None:
+            raise ChannelError(PRECONDITION_FAILED, problem)
+        existing = self.queues.get(name)
+        if existing is not None:
+            self.check_exclusive(existing, connection)
+            self._check_queue_equivalence(existing, durable, exclusive, auto_delete, arguments)
+            return existing
+        queue = Queue(
+            self,
+            name,
+            durable=durable,
+            exclusive_owner=connection if exclusive else None,
+            auto_delete=auto_delete,
+            arguments=arguments,
+        )
+        self.queues[name] = queue
+        if exclusive:
+            connection.exclusive_queues.add(queue)
+        return queue
+
+    def _check_queue_equivalence(
+        self, existing: Queue, durable: bool, exclusive: bool, auto_delete: bool, arguments: Mapping[str, Any]
+    ) -> None:
+        where = f"for queue '{existing.name}' in vhost '{self.name}'"
+        if exclusive != existing.exclusive:
+            raise ChannelError(RESOURCE_LOCKED, self._locked_text(existing))
+        checks = [("auto_delete", auto_delete, existing.auto_delete)]
+        if not exclusive:
+            # Exclusive queues live and die with their connection; RabbitMQ ignores 'durable' for them.
+            checks.insert(0, ("durable", durable, existing.durable))
+        for field, new, old in checks:
+            if new != old:
+                raise ChannelError(
+                    PRECONDITION_FAILED,
+                    f"inequivalent arg '{field}' {where}: received '{args.bool_text(new)}' "
+                    f"but current is '{args.bool_text(old)}'",
+                )
+        diff = args.first_inequivalent(args.QUEUE_EQUIVALENT_ARGS, arguments, existing.arguments)
+        if diff is not None:
+            raise ChannelError(PRECONDITION_FAILED, args.inequivalent_text(diff[0], where, diff[1], diff[2]))
+
+    def delete_queue(self, queue: Queue, *, if_unused: bool = False, if_empty: bool = False) -> int:
+        if if_unused and queue.consumers:
+            raise ChannelError(PRECONDITION_FAILED, f"queue '{queue.name}' in vhost '{self.name}' in use")
+        if if_empty and queue.ready:
+            raise ChannelError(PRECONDITION_FAILED, f"queue '{queue.name}' in vhost '{self.name}' not empty")
+        count = queue.message_count
+        queue.deleted = True
+        self.queues.pop(queue.name, None)
+        for exchange in list(self.exchanges.values()):
+            if exchange.router.is_bound_to(queue):
+                self._unbind_everything(exchange, queue)
+        for consumer in list(queue.consumers):
+            consumer.channel.cancel_by_broker(consumer)
+        queue.consumers.clear()
+        queue.ready.clear()
+        if queue.exclusive_owner is not None:
+            queue.exclusive_owner.exclusive_queues.discard(queue)
+        return count
+
+    # --- bindings ----------------------------------------------------------------------------
+
+    def bind(
+        self, source: Exchange, destination: Queue | Exchange, routing_key: str, arguments: Mapping[str, Any]
+    ) -> None:
+        self._check_not_default(source, destination)
+        problem = source.router.validate_binding_arguments(arguments)
+        if problem is not None:
+            raise ChannelError(PRECONDITION_FAILED, problem)
+        source.router.bind(destination, routing_key, arguments)
+        if isinstance(destination, Exchange):
+            destination.bound_from.add(source)
+
+    def unbind(
+        self, source: Exchange, destination: Queue | Exchange, routing_key: str, arguments: Mapping[str, Any]
+    ) -> None:
+        self._check_not_default(source, destination)
+        source.router.unbind(destination, routing_key, arguments)
+        if isinstance(destination, Exchange) and not source.router.is_bound_to(destination):
+            destination.bound_from.discard(source)
+        self._auto_delete_if_unbound(source)
+
+    def _check_not_default(self, source: Exchange, destination: Queue | Exchange) -> None:
+        if source.is_default or (isinstance(destination, Exchange) and destination.is_default):
+            raise ChannelError(ACCESS_REFUSED, "operation not permitted on the default exchange")
+
+    # --- routing -----------------------------------------------------------------------------
+
+    def route(self, exchange: Exchange, message: Message) -> list[Queue]:
+        """The queues a message goes to, each once; unroutable ones try the alternate exchanges."""
+        queues = self._route_from(exchange, message)
+        if queues or exchange.alternate_exchange is None:
+            return queues
+        seen = {exchange}
+        while not queues and exchange.alternate_exchange is not None:
+            alternate = self.exchanges.get(exchange.alternate_exchange)
+            if alternate is None or alternate in seen:
+                break
+            seen.add(alternate)
+            exchange = alternate
+            queues = self._route_from(exchange, message)
+        return queues
+
+    def _route_from(self, exchange: Exchange, message: Message) -> list[Queue]:
+        """Routing through one exchange, following exchange-to-exchange bindings."""
+        if exchange.is_default:
+            queue = self.queues.get(message.routing_key)
+            return [queue] if queue is not None else []
+        router = exchange.router
+        headers = message.properties.headers if router.needs_headers else None
+        found = router.route(message.routing_key, headers)
+        if not found:
+            return []
+        queues: list[Queue] = []
+        nested = False
+        for destination in found:
+            if isinstance(destination, Queue):
+                queues.append(destination)
+            else:
+                nested = True
+        if nested:
+            return self._route_through_exchanges(exchange, message)
+        return queues
+
+    def _route_through_exchanges(self, start: Exchange, message: Message) -> list[Queue]:
+        seen_exchanges = {start}
+        pending = [start]
+        queues: dict[Queue, None] = {}
+        while pending:
+            exchange = pending.pop()
+            router = exchange.router
+            headers = message.properties.headers if router.needs_headers else None
+            for destination in router.route(message.routing_key, headers):
+                if isinstance(destination, Queue):
+                    queues[destination] = None
+                elif destination not in seen_exchanges:
+                    seen_exchanges.add(destination)
+                    pending.append(destination)
+        return list(queues)

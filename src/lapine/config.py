@@ -1,0 +1,55 @@
+"""Broker settings: RabbitMQ's defaults, overridden by a TOML file, the environment and flags."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Config:
+    host: str = ""  # every interface, IPv4 and IPv6
+    port: int = 5672
+    data_dir: str = ""
+    log_level: str = "info"
+    frame_max: int = 131072
+    channel_max: int = 2047
+    heartbeat: int = 60
+    # RabbitMQ 4.x's default max_message_size (3.x allowed 128 MiB).
+    max_message_size: int = 16 * 1024 * 1024
+    handshake_timeout: float = 10.0
+    default_user: str = "guest"
+    default_pass: str = "guest"
+    default_vhost: str = "/"
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    def update(self, values: dict[str, Any]) -> None:
+        """Apply settings by name, converting each to the field's type; unknown names are an error."""
+        kinds = {f.name: type(getattr(self, f.name)) for f in fields(self)}
+        for name, value in values.items():
+            key = name.replace("-", "_")
+            if key not in kinds:
+                raise ValueError(f"unknown setting '{name}'")
+            setattr(self, key, kinds[key](value))
+
+    def update_from_env(self, environ: dict[str, str] | None = None) -> None:
+        """LAPINE_PORT, LAPINE_DATA_DIR, ...: one variable per setting."""
+        environ = dict(os.environ) if environ is None else environ
+        found = {}
+        for name in self.field_names():
+            value = environ.get(f"LAPINE_{name.upper()}")
+            if value is not None:
+                found[name] = value
+        self.update(found)
+
+    def update_from_file(self, path: str | Path) -> None:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+        # Accept both a flat file and one with a [lapine] table.
+        self.update(data.get("lapine", data))

@@ -1,0 +1,77 @@
+"""A running Lapine: the broker model plus its listeners, as an async context manager.
+
+async with Server(Config(port=0)) as server:
+    print(server.url)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from types import TracebackType
+
+from lapine import __version__
+from lapine.broker.broker import Broker
+from lapine.config import Config
+from lapine.server.protocol import AMQPProtocol
+
+log = logging.getLogger("lapine")
+
+
+class Server:
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = config or Config()
+        self.broker = Broker(self.config)
+        self._listener: asyncio.Server | None = None
+        self.protocols: set[AMQPProtocol] = set()
+        self.port = self.config.port
+
+    @property
+    def url(self) -> str:
+        host = self.config.host or "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        user, password = self.config.default_user, self.config.default_pass
+        return f"amqp://{user}:{password}@{host}:{self.port}/%2F"
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._listener = await loop.create_server(
+            lambda: AMQPProtocol(self.broker, self.protocols),
+            host=self.config.host or None,
+            port=self.config.port,
+            reuse_address=True,
+        )
+        sockets = self._listener.sockets
+        self.port = sockets[0].getsockname()[1]
+        addresses = ", ".join(_address(sock.getsockname()) for sock in sockets)
+        log.info("Lapine %s started; AMQP 0-9-1 listening on %s", __version__, addresses)
+
+    async def stop(self) -> None:
+        if self._listener is None:
+            return
+        self._listener.close()
+        self.broker.close_all("shutdown")
+        # Let the close frames reach the clients and their close-ok come back.
+        for _ in range(50):
+            if not self.protocols:
+                break
+            await asyncio.sleep(0.02)
+        for protocol in list(self.protocols):
+            protocol.abort()
+        self._listener = None
+        log.info("Lapine stopped")
+
+    async def __aenter__(self) -> Server:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+
+def _address(sockname: tuple[object, ...]) -> str:
+    host, port = sockname[0], sockname[1]
+    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"

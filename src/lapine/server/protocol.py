@@ -1,0 +1,126 @@
+"""The asyncio side of one connection: socket bytes to the sans-IO Connection and back, and timers.
+
+Output is written once per loop tick: the Connection wakes us when it has something to send and
+we gather everything it produced by the time the loop comes back to us.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from typing import TYPE_CHECKING
+
+from lapine.amqp.frames import HEARTBEAT_FRAME
+from lapine.broker.connection import Connection, State
+
+if TYPE_CHECKING:
+    from lapine.broker.broker import Broker
+
+log = logging.getLogger("lapine.server")
+
+# After we send connection.close, how long the client has to answer close-ok.
+CLOSE_OK_TIMEOUT = 3.0
+
+
+class AMQPProtocol(asyncio.Protocol):
+    def __init__(self, broker: Broker, registry: set[AMQPProtocol]) -> None:
+        self.broker = broker
+        self.registry = registry
+        self.loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.connection: Connection | None = None
+        self._flush_scheduled = False
+        self._timers: list[asyncio.TimerHandle] = []
+        self._heartbeat_started = False
+        self.last_received = 0.0
+        self.last_sent = 0.0
+
+    # --- asyncio callbacks -------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.registry.add(self)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peer = transport.get_extra_info("peername") or ("unknown", 0)
+        self.connection = Connection(self.broker, (str(peer[0]), int(peer[1])), self._wakeup)
+        self.last_received = self.last_sent = self.loop.time()
+        timeout = self.broker.config.handshake_timeout
+        self._timers.append(self.loop.call_later(timeout, self._handshake_deadline))
+
+    def data_received(self, data: bytes) -> None:
+        connection = self.connection
+        assert connection is not None
+        self.last_received = self.loop.time()
+        connection.data_received(data)
+        if not self._heartbeat_started and connection.state in (State.AWAIT_OPEN, State.OPEN):
+            self._start_heartbeat(connection.heartbeat)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.registry.discard(self)
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        if self.connection is not None:
+            self.connection.connection_lost()
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    # --- output ------------------------------------------------------------------------------
+
+    def _wakeup(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        connection = self.connection
+        transport = self.transport
+        if connection is None or transport is None or transport.is_closing():
+            return
+        if connection.output:
+            transport.write(connection.take_output())
+            self.last_sent = self.loop.time()
+        if connection.finished:
+            transport.close()
+        elif connection.state is State.CLOSING:
+            self._timers.append(self.loop.call_later(CLOSE_OK_TIMEOUT, transport.close))
+
+    # --- timers ------------------------------------------------------------------------------
+
+    def _handshake_deadline(self) -> None:
+        connection = self.connection
+        if connection is not None and connection.state not in (State.OPEN, State.CLOSED):
+            log.warning("closing connection %s: handshake timeout", connection.name)
+            if self.transport is not None:
+                self.transport.close()
+
+    def _start_heartbeat(self, interval: int) -> None:
+        self._heartbeat_started = True
+        if interval > 0:
+            self._timers.append(self.loop.call_later(interval / 2, self._heartbeat, interval))
+
+    def _heartbeat(self, interval: int) -> None:
+        transport = self.transport
+        connection = self.connection
+        if transport is None or transport.is_closing() or connection is None:
+            return
+        now = self.loop.time()
+        if now - self.last_received > 2 * interval:
+            log.warning(
+                "closing connection %s: missed heartbeats from client, timeout: %ds",
+                connection.name,
+                interval,
+            )
+            transport.abort()
+            return
+        if now - self.last_sent >= interval / 2:
+            connection.send(HEARTBEAT_FRAME)
+        self._timers = [t for t in self._timers if not t.cancelled() and t.when() > now]
+        self._timers.append(self.loop.call_later(interval / 2, self._heartbeat, interval))

@@ -1,0 +1,347 @@
+"""The store's interface: what the broker persists, and the threading contract it can rely on.
+
+Threading contract (every implementation keeps it):
+
+- One thread, the *owner* (the broker's event-loop thread), calls every method. Nothing is
+  thread-safe beyond that, because locking every ``enqueue`` would tax the hot path.
+- Message operations (``enqueue``, ``ack``, ``mark_delivered``, ``purge``) and definition changes
+  given a ``callback`` never block: they are queued, in submission order, for a background writer
+  that commits them in batches (group commit).
+- Completion callbacks run on the owner thread, through the ``notify`` function given at
+  construction (the broker passes ``loop.call_soon_threadsafe``), only after everything submitted
+  before them is durable on disk, and in submission order.
+- Calls without a callback that return a result (``read_messages``, ``queue_stats``,
+  ``recover_queues``, ``load_definitions``, definition changes without a callback, ``sync``) block
+  the owner until the writer has done them; use them at startup, in tests and in tools.
+- Reads see everything submitted before them, committed or not (they are queued behind it).
+- After a storage failure the store is *failed*: ``on_error(exc)`` is called once on the owner
+  thread, no further completion callback runs (a confirm must never be sent for data that may not
+  be on disk), and every later call raises StoreFailedError.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+Notify = Callable[[Callable[[], None]], None]
+Callback = Callable[[], None]
+
+
+class StoreError(Exception):
+    """Base class of the store's errors."""
+
+
+class StoreFailedError(StoreError):
+    """The store hit a storage error earlier and accepts no more work; see ``__cause__``."""
+
+
+class DataDirectoryInUseError(StoreError):
+    """Another process holds the data directory's lock."""
+
+
+# --- definitions ----------------------------------------------------------------------------
+
+
+@dataclass
+class VHostDef:
+    name: str
+    description: str = ""
+    tags: list[str] = field(default_factory=list)
+    default_queue_type: str | None = None
+
+
+@dataclass
+class UserDef:
+    name: str
+    password_hash: str
+    hashing_algorithm: str
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PermissionDef:
+    user: str
+    vhost: str
+    configure: str
+    write: str
+    read: str
+
+
+@dataclass
+class TopicPermissionDef:
+    user: str
+    vhost: str
+    exchange: str
+    write: str
+    read: str
+
+
+@dataclass
+class ExchangeDef:
+    vhost: str
+    name: str
+    type: str
+    durable: bool = True
+    auto_delete: bool = False
+    internal: bool = False
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class QueueDef:
+    vhost: str
+    name: str
+    durable: bool = True
+    auto_delete: bool = False
+    arguments: dict[str, Any] = field(default_factory=dict)
+    # Handed out by the store (put_queue's return value); ignored when passed to put_queue.
+    queue_id: int = 0
+
+
+@dataclass
+class BindingDef:
+    vhost: str
+    source: str
+    destination: str
+    destination_type: str  # "queue" or "exchange"
+    routing_key: str
+    arguments: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PolicyDef:
+    vhost: str
+    name: str
+    pattern: str
+    apply_to: str
+    definition: dict[str, Any]
+    priority: int = 0
+
+
+@dataclass
+class ParameterDef:
+    """A runtime parameter (federation upstreams, shovels, vhost limits, ...)."""
+
+    vhost: str
+    component: str
+    name: str
+    value: Any
+
+
+@dataclass
+class GlobalParameterDef:
+    name: str
+    value: Any
+
+
+@dataclass
+class Definitions:
+    vhosts: list[VHostDef] = field(default_factory=list)
+    users: list[UserDef] = field(default_factory=list)
+    permissions: list[PermissionDef] = field(default_factory=list)
+    topic_permissions: list[TopicPermissionDef] = field(default_factory=list)
+    exchanges: list[ExchangeDef] = field(default_factory=list)
+    queues: list[QueueDef] = field(default_factory=list)
+    bindings: list[BindingDef] = field(default_factory=list)
+    policies: list[PolicyDef] = field(default_factory=list)
+    parameters: list[ParameterDef] = field(default_factory=list)
+    global_parameters: list[GlobalParameterDef] = field(default_factory=list)
+
+
+# --- messages -------------------------------------------------------------------------------
+
+
+class StoredMessage(NamedTuple):
+    seq: int
+    header: bytes  # the content-header frame payload, as it arrived
+    body: bytes
+    delivered: bool  # handed to a consumer at least once: comes back redelivered
+
+
+class QueueRecovery(NamedTuple):
+    """What a durable queue holds on disk at startup, found without reading message bodies."""
+
+    queue_id: int
+    count: int
+    bytes: int  # body bytes, as RabbitMQ's message_bytes and max-length-bytes count them
+    first_seq: int | None  # None when the queue is empty
+    last_seq: int | None
+
+
+class QueueStats(NamedTuple):
+    count: int
+    bytes: int  # body bytes
+
+
+class Store(ABC):
+    """Persistence for definitions and queued messages; see the module docstring for threading."""
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    @abstractmethod
+    def failed(self) -> BaseException | None:
+        """The storage error that stopped the store, or None while it is healthy."""
+
+    @property
+    @abstractmethod
+    def backlog(self) -> int:
+        """Operations submitted but not yet committed; apply publisher flow control when high."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Commit everything submitted, stop the writer, release the data directory (blocking)."""
+
+    # --- completion --------------------------------------------------------------------------
+
+    @abstractmethod
+    def submit_barrier(self, callback: Callback) -> None:
+        """Run ``callback`` on the owner thread once everything submitted so far is durable."""
+
+    @abstractmethod
+    def sync(self) -> None:
+        """Block until everything submitted so far is durable."""
+
+    # --- definitions -------------------------------------------------------------------------
+    # With callback=None these block until durable; with a callback they return at once and the
+    # callback runs (on the owner thread) once the change is durable.
+
+    @abstractmethod
+    def load_definitions(self) -> Definitions: ...
+
+    @abstractmethod
+    def put_vhost(self, vhost: VHostDef, callback: Callback | None = None) -> None: ...
+
+    @abstractmethod
+    def delete_vhost(self, name: str, callback: Callback | None = None) -> None:
+        """Delete a vhost and everything in it: exchanges, queues and their messages, bindings,
+        permissions, policies, parameters."""
+
+    @abstractmethod
+    def put_user(self, user: UserDef, callback: Callback | None = None) -> None: ...
+
+    @abstractmethod
+    def delete_user(self, name: str, callback: Callback | None = None) -> None:
+        """Delete a user and its permissions."""
+
+    @abstractmethod
+    def put_permission(self, permission: PermissionDef, callback: Callback | None = None) -> None: ...
+
+    @abstractmethod
+    def delete_permission(self, user: str, vhost: str, callback: Callback | None = None) -> None: ...
+
+    @abstractmethod
+    def put_topic_permission(
+        self, permission: TopicPermissionDef, callback: Callback | None = None
+    ) -> None: ...
+
+    @abstractmethod
+    def delete_topic_permission(
+        self, user: str, vhost: str, exchange: str, callback: Callback | None = None
+    ) -> None: ...
+
+    @abstractmethod
+    def put_exchange(self, exchange: ExchangeDef, callback: Callback | None = None) -> None:
+        """Persist a durable exchange; a non-durable one is not written (the callback still runs)."""
+
+    @abstractmethod
+    def delete_exchange(self, vhost: str, name: str, callback: Callback | None = None) -> None:
+        """Delete an exchange and the bindings from it and to it."""
+
+    @abstractmethod
+    def put_queue(self, queue: QueueDef, callback: Callback | None = None) -> int:
+        """Register a queue and return its id for the message operations.
+
+        A durable queue is persisted; a non-durable one only gets an id, so that its backlog can
+        be paged to disk too (its messages are dropped at the next start). Putting an existing
+        queue again updates it and returns the same id.
+        """
+
+    @abstractmethod
+    def delete_queue(self, vhost: str, name: str, callback: Callback | None = None) -> None:
+        """Delete a queue, the bindings to it and all its messages."""
+
+    @abstractmethod
+    def queue_id(self, vhost: str, name: str) -> int | None:
+        """The id of a registered queue, or None (a dict lookup; never blocks)."""
+
+    @abstractmethod
+    def put_binding(self, binding: BindingDef, callback: Callback | None = None) -> None:
+        """Persist a binding. RabbitMQ persists a binding when its source and destination are
+        both durable; deciding that is the caller's job."""
+
+    @abstractmethod
+    def delete_binding(self, binding: BindingDef, callback: Callback | None = None) -> None: ...
+
+    @abstractmethod
+    def put_policy(self, policy: PolicyDef, callback: Callback | None = None) -> None: ...
+
+    @abstractmethod
+    def delete_policy(self, vhost: str, name: str, callback: Callback | None = None) -> None: ...
+
+    @abstractmethod
+    def put_parameter(self, parameter: ParameterDef, callback: Callback | None = None) -> None: ...
+
+    @abstractmethod
+    def delete_parameter(
+        self, vhost: str, component: str, name: str, callback: Callback | None = None
+    ) -> None: ...
+
+    @abstractmethod
+    def put_global_parameter(
+        self, parameter: GlobalParameterDef, callback: Callback | None = None
+    ) -> None: ...
+
+    @abstractmethod
+    def delete_global_parameter(self, name: str, callback: Callback | None = None) -> None: ...
+
+    # --- messages (never block) --------------------------------------------------------------
+
+    @abstractmethod
+    def enqueue(self, queue_id: int, seq: int, header: bytes, body: bytes, persistent: bool = True) -> None:
+        """Store one message. ``seq`` is the queue's publish-order number, unique in the queue
+        until it is purged or deleted. Persistent messages of durable queues survive a restart;
+        all others are kept only to page a backlog out of memory and are dropped at startup."""
+
+    @abstractmethod
+    def enqueue_shared(
+        self, targets: Sequence[tuple[int, int]], header: bytes, body: bytes, persistent: bool = True
+    ) -> None:
+        """Store one message routed to several queues, ``targets`` being (queue_id, seq) pairs.
+        A large body is then written once and shared."""
+
+    @abstractmethod
+    def ack(self, queue_id: int, seqs: Iterable[int]) -> None:
+        """Remove messages (acked, expired, dead-lettered, ...). Unknown seqs are ignored."""
+
+    @abstractmethod
+    def mark_delivered(self, queue_id: int, seqs: Iterable[int]) -> None:
+        """Flag messages as handed to a consumer: after a restart they come back redelivered."""
+
+    @abstractmethod
+    def purge(self, queue_id: int) -> None:
+        """Remove every message of the queue."""
+
+    # --- reads -------------------------------------------------------------------------------
+
+    @abstractmethod
+    def read_messages_async(
+        self, queue_id: int, after_seq: int, limit: int, callback: Callable[[list[StoredMessage]], None]
+    ) -> None:
+        """Page in up to ``limit`` messages with seq > after_seq, in seq order; the list is passed
+        to ``callback`` on the owner thread."""
+
+    @abstractmethod
+    def read_messages(self, queue_id: int, after_seq: int, limit: int) -> list[StoredMessage]:
+        """Blocking ``read_messages_async``: for startup, tests and tools."""
+
+    @abstractmethod
+    def queue_stats(self, queue_id: int) -> QueueStats:
+        """Count and size of a queue's stored messages (blocking; scans the queue's rows)."""
+
+    @abstractmethod
+    def recover_queues(self) -> dict[int, QueueRecovery]:
+        """Per durable queue id: what it holds on disk. Blocking; meant for startup."""

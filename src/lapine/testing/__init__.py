@@ -1,0 +1,91 @@
+"""Run a real Lapine broker inside your process, for tests: no Erlang, no Docker.
+
+from lapine.testing import BrokerThread
+with BrokerThread() as broker:
+    connection = pika.BlockingConnection(pika.URLParameters(broker.url))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from types import TracebackType
+
+from lapine.config import Config
+from lapine.server.app import Server
+
+
+class BrokerThread:
+    """A broker on its own event loop in a background thread, for synchronous code."""
+
+    def __init__(self, config: Config | None = None, **settings: object) -> None:
+        self.config = config or Config(host="127.0.0.1", port=0)
+        self.config.update(settings)
+        self.server: Server | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._stopped: asyncio.Event | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None, "the broker is not running"
+        return self.server.url
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None, "the broker is not running"
+        return self.server.port
+
+    def start(self) -> BrokerThread:
+        self._thread = threading.Thread(target=self._run, name="lapine-broker", daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._main())
+        except BaseException as error:  # surfaced to the starting thread
+            self._error = error
+            self._ready.set()
+        finally:
+            loop.close()
+
+    async def _main(self) -> None:
+        self._stopped = asyncio.Event()
+        self.server = Server(self.config)
+        await self.server.start()
+        self._ready.set()
+        await self._stopped.wait()
+        await self.server.stop()
+
+    def stop(self) -> None:
+        if self._loop is None or self._thread is None or self._stopped is None:
+            return
+        self._loop.call_soon_threadsafe(self._stopped.set)
+        self._thread.join(timeout=10)
+        self._thread = None
+
+    def call(self, function, *args):  # type: ignore[no-untyped-def]
+        """Run function(*args) on the broker's loop thread and return its result."""
+        assert self._loop is not None
+        future = asyncio.run_coroutine_threadsafe(_call(function, *args), self._loop)
+        return future.result(timeout=10)
+
+    def __enter__(self) -> BrokerThread:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+async def _call(function, *args):  # type: ignore[no-untyped-def]
+    return function(*args)
