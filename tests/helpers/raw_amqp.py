@@ -245,8 +245,6 @@ class RawAMQP:
                 return method
 
     def close_connection(self) -> None:
-        self.send_method(
-            0, pika.spec.Connection.Close(reply_code=200, reply_text="bye", class_id=0, method_id=0)
-        )
+        self.send_method(0, pika.spec.Connection.Close(reply_code=200, reply_text="bye", class_id=0, method_id=0))
         self.expect(pika.spec.Connection.CloseOk)
         self.close()

@@ -63,12 +63,10 @@ CAPABILITIES = (
 )
 
 LOGIN_REFUSED_PLAIN = (
-    "ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN. "
-    "For details see the broker logfile."
+    "ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN. For details see the broker logfile."
 )
 LOGIN_REFUSED_AMQPLAIN = (
-    "ACCESS_REFUSED - Login was refused using authentication mechanism AMQPLAIN. "
-    "For details see the broker logfile."
+    "ACCESS_REFUSED - Login was refused using authentication mechanism AMQPLAIN. For details see the broker logfile."
 )
 
 
@@ -476,9 +474,7 @@ def test_client_close_raw(raw: Callable[..., RawAMQP]) -> None:
     client.handshake()
     client.open_channel(1)
     client.open_channel(2)
-    client.send_method(
-        0, pika.spec.Connection.Close(reply_code=200, reply_text="bye", class_id=0, method_id=0)
-    )
+    client.send_method(0, pika.spec.Connection.Close(reply_code=200, reply_text="bye", class_id=0, method_id=0))
     channel, method = client.recv_method()
     assert channel == 0
     assert isinstance(method, pika.spec.Connection.CloseOk)

@@ -122,9 +122,7 @@ def test_redeclare_builtin_with_other_durability(channel: Any) -> None:
 
 def test_reserved_amq_prefix(channel: Any) -> None:
     name = unique("amq.lapine")
-    with expect_channel_error(
-        403, f"ACCESS_REFUSED - exchange name '{name}' contains reserved prefix 'amq.*'"
-    ):
+    with expect_channel_error(403, f"ACCESS_REFUSED - exchange name '{name}' contains reserved prefix 'amq.*'"):
         channel.exchange_declare(name, "direct")
 
 
@@ -150,9 +148,7 @@ def test_declare_and_redeclare(channel: Any, names: Names, kind: str) -> None:
     channel.exchange_declare(x, kind)
     channel.exchange_declare(x, kind)
     channel.exchange_declare(x, passive=True)
-    channel.exchange_declare(
-        x, "fanout" if kind != "fanout" else "direct", passive=True
-    )  # passive ignores type
+    channel.exchange_declare(x, "fanout" if kind != "fanout" else "direct", passive=True)  # passive ignores type
 
 
 def test_passive_declare_missing(channel: Any) -> None:
@@ -246,9 +242,7 @@ def test_delete_if_unused(connection: pika.BlockingConnection, names: Names) -> 
     assert not exists_exchange(connection, x)
 
 
-def test_delete_if_unused_counts_exchange_bindings_as_source(
-    connection: pika.BlockingConnection, names: Names
-) -> None:
+def test_delete_if_unused_counts_exchange_bindings_as_source(connection: pika.BlockingConnection, names: Names) -> None:
     ch = connection.channel()
     src, dst = names.exchange("src"), names.exchange("dst")
     ch.exchange_declare(src, "fanout")
@@ -353,16 +347,12 @@ def test_internal_exchange(connection: pika.BlockingConnection, names: Names) ->
     ch.queue_bind(q, internal)
     ch.basic_publish(front, "", b"via binding")
     assert bodies(ch, q) == [b"via binding"]
-    with expect_channel_error(
-        403, f"ACCESS_REFUSED - cannot publish to internal exchange '{internal}' in vhost '/'"
-    ):
+    with expect_channel_error(403, f"ACCESS_REFUSED - cannot publish to internal exchange '{internal}' in vhost '/'"):
         ch.basic_publish(internal, "", b"direct")
         ch.queue_declare(q, passive=True)  # a round trip, so the asynchronous error arrives
 
 
-def test_auto_delete_exchange_goes_with_last_binding(
-    connection: pika.BlockingConnection, names: Names
-) -> None:
+def test_auto_delete_exchange_goes_with_last_binding(connection: pika.BlockingConnection, names: Names) -> None:
     ch = connection.channel()
     x = names.exchange("ad")
     ch.exchange_declare(x, "direct", auto_delete=True)
@@ -388,9 +378,7 @@ def test_auto_delete_exchange_goes_when_bound_queue_is_deleted(
     assert not exists_exchange(connection, x)
 
 
-def test_auto_delete_exchange_goes_when_e2e_binding_removed(
-    connection: pika.BlockingConnection, names: Names
-) -> None:
+def test_auto_delete_exchange_goes_when_e2e_binding_removed(connection: pika.BlockingConnection, names: Names) -> None:
     ch = connection.channel()
     src, dst = names.exchange("src"), names.exchange("dst")
     ch.exchange_declare(src, "fanout", auto_delete=True)
@@ -541,10 +529,7 @@ def test_headers_invalid_x_match(channel: Any, names: Names) -> None:
     x = names.exchange("headers")
     channel.exchange_declare(x, "headers")
     q = channel.queue_declare("", exclusive=True).method.queue
-    text = (
-        'PRECONDITION_FAILED - Invalid x-match field value <<"bogus">>; '
-        "expected all, any, all-with-x, or any-with-x"
-    )
+    text = 'PRECONDITION_FAILED - Invalid x-match field value <<"bogus">>; expected all, any, all-with-x, or any-with-x'
     with expect_channel_error(406, text):
         channel.queue_bind(q, x, arguments={"x-match": "bogus"})
 

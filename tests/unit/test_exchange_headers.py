@@ -327,14 +327,7 @@ LAYOUT_TABLE: list[tuple[object, str]] = [
     ),
     (
         ["\x01" * 20],
-        _ARRAY
-        + "[{longstr,"
-        + _PAD42
-        + "<<"
-        + "1," * 16
-        + "\n"
-        + " " * 44
-        + "1,1,1,1>>}]); expected longstr",
+        _ARRAY + "[{longstr," + _PAD42 + "<<" + "1," * 16 + "\n" + " " * 44 + "1,1,1,1>>}]); expected longstr",
     ),
     (
         [["q" * 40, 1]],

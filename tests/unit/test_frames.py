@@ -152,9 +152,7 @@ def test_bad_frame_end() -> None:
         reader.feed(_frame(1, 1, b"\x00\x5a\x00\x0a", end=b"\x00"))
     error = info.value
     assert (error.reply_code, error.fatal) == (501, True)
-    assert (
-        error.reply_text == "FRAME_ERROR - type 1, all octets = <<0,90,0,10>>: {invalid_frame_end_marker,0}"
-    )
+    assert error.reply_text == "FRAME_ERROR - type 1, all octets = <<0,90,0,10>>: {invalid_frame_end_marker,0}"
     with pytest.raises(FrameReaderError):
         reader.feed(HEARTBEAT_FRAME)
 
@@ -248,9 +246,7 @@ def test_deliver_fast_path_matches_generic_encoding(size: int, redelivered: bool
     body = bytes(i % 7 for i in range(size))
     properties = spec.BasicProperties(content_type="application/json", headers={"a": 1}).encode()
     header = spec.encode_content_header(60, size, properties)
-    fast = encode_deliver_frames(
-        3, b"amq.ctag-x", 2**40 + 5, redelivered, b"amq.topic", b"a.b.c", header, body, 131072
-    )
+    fast = encode_deliver_frames(3, b"amq.ctag-x", 2**40 + 5, redelivered, b"amq.topic", b"a.b.c", header, body, 131072)
     method = spec.BasicDeliver("amq.ctag-x", 2**40 + 5, redelivered, "amq.topic", "a.b.c")
     assert fast == content_frames(3, method, 60, properties, body, 131072)
     assert encode_deliver_frames(3, b"t", 1, False, b"", b"", header, body, 0) == content_frames(

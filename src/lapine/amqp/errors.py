@@ -47,8 +47,11 @@ class AMQPError(Exception):
     @property
     def reply_text(self) -> str:
         name = REPLY_NAMES.get(self.reply_code, "INTERNAL_ERROR")
-        # AMQP shortstr holds at most 255 bytes; RabbitMQ truncates longer texts the same way.
-        return f"{name} - {self.text}".encode()[:255].decode("utf-8", "ignore")
+        text = f"{name} - {self.text}".encode()
+        if len(text) > 255:
+            # A shortstr holds 255 bytes; RabbitMQ keeps 252 of them and marks the cut with "...".
+            text = text[:252].decode("utf-8", "ignore").encode() + b"..."
+        return text.decode()
 
 
 class ChannelError(AMQPError):

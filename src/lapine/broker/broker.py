@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from lapine.amqp.errors import ConnectionError
+from lapine.auth.permissions import Permission, Permissions
 from lapine.auth.users import Users
 from lapine.broker.connection import default_cluster_name, server_properties
+from lapine.broker.scheduler import ManualScheduler, Scheduler
 from lapine.broker.vhost import VirtualHost
 from lapine.config import Config
 
@@ -18,21 +20,24 @@ CONNECTION_FORCED = 320
 
 
 class Broker:
-    def __init__(self, config: Config | None = None) -> None:
+    def __init__(self, config: Config | None = None, scheduler: Scheduler | None = None) -> None:
         self.config = config or Config()
+        self.scheduler: Scheduler = scheduler or ManualScheduler()
         self.cluster_name = default_cluster_name()
         self.vhosts: dict[str, VirtualHost] = {}
         self.users = Users()
+        self.permissions = Permissions()
         self.connections: set[Connection] = set()
         self.reply_consumers: dict[str, ReplyConsumer] = {}
         self._server_properties = server_properties(self.cluster_name)
         self.add_vhost(self.config.default_vhost)
         self.users.add(self.config.default_user, self.config.default_pass, ["administrator"])
+        self.permissions.set(Permission(self.config.default_user, self.config.default_vhost))
 
     def add_vhost(self, name: str) -> VirtualHost:
         vhost = self.vhosts.get(name)
         if vhost is None:
-            vhost = self.vhosts[name] = VirtualHost(name)
+            vhost = self.vhosts[name] = VirtualHost(name, self.scheduler)
         return vhost
 
     def server_properties(self) -> dict[str, Any]:

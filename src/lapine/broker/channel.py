@@ -67,6 +67,9 @@ class Channel:
         self.confirmed_seq = 0
         self.tx: Transaction | None = None
         self.reply_to: direct_reply_to.ReplyConsumer | None = None
+        # Exchanges this channel may publish to, valid while the permissions' version holds.
+        self._publish_allowed: set[str] = set()
+        self._publish_allowed_version = -1
         # Content assembly for the publish in progress.
         self._publish: tuple[str, str, bool] | None = None
         self._header: bytes | None = None
@@ -102,6 +105,22 @@ class Channel:
 
     def __repr__(self) -> str:
         return f"<Channel {self.id} of {self.connection!r}>"
+
+    # --- permissions ---------------------------------------------------------------------------
+
+    def authorize(self, kind: str, resource: str, name: str) -> None:
+        """RabbitMQ's check: may this user configure/write/read the named exchange or queue?"""
+        broker = self.connection.broker
+        broker.permissions.check(self.connection.username, self.vhost.name, kind, resource, name or "amq.default")
+
+    def _authorize_publish(self, exchange: str) -> None:
+        permissions = self.connection.broker.permissions
+        if self._publish_allowed_version != permissions.version:
+            self._publish_allowed = set()
+            self._publish_allowed_version = permissions.version
+        if exchange not in self._publish_allowed:
+            self.authorize("write", "exchange", exchange)
+            self._publish_allowed.add(exchange)
 
     # --- output ------------------------------------------------------------------------------
 
@@ -222,6 +241,7 @@ class Channel:
         self.publish(message, mandatory)
 
     def publish(self, message: Message, mandatory: bool) -> None:
+        self._authorize_publish(message.exchange)
         exchange = self.vhost.exchanges.get(message.exchange)
         if exchange is None:
             raise ChannelError(NOT_FOUND, f"no exchange '{message.exchange}' in vhost '{self.vhost.name}'", 60, 40)
@@ -234,6 +254,8 @@ class Channel:
             )
         if len(message.header_payload) > 13 and message.header_payload[13] & _USER_ID_FLAG:
             self._check_user_id(message)
+        if message.has_expiration:
+            message.ttl = self._expiration(message)
         if message.header_payload[12] & _REPLY_TO_FLAG_HIGH and message.properties.reply_to == direct_reply_to.QUEUE:
             if self.reply_to is None:
                 raise ChannelError(PRECONDITION_FAILED, "fast reply consumer does not exist", 60, 40)
@@ -269,6 +291,21 @@ class Channel:
         for queue in queues:
             queue.publish(message)
 
+    def _expiration(self, message: Message) -> int | None:
+        """The expiration property as milliseconds, refused as RabbitMQ refuses it."""
+        text = message.properties.expiration
+        if text is None:
+            return None
+        try:
+            ttl = int(text) if text.strip() == text and text.lstrip("-").isdigit() else None
+        except ValueError:
+            ttl = None
+        if ttl is None:
+            raise ChannelError(PRECONDITION_FAILED, f"invalid expiration '{text}': no_integer", 60, 40)
+        if ttl < 0:
+            raise ChannelError(PRECONDITION_FAILED, f"invalid expiration '{text}': {{value_negative,{ttl}}}", 60, 40)
+        return ttl
+
     def _check_user_id(self, message: Message) -> None:
         user_id = message.properties.user_id
         username = self.connection.username
@@ -293,7 +330,7 @@ class Channel:
 
     def on_flow(self, method: spec.ChannelFlow) -> None:
         if not method.active:
-            raise ChannelError(NOT_IMPLEMENTED, "active=false", 20, 20)
+            raise ConnectionError(NOT_IMPLEMENTED, "active=false", 20, 20)
         self.send_method(spec.ChannelFlowOk(active=True))
 
     def on_access_request(self, method: spec.AccessRequest) -> None:
@@ -302,6 +339,8 @@ class Channel:
     # --- exchange class ----------------------------------------------------------------------
 
     def on_exchange_declare(self, method: spec.ExchangeDeclare) -> None:
+        if not method.passive and method.exchange:
+            self.authorize("configure", "exchange", method.exchange)
         self.vhost.declare_exchange(
             method.exchange,
             method.type,
@@ -323,11 +362,14 @@ class Channel:
                 if not name
                 else f"deletion of system exchange '{name}' in vhost '{self.vhost.name}' not allowed",
             )
+        self.authorize("configure", "exchange", name)
         self.vhost.delete_exchange(name, if_unused=method.if_unused)
         if not method.nowait:
             self.send_method(spec.ExchangeDeleteOk())
 
     def on_exchange_bind(self, method: spec.ExchangeBind) -> None:
+        self.authorize("write", "exchange", method.destination)
+        self.authorize("read", "exchange", method.source)
         destination = self.vhost.exchange(method.destination)
         source = self.vhost.exchange(method.source)
         self.vhost.bind(source, destination, method.routing_key, method.arguments)
@@ -337,6 +379,8 @@ class Channel:
     def on_exchange_unbind(self, method: spec.ExchangeUnbind) -> None:
         destination = self.vhost.exchanges.get(method.destination)
         source = self.vhost.exchanges.get(method.source)
+        self.authorize("write", "exchange", method.destination)
+        self.authorize("read", "exchange", method.source)
         # RabbitMQ answers unbind-ok when either end is missing: the binding is gone either way.
         if source is not None and destination is not None:
             self.vhost.unbind(source, destination, method.routing_key, method.arguments)
@@ -371,8 +415,10 @@ class Channel:
                 )
             if name.startswith("amq."):
                 raise ChannelError(ACCESS_REFUSED, f"queue name '{name}' contains reserved prefix 'amq.*'")
+            name = name or names.queue_name()
+            self.authorize("configure", "queue", name)
             queue = self.vhost.declare_queue(
-                name or names.queue_name(),
+                name,
                 self.connection,
                 durable=method.durable,
                 exclusive=method.exclusive,
@@ -390,6 +436,8 @@ class Channel:
     def on_queue_bind(self, method: spec.QueueBind) -> None:
         queue_name = self._queue_name(method.queue)
         routing_key = method.routing_key or (queue_name if not method.queue else "")
+        self.authorize("write", "queue", queue_name)
+        self.authorize("read", "exchange", method.exchange)
         exchange = self.vhost.exchange(method.exchange)
         queue = self.vhost.queue(queue_name, self.connection)
         self.vhost.bind(exchange, queue, routing_key, method.arguments)
@@ -399,6 +447,8 @@ class Channel:
     def on_queue_unbind(self, method: spec.QueueUnbind) -> None:
         queue_name = self._queue_name(method.queue)
         routing_key = method.routing_key or (queue_name if not method.queue else "")
+        self.authorize("write", "queue", queue_name)
+        self.authorize("read", "exchange", method.exchange)
         exchange = self.vhost.exchanges.get(method.exchange)
         queue = self.vhost.queues.get(queue_name)
         if exchange is not None and queue is not None:
@@ -407,13 +457,16 @@ class Channel:
         self.send_method(spec.QueueUnbindOk())
 
     def on_queue_purge(self, method: spec.QueuePurge) -> None:
-        queue = self.vhost.queue(self._queue_name(method.queue), self.connection)
+        name = self._queue_name(method.queue)
+        self.authorize("read", "queue", name)
+        queue = self.vhost.queue(name, self.connection)
         count = queue.purge()
         if not method.nowait:
             self.send_method(spec.QueuePurgeOk(message_count=count))
 
     def on_queue_delete(self, method: spec.QueueDelete) -> None:
         name = self._queue_name(method.queue)
+        self.authorize("configure", "queue", name)
         queue = self.vhost.queues.get(name)
         if queue is None:
             # RabbitMQ answers delete-ok with a zero count for a queue that does not exist.
@@ -428,7 +481,7 @@ class Channel:
 
     def on_basic_qos(self, method: spec.BasicQos) -> None:
         if method.prefetch_size:
-            raise ChannelError(NOT_IMPLEMENTED, f"prefetch_size!=0 ({method.prefetch_size})", 60, 10)
+            raise ConnectionError(NOT_IMPLEMENTED, f"prefetch_size!=0 ({method.prefetch_size})", 60, 10)
         if method.global_:
             self.prefetch_global = method.prefetch_count
             for consumer in self.consumers.values():
@@ -447,6 +500,7 @@ class Channel:
             if not method.nowait:
                 self.send_method(spec.BasicConsumeOk(consumer_tag=tag))
             return
+        self.authorize("read", "queue", queue_name)
         queue = self.vhost.queue(queue_name, self.connection)
         if queue.exclusive_consumer is not None or (method.exclusive and queue.consumers):
             raise ChannelError(ACCESS_REFUSED, f"queue '{queue.name}' in vhost '{self.vhost.name}' in exclusive use")
@@ -483,7 +537,9 @@ class Channel:
             self.send_method(spec.BasicCancel(consumer_tag=consumer.tag, nowait=True))
 
     def on_basic_get(self, method: spec.BasicGet) -> None:
-        queue = self.vhost.queue(self._queue_name(method.queue), self.connection)
+        name = self._queue_name(method.queue)
+        self.authorize("read", "queue", name)
+        queue = self.vhost.queue(name, self.connection)
         entry = queue.get()
         if entry is None:
             self.send_method(spec.BasicGetEmpty())
@@ -577,7 +633,7 @@ class Channel:
 
     def _recover(self, requeue: bool) -> None:
         if not requeue:
-            raise ChannelError(NOT_IMPLEMENTED, "requeue=false", 60, 110)
+            raise ConnectionError(NOT_IMPLEMENTED, "requeue=false", 60, 110)
         taken = list(self.unacked.items())
         self.unacked.clear()
         self._settle(taken, requeue=True)

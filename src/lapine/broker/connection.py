@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from lapine import __version__
 from lapine.amqp import spec
+from lapine.amqp.codec import frame_description
 from lapine.amqp.errors import AMQPError, ChannelError, ConnectionError
-from lapine.amqp.frames import PROTOCOL_HEADER, FrameReader, decode_publish, method_frame
+from lapine.amqp.frames import PROTOCOL_HEADER, FrameReader, FrameReaderError, decode_publish, method_frame
 from lapine.auth import sasl
 from lapine.broker.channel import Channel
 
@@ -109,7 +110,13 @@ class Connection:
             if not data:
                 return
         try:
-            self._frames_received(self.reader.feed(data))
+            try:
+                frames = self.reader.feed(data)
+            except FrameReaderError as error:
+                # RabbitMQ acts on the good frames that came before the bad one, then closes.
+                self._frames_received(error.frames)
+                raise
+            self._frames_received(frames)
         except ConnectionError as error:
             self.close_with_error(error)
         except Exception:
@@ -164,7 +171,7 @@ class Connection:
         """Frames off the hot path: channel 0, heartbeats, unknown or closing channels."""
         if frame_type == spec.FRAME_HEARTBEAT:
             if channel_id:
-                raise ConnectionError(501, f"heartbeat frame on non-zero channel {channel_id}")
+                raise ConnectionError(UNEXPECTED_FRAME, frame_description(frame_type, payload))
             return
         if self.state is State.CLOSING:
             if channel_id == 0 and frame_type == spec.FRAME_METHOD:
@@ -337,6 +344,10 @@ class Connection:
         vhost = self.broker.vhosts.get(method.virtual_host)
         if vhost is None:
             raise ConnectionError(NOT_ALLOWED, f"vhost {method.virtual_host} not found", 10, 40)
+        if not self.broker.permissions.can_access(self.username, vhost.name):
+            raise ConnectionError(
+                NOT_ALLOWED, f"access to vhost '{vhost.name}' refused for user '{self.username}'", 10, 40
+            )
         self.vhost = vhost
         self.state = State.OPEN
         self.broker.connections.add(self)

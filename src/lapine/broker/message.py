@@ -10,7 +10,7 @@ from lapine.amqp.spec import BasicProperties
 
 
 class Message:
-    __slots__ = ("_properties", "body", "exchange", "header_payload", "persistent", "routing_key")
+    __slots__ = ("_properties", "body", "exchange", "header_payload", "persistent", "routing_key", "ttl")
 
     def __init__(self, exchange: str, routing_key: str, header_payload: bytes, body: bytes) -> None:
         self.exchange = exchange
@@ -21,12 +21,18 @@ class Message:
         self._properties: BasicProperties | None = None
         # delivery_mode lives in the properties; flags bit 12 (0x1000) says whether it is present.
         self.persistent = _delivery_mode(header_payload) == 2
+        # The expiration property in milliseconds, set by the channel when the property is there.
+        self.ttl: int | None = None
 
     @property
     def properties(self) -> BasicProperties:
         if self._properties is None:
             self._properties = BasicProperties.decode(self.header_payload, 12)
         return self._properties
+
+    @property
+    def has_expiration(self) -> bool:
+        return len(self.header_payload) > 12 and bool(self.header_payload[12] & _EXPIRATION_FLAG_HIGH)
 
     @property
     def raw_properties(self) -> bytes:
@@ -38,6 +44,7 @@ class Message:
 
 
 _DELIVERY_MODE_FLAG = 0x1000
+_EXPIRATION_FLAG_HIGH = 0x01  # 0x0100 in the high byte of the property flags
 _SHORTSTR_FLAGS = (0x8000, 0x4000)  # content-type, content-encoding precede headers
 _HEADERS_FLAG = 0x2000
 

@@ -16,18 +16,21 @@ from lapine.broker.message import Message
 if TYPE_CHECKING:
     from lapine.broker.connection import Connection
     from lapine.broker.consumer import Consumer
+    from lapine.broker.scheduler import Timer
     from lapine.broker.vhost import VirtualHost
 
 
 class QueuedMessage:
     """One message in one queue: the same Message may sit in many queues at once."""
 
-    __slots__ = ("message", "redelivered", "seq")
+    __slots__ = ("expires_at", "message", "redelivered", "seq")
 
-    def __init__(self, message: Message, seq: int, redelivered: bool = False) -> None:
+    def __init__(self, message: Message, seq: int, redelivered: bool = False, expires_at: float = 0.0) -> None:
         self.message = message
         self.seq = seq
         self.redelivered = redelivered
+        # Monotonic time after which the message is dead; 0 for never.
+        self.expires_at = expires_at
 
 
 class Queue:
@@ -56,6 +59,12 @@ class Queue:
         # An auto-delete queue goes when its last consumer does, but only once it has had one.
         self.had_consumer = False
         self.unacked_count = 0
+        ttl = self.arguments.get("x-message-ttl")
+        self.message_ttl: int | None = ttl if isinstance(ttl, int) and not isinstance(ttl, bool) else None
+        # Set once a message with a TTL arrives, so queues without TTLs never look at the clock.
+        self._expiring = False
+        self._expiry_timer: Timer | None = None
+        self._expiry_due = 0.0
 
     def __repr__(self) -> str:
         return f"<Queue {self.name!r} in vhost {self.vhost.name!r}>"
@@ -66,6 +75,8 @@ class Queue:
 
     @property
     def message_count(self) -> int:
+        if self._expiring:
+            self.expire()
         return len(self.ready)
 
     @property
@@ -77,9 +88,57 @@ class Queue:
     def publish(self, message: Message) -> None:
         seq = self._next_seq
         self._next_seq = seq + 1
-        self.ready.append(QueuedMessage(message, seq))
+        ttl = message.ttl
+        if self.message_ttl is not None and (ttl is None or self.message_ttl < ttl):
+            ttl = self.message_ttl
+        if ttl is None:
+            self.ready.append(QueuedMessage(message, seq))
+            if self.consumers:
+                self.dispatch()
+            return
+        entry = QueuedMessage(message, seq, expires_at=self.vhost.scheduler.time() + ttl / 1000)
+        self._expiring = True
+        self.ready.append(entry)
         if self.consumers:
             self.dispatch()
+        if ttl == 0 and self.ready and self.ready[-1] is entry:
+            # TTL 0: delivered at once to a consumer with room, or never (RabbitMQ's rule).
+            self.ready.pop()
+            self.expired([entry])
+        else:
+            self.expire()
+
+    # --- expiry ------------------------------------------------------------------------------
+
+    def expire(self) -> None:
+        """Drop the expired messages at the head, and set a timer for the next one due."""
+        if not self._expiring:
+            return
+        ready = self.ready
+        now = self.vhost.scheduler.time()
+        dead = []
+        while ready and 0 < ready[0].expires_at <= now:
+            dead.append(ready.popleft())
+        if dead:
+            self.expired(dead)
+        if ready and ready[0].expires_at:
+            self._schedule_expiry(ready[0].expires_at)
+
+    def _schedule_expiry(self, due: float) -> None:
+        if self._expiry_timer is not None:
+            if self._expiry_due <= due:
+                return
+            self._expiry_timer.cancel()
+        self._expiry_due = due
+        self._expiry_timer = self.vhost.scheduler.call_later(due - self.vhost.scheduler.time(), self._expiry_fired)
+
+    def _expiry_fired(self) -> None:
+        self._expiry_timer = None
+        if not self.deleted:
+            self.expire()
+
+    def expired(self, entries: list[QueuedMessage]) -> None:
+        """Messages whose TTL ran out; dead-lettering hooks in here."""
 
     def requeue(self, entries: Iterable[QueuedMessage]) -> None:
         """Put entries back where they were, by publish order, flagged redelivered."""
@@ -107,6 +166,8 @@ class Queue:
         count = len(consumers)
         if not count or not ready:
             return
+        if self._expiring:
+            self.expire()
         turn = self._round_robin
         refused = 0
         while ready and refused < count:
@@ -123,6 +184,8 @@ class Queue:
         self._round_robin = turn % count
 
     def get(self) -> QueuedMessage | None:
+        if self._expiring:
+            self.expire()
         if not self.ready:
             return None
         return self.ready.popleft()

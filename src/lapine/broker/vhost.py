@@ -18,6 +18,7 @@ from lapine.broker.queue import Queue
 
 if TYPE_CHECKING:
     from lapine.broker.connection import Connection
+    from lapine.broker.scheduler import Scheduler
 
 ACCESS_REFUSED = 403
 NOT_FOUND = 404
@@ -35,8 +36,9 @@ STANDARD_EXCHANGES = (
 
 
 class VirtualHost:
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, scheduler: Scheduler) -> None:
         self.name = name
+        self.scheduler = scheduler
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
         self.default_exchange = Exchange(self, "", "direct", durable=True)

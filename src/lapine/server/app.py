@@ -14,6 +14,7 @@ from lapine import __version__
 from lapine.broker.broker import Broker
 from lapine.config import Config
 from lapine.server.protocol import AMQPProtocol
+from lapine.server.timers import LoopScheduler
 
 log = logging.getLogger("lapine")
 
@@ -21,7 +22,8 @@ log = logging.getLogger("lapine")
 class Server:
     def __init__(self, config: Config | None = None) -> None:
         self.config = config or Config()
-        self.broker = Broker(self.config)
+        self.scheduler = LoopScheduler()
+        self.broker = Broker(self.config, self.scheduler)
         self._listener: asyncio.Server | None = None
         self.protocols: set[AMQPProtocol] = set()
         self.port = self.config.port
@@ -36,6 +38,7 @@ class Server:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
+        self.scheduler.bind(loop)
         self._listener = await loop.create_server(
             lambda: AMQPProtocol(self.broker, self.protocols),
             host=self.config.host or None,
