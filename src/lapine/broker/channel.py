@@ -18,6 +18,7 @@ from lapine.broker.consumer import Consumer
 from lapine.broker.exchange import Exchange
 from lapine.broker.message import Message
 from lapine.broker.queue import Queue, QueuedMessage
+from lapine.broker.stats import MessageStats
 
 if TYPE_CHECKING:
     from lapine.broker.connection import Connection
@@ -66,6 +67,7 @@ class Channel:
         self.publish_seq = 0
         self.confirmed_seq = 0
         self.tx: Transaction | None = None
+        self.stats = MessageStats()
         self.reply_to: direct_reply_to.ReplyConsumer | None = None
         # Exchanges this channel may publish to, valid while the permissions' version holds.
         self._publish_allowed: set[str] = set()
@@ -137,9 +139,17 @@ class Channel:
     ) -> None:
         tag = self._next_delivery_tag
         self._next_delivery_tag = tag + 1
-        if not consumer.no_ack:
+        if consumer.no_ack:
+            self.stats.deliver_no_ack += 1
+            if queue is not None:
+                queue.stats.deliver_no_ack += 1
+        else:
             assert queue is not None and isinstance(consumer, Consumer)
             self.unacked[tag] = Delivery(entry, queue, consumer)
+            self.stats.deliver += 1
+            queue.stats.deliver += 1
+        if entry.redelivered:
+            self.stats.redeliver += 1
         message = entry.message
         self.connection.send(
             encode_deliver_frames(
@@ -260,6 +270,7 @@ class Channel:
             if self.reply_to is None:
                 raise ChannelError(PRECONDITION_FAILED, "fast reply consumer does not exist", 60, 40)
             self.reply_to.rewrite(message)
+        self.stats.publish += 1
         if self.confirm_mode:
             self.publish_seq += 1
         if self.tx is not None:
@@ -276,8 +287,10 @@ class Channel:
             queues: list[Queue] = []
         else:
             queues = self.vhost.route(exchange, message)
+        exchange.stats.publish_in += 1
         if not queues:
             if mandatory:
+                self.stats.return_unroutable += 1
                 self.send_content(
                     spec.BasicReturn(
                         reply_code=312,
@@ -287,8 +300,11 @@ class Channel:
                     ),
                     message,
                 )
+            self.stats.drop_unroutable += 1
             return
+        exchange.stats.publish_out += len(queues)
         for queue in queues:
+            queue.stats.publish += 1
             queue.publish(message)
 
     def _expiration(self, message: Message) -> int | None:
@@ -323,6 +339,7 @@ class Channel:
         first = self.confirmed_seq + 1
         if upto < first:
             return
+        self.stats.confirm += upto - self.confirmed_seq
         self.confirmed_seq = upto
         self.send_method(spec.BasicAck(delivery_tag=upto, multiple=upto > first))
 
@@ -542,13 +559,23 @@ class Channel:
         queue = self.vhost.queue(name, self.connection)
         entry = queue.get()
         if entry is None:
+            self.stats.get_empty += 1
+            queue.stats.get_empty += 1
             self.send_method(spec.BasicGetEmpty())
             return
         tag = self._next_delivery_tag
         self._next_delivery_tag = tag + 1
-        if not method.no_ack:
+        if method.no_ack:
+            self.stats.get_no_ack += 1
+            queue.stats.get_no_ack += 1
+        else:
             self.unacked[tag] = Delivery(entry, queue, None)
             queue.unacked_count += 1
+            self.stats.get += 1
+            queue.stats.get += 1
+        if entry.redelivered:
+            self.stats.redeliver += 1
+            queue.stats.redeliver += 1
         message = entry.message
         self.send_content(
             spec.BasicGetOk(
@@ -585,9 +612,9 @@ class Channel:
     def on_basic_ack(self, method: spec.BasicAck) -> None:
         taken = self._take_deliveries(method.delivery_tag, method.multiple)
         if self.tx is not None:
-            self.tx.settlements.append((taken, False))
+            self.tx.settlements.append((taken, False, True))
             return
-        self._settle(taken, requeue=False)
+        self._settle(taken, requeue=False, acked=True)
 
     def on_basic_reject(self, method: spec.BasicReject) -> None:
         self._reject(self._take_deliveries(method.delivery_tag, False), method.requeue)
@@ -597,12 +624,14 @@ class Channel:
 
     def _reject(self, taken: list[tuple[int, Delivery]], requeue: bool) -> None:
         if self.tx is not None:
-            self.tx.settlements.append((taken, requeue))
+            self.tx.settlements.append((taken, requeue, False))
             return
         self._settle(taken, requeue=requeue)
 
-    def _settle(self, taken: list[tuple[int, Delivery]], *, requeue: bool) -> None:
+    def _settle(self, taken: list[tuple[int, Delivery]], *, requeue: bool, acked: bool = False) -> None:
         """Acked, rejected or requeued: free the consumers' windows and refill them."""
+        if acked:
+            self.stats.ack += len(taken)
         touched: dict[Queue, list[QueuedMessage]] = {}
         for _tag, delivery in taken:
             consumer = delivery.consumer
@@ -616,6 +645,8 @@ class Channel:
                 queue.requeue(entries)
             else:
                 queue.settled(len(entries))
+                if acked:
+                    queue.stats.ack += len(entries)
         self._refill()
 
     def _refill(self) -> None:
@@ -656,8 +687,8 @@ class Channel:
             for exchange, message, mandatory in tx.publishes:
                 if not exchange.deleted:
                     self.route_and_enqueue(exchange, message, mandatory)
-            for taken, requeue in tx.settlements:
-                self._settle(taken, requeue=requeue)
+            for taken, requeue, acked in tx.settlements:
+                self._settle(taken, requeue=requeue, acked=acked)
         finally:
             self.tx = Transaction()
         self.send_method(spec.TxCommitOk())
@@ -668,7 +699,7 @@ class Channel:
             raise ChannelError(PRECONDITION_FAILED, "channel is not transactional")
         # Settlements are undone: those deliveries are unacked again, in tag order.
         restored = dict(self.unacked)
-        for taken, _requeue in tx.settlements:
+        for taken, _requeue, _acked in tx.settlements:
             restored.update(taken)
         self.unacked = dict(sorted(restored.items()))
         self.tx = Transaction()
@@ -709,4 +740,5 @@ class Transaction:
 
     def __init__(self) -> None:
         self.publishes: list[tuple[Exchange, Message, bool]] = []
-        self.settlements: list[tuple[list[tuple[int, Delivery]], bool]] = []
+        # (deliveries, requeue, acked): an ack, or a reject/nack with or without requeue.
+        self.settlements: list[tuple[list[tuple[int, Delivery]], bool, bool]] = []

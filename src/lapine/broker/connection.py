@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import platform
 import socket
+import time
 from collections.abc import Callable
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -74,6 +75,9 @@ class Connection:
         self.exclusive_queues: set[Queue] = set()
         self._confirming: set[Channel] = set()
         self.name = f"{self.peer_host}:{self.peer_port}"
+        self.connected_at = time.time()
+        self.bytes_received = 0
+        self.bytes_sent = 0
 
     def __repr__(self) -> str:
         return f"<Connection {self.name} {self.state.value}>"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from lapine.broker.exchanges import router_for
+from lapine.broker.stats import MessageStats
 
 if TYPE_CHECKING:
     from lapine.broker.vhost import VirtualHost
@@ -36,6 +37,7 @@ class Exchange:
         alternate = self.arguments.get("alternate-exchange")
         self.alternate_exchange: str | None = alternate if isinstance(alternate, str) else None
         self.deleted = False
+        self.stats = MessageStats()
         # Exchanges that route into this one (exchange-to-exchange bindings), for clean deletion.
         self.bound_from: set[Exchange] = set()
 

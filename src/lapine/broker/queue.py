@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from lapine.broker.message import Message
+from lapine.broker.stats import MessageStats
 
 if TYPE_CHECKING:
     from lapine.broker.connection import Connection
@@ -59,6 +60,7 @@ class Queue:
         # An auto-delete queue goes when its last consumer does, but only once it has had one.
         self.had_consumer = False
         self.unacked_count = 0
+        self.stats = MessageStats()
         ttl = self.arguments.get("x-message-ttl")
         self.message_ttl: int | None = ttl if isinstance(ttl, int) and not isinstance(ttl, bool) else None
         # Set once a message with a TTL arrives, so queues without TTLs never look at the clock.

@@ -15,6 +15,7 @@ from lapine.broker.exchange import Exchange
 from lapine.broker.exchanges import router_for
 from lapine.broker.message import Message
 from lapine.broker.queue import Queue
+from lapine.broker.stats import MessageStats
 
 if TYPE_CHECKING:
     from lapine.broker.connection import Connection
@@ -39,6 +40,7 @@ class VirtualHost:
     def __init__(self, name: str, scheduler: Scheduler) -> None:
         self.name = name
         self.scheduler = scheduler
+        self.stats = MessageStats()
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
         self.default_exchange = Exchange(self, "", "direct", durable=True)

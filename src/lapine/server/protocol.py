@@ -55,6 +55,7 @@ class AMQPProtocol(asyncio.Protocol):
         connection = self.connection
         assert connection is not None
         self.last_received = self.loop.time()
+        connection.bytes_received += len(data)
         connection.data_received(data)
         if not self._heartbeat_started and connection.state in (State.AWAIT_OPEN, State.OPEN):
             self._start_heartbeat(connection.heartbeat)
@@ -85,7 +86,9 @@ class AMQPProtocol(asyncio.Protocol):
         if connection is None or transport is None or transport.is_closing():
             return
         if connection.output:
-            transport.write(connection.take_output())
+            data = connection.take_output()
+            connection.bytes_sent += len(data)
+            transport.write(data)
             self.last_sent = self.loop.time()
         if connection.finished:
             transport.close()
