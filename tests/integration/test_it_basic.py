@@ -587,6 +587,7 @@ def test_reject_in_reverse_order_restores_original_order(channel: Any) -> None:
 
 def test_channel_close_requeues_unacked_in_order(connection: pika.BlockingConnection) -> None:
     publisher = connection.channel()
+    publisher.confirm_delivery()
     q = publisher.queue_declare("", exclusive=True).method.queue
     publish_all(publisher, q, 6)
     consumer = connection.channel()

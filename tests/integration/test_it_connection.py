@@ -283,6 +283,8 @@ def test_wrong_protocol_header(raw: Callable[..., RawAMQP], header: bytes) -> No
 
 def test_many_channels_on_one_connection(connection: pika.BlockingConnection) -> None:
     channels = [connection.channel() for _ in range(60)]
+    for ch in channels:
+        ch.confirm_delivery()  # so that every publish is enqueued before the final basic.get
     numbers = {ch.channel_number for ch in channels}
     assert len(numbers) == 60
     q = channels[0].queue_declare("", exclusive=True).method.queue

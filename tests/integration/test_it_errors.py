@@ -80,6 +80,7 @@ def test_channel_error_closes_only_that_channel(connection: pika.BlockingConnect
         ch2.queue_declare(missing, passive=True)
     assert ch2.is_closed
     assert ch1.is_open and ch3.is_open and connection.is_open
+    ch3.confirm_delivery()
     ch3.basic_publish("", q, b"3")
     ch1.basic_publish("", q, b"1")
     assert sorted(bodies(ch1, q)) == [b"1", b"3"]

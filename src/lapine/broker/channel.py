@@ -34,6 +34,11 @@ NOT_IMPLEMENTED = 540
 # Property-flag bits, read straight from the raw content header (user-id in the low byte,
 # reply-to in the high one) so that properties are decoded only when they matter.
 _USER_ID_FLAG = 0x0010
+COMMAND_INVALID = 503
+# RabbitMQ's words (rabbit_command_assembler) for content frames out of order.
+NO_METHOD = "expected method frame, got non method frame instead"
+_NO_HEADER = "expected content header for class 60, got non content header frame instead"
+_NO_BODY = "expected content body, got non content body frame instead"
 _REPLY_TO_FLAG_HIGH = 0x02
 
 
@@ -174,20 +179,10 @@ class Channel:
 
     def handle_method(self, method: spec.Method) -> None:
         if self._publish is not None:
-            raise ConnectionError(
-                UNEXPECTED_FRAME,
-                "expected content header for class 60, got non content header frame instead",
-                method.CLASS_ID,
-                method.METHOD_ID,
-            )
+            self._content_expected()
         handler = self.handlers.get(method.INDEX)
         if handler is None:
-            raise ConnectionError(
-                NOT_IMPLEMENTED if method.CLASS_ID in (10, 20) else 503,
-                f"method {method.NAME} is not allowed on a channel",
-                method.CLASS_ID,
-                method.METHOD_ID,
-            )
+            raise ConnectionError(COMMAND_INVALID, "unimplemented method", method.CLASS_ID, method.METHOD_ID)
         try:
             handler(method)
         except ChannelError as error:
@@ -197,21 +192,29 @@ class Channel:
 
     # --- content assembly (the publish hot path) ---------------------------------------------
 
+    def _content_expected(self) -> None:
+        """A frame other than the content header or body that the publish in progress needs."""
+        if self._header is None:
+            raise ConnectionError(UNEXPECTED_FRAME, _NO_HEADER, 60, 40)
+        raise ConnectionError(UNEXPECTED_FRAME, _NO_BODY, 60, 40)
+
     def start_publish(self, exchange: str, routing_key: str, mandatory: bool, immediate: bool) -> None:
         if self._publish is not None:
-            raise ConnectionError(
-                UNEXPECTED_FRAME,
-                "expected content header for class 60, got non content header frame instead",
-                60,
-                40,
-            )
+            self._content_expected()
         if immediate:
             raise ConnectionError(NOT_IMPLEMENTED, "immediate=true", 60, 40)
         self._publish = (exchange, routing_key, mandatory)
 
     def on_header(self, payload: bytes) -> None:
-        if self._publish is None or self._header is not None:
-            raise ConnectionError(UNEXPECTED_FRAME, "expected method frame, got non method frame instead")
+        if self._publish is None:
+            raise ConnectionError(UNEXPECTED_FRAME, NO_METHOD)
+        if self._header is not None:
+            self._content_expected()
+        if payload[:2] != b"\x00\x3c":
+            class_id = int.from_bytes(payload[:2], "big")
+            raise ConnectionError(
+                UNEXPECTED_FRAME, f"expected content header for class 60, got one for class {class_id} instead", 60, 40
+            )
         body_size = int.from_bytes(payload[4:12], "big")
         max_size = self.connection.broker.config.max_message_size
         if body_size > max_size:
@@ -230,8 +233,10 @@ class Channel:
             self._finish_publish()
 
     def on_body(self, payload: bytes) -> None:
+        if self._publish is None:
+            raise ConnectionError(UNEXPECTED_FRAME, NO_METHOD)
         if self._header is None:
-            raise ConnectionError(UNEXPECTED_FRAME, "expected method frame, got non method frame instead")
+            self._content_expected()
         self._body.append(bytes(payload))
         self._body_remaining -= len(payload)
         if self._body_remaining <= 0:

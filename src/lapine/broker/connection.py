@@ -23,7 +23,7 @@ from lapine.amqp.codec import frame_description
 from lapine.amqp.errors import AMQPError, ChannelError, ConnectionError
 from lapine.amqp.frames import PROTOCOL_HEADER, FrameReader, FrameReaderError, decode_publish, method_frame
 from lapine.auth import sasl
-from lapine.broker.channel import Channel
+from lapine.broker.channel import NO_METHOD, Channel
 
 if TYPE_CHECKING:
     from lapine.broker.broker import Broker
@@ -52,6 +52,18 @@ class State(Enum):
     OPEN = "open"
     CLOSING = "closing"  # connection.close sent, waiting for close-ok
     CLOSED = "closed"
+
+
+# How RabbitMQ names the connection's states in its error texts.
+_RABBIT_STATE_NAMES = {
+    State.AWAIT_HEADER: "starting",
+    State.AWAIT_START_OK: "starting",
+    State.AWAIT_TUNE_OK: "tuning",
+    State.AWAIT_OPEN: "opening",
+    State.OPEN: "running",
+    State.CLOSING: "closing",
+    State.CLOSED: "closed",
+}
 
 
 class Connection:
@@ -165,7 +177,7 @@ class Connection:
                     elif frame_type == 3:
                         channel.on_body(payload)
                     else:
-                        self._unexpected_frame(frame_type, channel_id)
+                        self._unexpected_frame(frame_type, channel_id, payload)
                 except ChannelError as error:
                     self.close_channel_with_error(channel, error)
                 continue
@@ -186,7 +198,7 @@ class Connection:
                     self._finish()
             return
         if frame_type != spec.FRAME_METHOD:
-            self._unexpected_frame(frame_type, channel_id)
+            self._unexpected_frame(frame_type, channel_id, payload)
         method = spec.decode_method(payload)
         if channel_id == 0:
             self._connection_method(method)
@@ -208,22 +220,14 @@ class Connection:
             del self.channels[channel_id]
         # Anything else on a channel we are closing is dropped, as the spec asks.
 
-    def _unexpected_frame(self, frame_type: int, channel_id: int) -> None:
-        if frame_type in (spec.FRAME_HEADER, spec.FRAME_BODY):
-            raise ConnectionError(
-                UNEXPECTED_FRAME,
-                f"expected method frame, got non method frame instead (type {frame_type}) on channel {channel_id}",
-            )
-        raise ConnectionError(501, f"unknown frame type {frame_type}")
+    def _unexpected_frame(self, frame_type: int, channel_id: int, payload: bytes) -> None:
+        if frame_type in (spec.FRAME_HEADER, spec.FRAME_BODY) and channel_id:
+            raise ConnectionError(UNEXPECTED_FRAME, NO_METHOD)
+        raise ConnectionError(UNEXPECTED_FRAME, frame_description(frame_type, payload))
 
     def _open_channel(self, channel_id: int, method: spec.Method) -> None:
         if not isinstance(method, spec.ChannelOpen):
-            raise ConnectionError(
-                CHANNEL_ERROR,
-                f"expected 'channel.open' on channel {channel_id}, got '{method.NAME}'",
-                method.CLASS_ID,
-                method.METHOD_ID,
-            )
+            raise ConnectionError(CHANNEL_ERROR, "expected 'channel.open'", method.CLASS_ID, method.METHOD_ID)
         if len(self.channels) >= self.channel_max:
             raise ConnectionError(
                 NOT_ALLOWED,
@@ -236,11 +240,10 @@ class Connection:
         self.channels[channel_id] = channel
         channel.handlers[spec.ChannelClose.INDEX] = lambda m: self._channel_close(channel)
         channel.handlers[spec.ChannelOpen.INDEX] = lambda m: self._second_open(channel_id)
-        channel.handlers[spec.ChannelCloseOk.INDEX] = lambda m: None
         self.send_method(channel_id, spec.ChannelOpenOk())
 
     def _second_open(self, channel_id: int) -> None:
-        raise ConnectionError(CHANNEL_ERROR, f"second 'channel.open' seen on channel {channel_id}", 20, 10)
+        raise ConnectionError(CHANNEL_ERROR, "second 'channel.open' seen", 20, 10)
 
     def _channel_close(self, channel: Channel) -> None:
         channel.shutdown()
@@ -283,8 +286,8 @@ class Connection:
             return
         else:
             raise ConnectionError(
-                COMMAND_INVALID if state is State.OPEN else CHANNEL_ERROR,
-                f"unexpected method '{method.NAME}' on channel 0 while {state.value}",
+                CHANNEL_ERROR,
+                f"unexpected method in connection state {_RABBIT_STATE_NAMES[state]}",
                 method.CLASS_ID,
                 method.METHOD_ID,
             )

@@ -60,6 +60,7 @@ class VirtualHost:
         return exchange
 
     def queue(self, name: str, connection: Connection | None = None) -> Queue:
+        """The named queue; with a connection, also check that it may use an exclusive one."""
         queue = self.queues.get(name)
         if queue is None:
             raise ChannelError(NOT_FOUND, f"no queue '{name}' in vhost '{self.name}'")
@@ -67,7 +68,7 @@ class VirtualHost:
             self.check_exclusive(queue, connection)
         return queue
 
-    def check_exclusive(self, queue: Queue, connection: Connection) -> None:
+    def check_exclusive(self, queue: Queue, connection: Connection | None) -> None:
         if queue.exclusive_owner is not None and queue.exclusive_owner is not connection:
             raise ChannelError(RESOURCE_LOCKED, self._locked_text(queue))
 
@@ -181,7 +182,7 @@ class VirtualHost:
     def declare_queue(
         self,
         name: str,
-        connection: Connection,
+        connection: Connection | None,
         *,
         passive: bool = False,
         durable: bool = False,
@@ -210,6 +211,8 @@ class VirtualHost:
         )
         self.queues[name] = queue
         if exclusive:
+            if connection is None:
+                raise ValueError("an exclusive queue needs the connection that owns it")
             connection.exclusive_queues.add(queue)
         return queue
 
