@@ -12,6 +12,7 @@ import sys
 from lapine import __version__
 from lapine.config import Config
 from lapine.server.app import Server
+from lapine.server.loop import new_event_loop
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -71,13 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s [%(levelname)s] %(name)s: %(message)s",
     )
     try:
-        import uvloop
-
-        runner = uvloop.run
-    except ImportError:  # uvloop is optional where it cannot be installed
-        runner = asyncio.run
-    try:
-        runner(serve(config))
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
+            runner.run(serve(config))
     except OSError as error:
         print(f"lapine-server: cannot start: {error}", file=sys.stderr)
         return 1

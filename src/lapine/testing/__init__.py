@@ -13,6 +13,7 @@ from types import TracebackType
 
 from lapine.config import Config
 from lapine.server.app import Server
+from lapine.server.loop import new_event_loop
 
 
 class BrokerThread:
@@ -47,7 +48,7 @@ class BrokerThread:
         return self
 
     def _run(self) -> None:
-        loop = asyncio.new_event_loop()
+        loop = new_event_loop()
         self._loop = loop
         try:
             loop.run_until_complete(self._main())
