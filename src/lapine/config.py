@@ -20,6 +20,8 @@ class Config:
     heartbeat: int = 60
     # RabbitMQ 4.x's default max_message_size (3.x allowed 128 MiB).
     max_message_size: int = 16 * 1024 * 1024
+    # How long a delivery may stay unacknowledged before its channel is closed (RabbitMQ's default).
+    consumer_timeout: int = 30 * 60 * 1000
     handshake_timeout: float = 10.0
     default_user: str = "guest"
     default_pass: str = "guest"

@@ -22,6 +22,7 @@ from lapine.broker.stats import MessageStats
 
 if TYPE_CHECKING:
     from lapine.broker.connection import Connection
+    from lapine.broker.scheduler import Timer
 
 ACCESS_REFUSED = 403
 NOT_FOUND = 404
@@ -45,12 +46,13 @@ _REPLY_TO_FLAG_HIGH = 0x02
 class Delivery:
     """A message handed out with an ack expected: where it came from, and to whom."""
 
-    __slots__ = ("consumer", "entry", "queue")
+    __slots__ = ("consumer", "delivered_at", "entry", "queue")
 
-    def __init__(self, entry: QueuedMessage, queue: Queue, consumer: Consumer | None) -> None:
+    def __init__(self, entry: QueuedMessage, queue: Queue, consumer: Consumer | None, delivered_at: float) -> None:
         self.entry = entry
         self.queue = queue
         self.consumer = consumer
+        self.delivered_at = delivered_at
 
 
 class Channel:
@@ -71,8 +73,11 @@ class Channel:
         self.confirm_mode = False
         self.publish_seq = 0
         self.confirmed_seq = 0
+        self._nacks: list[int] = []
         self.tx: Transaction | None = None
         self.stats = MessageStats()
+        self._now = self.vhost.scheduler.time
+        self._timeout_timer: Timer | None = None
         self.reply_to: direct_reply_to.ReplyConsumer | None = None
         # Exchanges this channel may publish to, valid while the permissions' version holds.
         self._publish_allowed: set[str] = set()
@@ -150,7 +155,9 @@ class Channel:
                 queue.stats.deliver_no_ack += 1
         else:
             assert queue is not None and isinstance(consumer, Consumer)
-            self.unacked[tag] = Delivery(entry, queue, consumer)
+            self.unacked[tag] = Delivery(entry, queue, consumer, self._now())
+            if self._timeout_timer is None:
+                self._watch_timeouts()
             self.stats.deliver += 1
             queue.stats.deliver += 1
         if entry.redelivered:
@@ -271,6 +278,8 @@ class Channel:
             self._check_user_id(message)
         if message.has_expiration:
             message.ttl = self._expiration(message)
+        if message.may_name_recipients:
+            _take_recipients(message)
         if message.header_payload[12] & _REPLY_TO_FLAG_HIGH and message.properties.reply_to == direct_reply_to.QUEUE:
             if self.reply_to is None:
                 raise ChannelError(PRECONDITION_FAILED, "fast reply consumer does not exist", 60, 40)
@@ -281,14 +290,17 @@ class Channel:
         if self.tx is not None:
             self.tx.publishes.append((exchange, message, mandatory))
             return
-        self.route_and_enqueue(exchange, message, mandatory)
+        accepted = self.route_and_enqueue(exchange, message, mandatory)
         if self.confirm_mode:
+            if not accepted:
+                self._nacks.append(self.publish_seq)
             self.connection.confirm_pending(self)
 
-    def route_and_enqueue(self, exchange: Exchange, message: Message, mandatory: bool) -> None:
+    def route_and_enqueue(self, exchange: Exchange, message: Message, mandatory: bool) -> bool:
+        """Route and enqueue; False when a queue refused the message (its publisher gets a nack)."""
         if exchange.is_default and message.routing_key.startswith(direct_reply_to.PREFIX):
             if direct_reply_to.deliver(self.connection.broker, message):
-                return
+                return True
             queues: list[Queue] = []
         else:
             queues = self.vhost.route(exchange, message)
@@ -306,11 +318,14 @@ class Channel:
                     message,
                 )
             self.stats.drop_unroutable += 1
-            return
+            return True
         exchange.stats.publish_out += len(queues)
+        accepted = True
         for queue in queues:
             queue.stats.publish += 1
-            queue.publish(message)
+            if not queue.publish(message):
+                accepted = False
+        return accepted
 
     def _expiration(self, message: Message) -> int | None:
         """The expiration property as milliseconds, refused as RabbitMQ refuses it."""
@@ -346,7 +361,14 @@ class Channel:
             return
         self.stats.confirm += upto - self.confirmed_seq
         self.confirmed_seq = upto
-        self.send_method(spec.BasicAck(delivery_tag=upto, multiple=upto > first))
+        nacks, self._nacks = self._nacks, []
+        for nacked in nacks:
+            if nacked > first:
+                self.send_method(spec.BasicAck(delivery_tag=nacked - 1, multiple=nacked - 1 > first))
+            self.send_method(spec.BasicNack(delivery_tag=nacked, multiple=False, requeue=False))
+            first = nacked + 1
+        if upto >= first:
+            self.send_method(spec.BasicAck(delivery_tag=upto, multiple=upto > first))
 
     # --- channel class -----------------------------------------------------------------------
 
@@ -574,7 +596,9 @@ class Channel:
             self.stats.get_no_ack += 1
             queue.stats.get_no_ack += 1
         else:
-            self.unacked[tag] = Delivery(entry, queue, None)
+            self.unacked[tag] = Delivery(entry, queue, None, self._now())
+            if self._timeout_timer is None:
+                self._watch_timeouts()
             queue.unacked_count += 1
             self.stats.get += 1
             queue.stats.get += 1
@@ -648,10 +672,11 @@ class Channel:
                 continue
             if requeue:
                 queue.requeue(entries)
-            else:
+            elif acked:
                 queue.settled(len(entries))
-                if acked:
-                    queue.stats.ack += len(entries)
+                queue.stats.ack += len(entries)
+            else:
+                queue.rejected(entries)
         self._refill()
 
     def _refill(self) -> None:
@@ -717,6 +742,37 @@ class Channel:
         if not method.nowait:
             self.send_method(spec.ConfirmSelectOk())
 
+    # --- consumer timeout ----------------------------------------------------------------------
+
+    def _timeout_of(self, delivery: Delivery) -> int:
+        queue_timeout = delivery.queue.consumer_timeout
+        return queue_timeout if queue_timeout is not None else self.connection.broker.config.consumer_timeout
+
+    def _watch_timeouts(self) -> None:
+        """Check, when the oldest delivery falls due, that it has been acknowledged in time."""
+        if not self.unacked or self.closed:
+            self._timeout_timer = None
+            return
+        oldest = next(iter(self.unacked.values()))
+        due = oldest.delivered_at + self._timeout_of(oldest) / 1000
+        self._timeout_timer = self.vhost.scheduler.call_later(max(due - self._now(), 0.0), self._timeouts_due)
+
+    def _timeouts_due(self) -> None:
+        self._timeout_timer = None
+        if self.closed or self.closing or not self.unacked:
+            return
+        oldest = next(iter(self.unacked.values()))
+        timeout = self._timeout_of(oldest)
+        if self._now() - oldest.delivered_at >= timeout / 1000:
+            error = ChannelError(
+                PRECONDITION_FAILED,
+                f"delivery acknowledgement on channel {self.id} timed out. Timeout value used: {timeout} ms. "
+                "This timeout value can be configured, see consumers doc guide to learn more",
+            )
+            self.connection.close_channel_with_error(self, error)
+            return
+        self._watch_timeouts()
+
     # --- closing -----------------------------------------------------------------------------
 
     def shutdown(self) -> None:
@@ -725,6 +781,9 @@ class Channel:
             return
         self.closed = True
         self._publish = None
+        if self._timeout_timer is not None:
+            self._timeout_timer.cancel()
+            self._timeout_timer = None
         taken = list(self.unacked.items())
         self.unacked.clear()
         if self.reply_to is not None:
@@ -736,6 +795,23 @@ class Channel:
         self._settle(taken, requeue=True)
         for consumer in consumers:
             consumer.queue.remove_consumer(consumer)
+
+
+def _take_recipients(message: Message) -> None:
+    """Sender-selected distribution: CC and BCC header keys add routing keys; BCC is removed."""
+    properties = message.properties
+    headers = properties.headers or {}
+    message.cc = _keys(headers.get("CC"))
+    message.bcc = _keys(headers.get("BCC"))
+    if "BCC" in headers:
+        properties.headers = {k: v for k, v in headers.items() if k != "BCC"}
+        message.header_payload = message.header_payload[:12] + properties.encode()
+
+
+def _keys(value: Any) -> list[str] | None:
+    if not isinstance(value, list):
+        return None
+    return [key for key in value if isinstance(key, str)] or None
 
 
 class Transaction:

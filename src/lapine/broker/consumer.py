@@ -16,6 +16,7 @@ class Consumer:
         "exclusive",
         "no_ack",
         "prefetch",
+        "priority",
         "queue",
         "tag",
         "tag_bytes",
@@ -42,6 +43,9 @@ class Consumer:
         # RabbitMQ reads basic.qos global=false as a per-consumer limit fixed at consume time.
         self.prefetch = prefetch
         self.arguments = arguments
+        # x-priority: higher-priority consumers get messages first while they have room.
+        priority = arguments.get("x-priority", 0)
+        self.priority = priority if isinstance(priority, int) and not isinstance(priority, bool) else 0
         self.unacked = 0
 
     def has_room(self) -> bool:

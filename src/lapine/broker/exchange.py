@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from lapine.broker.exchanges import router_for
+from lapine.broker.policies import Policy, effective
 from lapine.broker.stats import MessageStats
 
 if TYPE_CHECKING:
@@ -34,8 +35,9 @@ class Exchange:
         self.internal = internal
         self.arguments = arguments or {}
         self.router = router_type()
-        alternate = self.arguments.get("alternate-exchange")
-        self.alternate_exchange: str | None = alternate if isinstance(alternate, str) else None
+        self.alternate_exchange: str | None = None
+        self.policy: Policy | None = None
+        self.apply_settings()
         self.deleted = False
         self.stats = MessageStats()
         # Exchanges that route into this one (exchange-to-exchange bindings), for clean deletion.
@@ -43,6 +45,14 @@ class Exchange:
 
     def __repr__(self) -> str:
         return f"<Exchange {self.name!r} ({self.type}) in vhost {self.vhost.name!r}>"
+
+    def apply_settings(self, policy: Policy | None = None) -> None:
+        """(Re)read the alternate exchange from the arguments, or else from the policy."""
+        self.policy = policy
+        alternate = effective(self.arguments, policy, "exchange").get("alternate-exchange")
+        if isinstance(alternate, bytes):
+            alternate = alternate.decode("utf-8", "surrogateescape")
+        self.alternate_exchange = alternate if isinstance(alternate, str) else None
 
     @property
     def is_default(self) -> bool:

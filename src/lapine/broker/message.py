@@ -10,7 +10,7 @@ from lapine.amqp.spec import BasicProperties
 
 
 class Message:
-    __slots__ = ("_properties", "body", "exchange", "header_payload", "persistent", "routing_key", "ttl")
+    __slots__ = ("_properties", "bcc", "body", "cc", "exchange", "header_payload", "persistent", "routing_key", "ttl")
 
     def __init__(self, exchange: str, routing_key: str, header_payload: bytes, body: bytes) -> None:
         self.exchange = exchange
@@ -23,12 +23,24 @@ class Message:
         self.persistent = _delivery_mode(header_payload) == 2
         # The expiration property in milliseconds, set by the channel when the property is there.
         self.ttl: int | None = None
+        # CC routing keys from the headers (sender-selected distribution); None when there are none.
+        self.cc: list[str] | None = None
+        # BCC keys route like CC but are stripped from the headers before anyone sees them.
+        self.bcc: list[str] | None = None
 
     @property
     def properties(self) -> BasicProperties:
         if self._properties is None:
             self._properties = BasicProperties.decode(self.header_payload, 12)
         return self._properties
+
+    @property
+    def may_name_recipients(self) -> bool:
+        """Cheap pre-check for CC/BCC headers: the raw bytes must hold one of the key names."""
+        header = self.header_payload
+        if len(header) <= 12 or not header[12] & _HEADERS_FLAG_HIGH:
+            return False
+        return b"\x02CC" in header or b"\x03BCC" in header
 
     @property
     def has_expiration(self) -> bool:
@@ -44,7 +56,8 @@ class Message:
 
 
 _DELIVERY_MODE_FLAG = 0x1000
-_EXPIRATION_FLAG_HIGH = 0x01  # 0x0100 in the high byte of the property flags
+_EXPIRATION_FLAG_HIGH = 0x01
+_HEADERS_FLAG_HIGH = 0x20  # 0x2000  # 0x0100 in the high byte of the property flags
 _SHORTSTR_FLAGS = (0x8000, 0x4000)  # content-type, content-encoding precede headers
 _HEADERS_FLAG = 0x2000
 

@@ -1,17 +1,20 @@
-"""A queue: its ready messages, its consumers, and the round-robin that hands one to the other.
+"""A queue: its ready messages, its consumers, and the dispatch that hands one to the other.
 
-Messages wait in ``ready`` in publish order (``seq``). A delivery that needs an ack leaves the
-queue and is held by the channel that received it until acked (gone) or requeued (back here, in
-its original position, flagged redelivered), as RabbitMQ's classic queues do.
+Messages wait in ``ready`` in delivery order. A delivery that needs an ack leaves the queue and
+is held by the channel that received it until acked (gone) or requeued (back here, in its
+original position, flagged redelivered), as RabbitMQ's classic queues do. The queue also applies
+RabbitMQ's extensions: TTLs, length limits with their overflow modes, priorities, dead-lettering,
+single active consumer, consumer priorities and x-expires.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from lapine.broker import dead_letter
 from lapine.broker.message import Message
+from lapine.broker.policies import Policy, effective
+from lapine.broker.ready import make_ready, sorted_by_seq
 from lapine.broker.stats import MessageStats
 
 if TYPE_CHECKING:
@@ -34,6 +37,18 @@ class QueuedMessage:
         self.expires_at = expires_at
 
 
+def _int_setting(settings: dict[str, Any], key: str) -> int | None:
+    value = settings.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _str_setting(settings: dict[str, Any], key: str) -> str | None:
+    value = settings.get(key)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "surrogateescape")
+    return value if isinstance(value, str) else None
+
+
 class Queue:
     def __init__(
         self,
@@ -51,7 +66,6 @@ class Queue:
         self.exclusive_owner = exclusive_owner
         self.auto_delete = auto_delete
         self.arguments = arguments or {}
-        self.ready: deque[QueuedMessage] = deque()
         self.consumers: list[Consumer] = []
         self.exclusive_consumer: Consumer | None = None
         self._next_seq = 0
@@ -60,16 +74,40 @@ class Queue:
         # An auto-delete queue goes when its last consumer does, but only once it has had one.
         self.had_consumer = False
         self.unacked_count = 0
+        self.ready_bytes = 0
         self.stats = MessageStats()
-        ttl = self.arguments.get("x-message-ttl")
-        self.message_ttl: int | None = ttl if isinstance(ttl, int) and not isinstance(ttl, bool) else None
+        self.policy: Policy | None = None
         # Set once a message with a TTL arrives, so queues without TTLs never look at the clock.
         self._expiring = False
         self._expiry_timer: Timer | None = None
         self._expiry_due = 0.0
+        self._unused_timer: Timer | None = None
+        max_priority = _int_setting(self.arguments, "x-max-priority")
+        self.max_priority = max_priority or 0
+        self.ready = make_ready(max_priority)
+        self.single_active_consumer = self.arguments.get("x-single-active-consumer") is True
+        self.apply_settings()
 
     def __repr__(self) -> str:
         return f"<Queue {self.name!r} in vhost {self.vhost.name!r}>"
+
+    def apply_settings(self, policy: Policy | None = None) -> None:
+        """(Re)read the settings that arguments and the policy give, arguments first."""
+        self.policy = policy
+        settings = effective(self.arguments, policy, "queue")
+        self.settings = settings
+        self.message_ttl = _int_setting(settings, "x-message-ttl")
+        self.expires = _int_setting(settings, "x-expires")
+        self.max_length = _int_setting(settings, "x-max-length")
+        self.max_length_bytes = _int_setting(settings, "x-max-length-bytes")
+        self.overflow = _str_setting(settings, "x-overflow") or "drop-head"
+        self.dead_letter_exchange = _str_setting(settings, "x-dead-letter-exchange")
+        self.dead_letter_routing_key = _str_setting(settings, "x-dead-letter-routing-key")
+        self.consumer_timeout = _int_setting(settings, "x-consumer-timeout")
+        self._limited = self.max_length is not None or self.max_length_bytes is not None
+        self.touch()
+        if not self.deleted:
+            self._enforce_limits()
 
     @property
     def exclusive(self) -> bool:
@@ -87,28 +125,83 @@ class Queue:
 
     # --- messages in -------------------------------------------------------------------------
 
-    def publish(self, message: Message) -> None:
+    def publish(self, message: Message) -> bool:
+        """Enqueue a message; False when the queue refuses it (overflow reject-publish)."""
+        if self._limited and self._is_full(message) and self.overflow != "drop-head":
+            if self.overflow == "reject-publish-dlx":
+                dead_letter.dead_letter(self, [QueuedMessage(message, -1)], "maxlen")
+            return False
         seq = self._next_seq
         self._next_seq = seq + 1
         ttl = message.ttl
         if self.message_ttl is not None and (ttl is None or self.message_ttl < ttl):
             ttl = self.message_ttl
         if ttl is None:
-            self.ready.append(QueuedMessage(message, seq))
-            if self.consumers:
-                self.dispatch()
-            return
-        entry = QueuedMessage(message, seq, expires_at=self.vhost.scheduler.time() + ttl / 1000)
-        self._expiring = True
-        self.ready.append(entry)
+            entry = QueuedMessage(message, seq)
+        else:
+            entry = QueuedMessage(message, seq, expires_at=self.vhost.scheduler.time() + ttl / 1000)
+            self._expiring = True
+        self.ready.push(entry)
+        self.ready_bytes += len(message.body)
+        if self._limited:
+            self._enforce_limits()
         if self.consumers:
             self.dispatch()
-        if ttl == 0 and self.ready and self.ready[-1] is entry:
-            # TTL 0: delivered at once to a consumer with room, or never (RabbitMQ's rule).
-            self.ready.pop()
-            self.expired([entry])
-        else:
-            self.expire()
+        if ttl is not None:
+            if ttl == 0 and self.ready.tail() is entry:
+                # TTL 0: delivered at once to a consumer with room, or never (RabbitMQ's rule).
+                self._take_tail()
+                self.expired([entry])
+            else:
+                self.expire()
+        return True
+
+    def requeue(self, entries: list[QueuedMessage]) -> None:
+        """Put entries back where they were, by publish order, flagged redelivered."""
+        back = sorted_by_seq(entries)
+        if not back:
+            return
+        for entry in back:
+            entry.redelivered = True
+            self.ready_bytes += len(entry.message.body)
+        self.unacked_count -= len(back)
+        self.ready.put_back(back)
+        if self._limited:
+            self._enforce_limits()
+        self.dispatch()
+
+    # --- limits ------------------------------------------------------------------------------
+
+    def _is_full(self, incoming: Message) -> bool:
+        if self.max_length is not None and len(self.ready) >= self.max_length:
+            return True
+        size = len(incoming.body)
+        return self.max_length_bytes is not None and self.ready_bytes + size > self.max_length_bytes
+
+    def _over_limit(self) -> bool:
+        if self.max_length is not None and len(self.ready) > self.max_length:
+            return True
+        return self.max_length_bytes is not None and self.ready_bytes > self.max_length_bytes
+
+    def _enforce_limits(self) -> None:
+        """drop-head: the oldest ready messages make room, dead-lettered with reason maxlen."""
+        if not self._limited:
+            return
+        dropped = []
+        while self.ready and self._over_limit():
+            dropped.append(self._take_head())
+        if dropped:
+            self.expired(dropped, reason="maxlen")
+
+    def _take_head(self) -> QueuedMessage:
+        entry = self.ready.pop_head()
+        self.ready_bytes -= len(entry.message.body)
+        return entry
+
+    def _take_tail(self) -> QueuedMessage:
+        entry = self.ready.pop_tail()
+        self.ready_bytes -= len(entry.message.body)
+        return entry
 
     # --- expiry ------------------------------------------------------------------------------
 
@@ -119,45 +212,45 @@ class Queue:
         ready = self.ready
         now = self.vhost.scheduler.time()
         dead = []
-        while ready and 0 < ready[0].expires_at <= now:
-            dead.append(ready.popleft())
+        head = ready.head()
+        while head is not None and 0 < head.expires_at <= now:
+            dead.append(self._take_head())
+            head = ready.head()
         if dead:
             self.expired(dead)
-        if ready and ready[0].expires_at:
-            self._schedule_expiry(ready[0].expires_at)
+        if head is not None and head.expires_at:
+            self._schedule_expiry(head.expires_at)
 
     def _schedule_expiry(self, due: float) -> None:
+        scheduler = self.vhost.scheduler
         if self._expiry_timer is not None:
             if self._expiry_due <= due:
                 return
             self._expiry_timer.cancel()
         self._expiry_due = due
-        self._expiry_timer = self.vhost.scheduler.call_later(due - self.vhost.scheduler.time(), self._expiry_fired)
+        self._expiry_timer = scheduler.call_later(due - scheduler.time(), self._expiry_fired)
 
     def _expiry_fired(self) -> None:
         self._expiry_timer = None
         if not self.deleted:
             self.expire()
 
-    def expired(self, entries: list[QueuedMessage]) -> None:
-        """Messages whose TTL ran out; dead-lettering hooks in here."""
+    def expired(self, entries: list[QueuedMessage], reason: str = "expired") -> None:
+        """Messages that died in the queue (TTL or overflow): dead-lettered when configured."""
+        dead_letter.dead_letter(self, entries, reason)
 
-    def requeue(self, entries: Iterable[QueuedMessage]) -> None:
-        """Put entries back where they were, by publish order, flagged redelivered."""
-        back = sorted(entries, key=_by_seq)
-        if not back:
-            return
-        for entry in back:
-            entry.redelivered = True
-            self.unacked_count -= 1
-        ready = self.ready
-        if not ready or back[-1].seq < ready[0].seq:
-            ready.extendleft(reversed(back))
-        else:
-            merged = sorted([*back, *ready], key=_by_seq)
-            ready.clear()
-            ready.extend(merged)
-        self.dispatch()
+    def touch(self) -> None:
+        """The queue was used: restart its x-expires countdown."""
+        if self._unused_timer is not None:
+            self._unused_timer.cancel()
+            self._unused_timer = None
+        if self.expires is not None and not self.consumers and not self.deleted:
+            self._unused_timer = self.vhost.scheduler.call_later(self.expires / 1000, self._unused_expired)
+
+    def _unused_expired(self) -> None:
+        self._unused_timer = None
+        if not self.deleted and not self.consumers:
+            self.vhost.delete_queue(self)
 
     # --- messages out ------------------------------------------------------------------------
 
@@ -170,13 +263,17 @@ class Queue:
             return
         if self._expiring:
             self.expire()
+        if self.single_active_consumer or consumers[0].priority or consumers[-1].priority:
+            self._dispatch_by_priority()
+            return
         turn = self._round_robin
         refused = 0
         while ready and refused < count:
             consumer = consumers[turn % count]
             turn += 1
             if consumer.has_room():
-                entry = ready.popleft()
+                entry = ready.pop_head()
+                self.ready_bytes -= len(entry.message.body)
                 if not consumer.no_ack:
                     self.unacked_count += 1
                 consumer.deliver(entry, self)
@@ -185,29 +282,72 @@ class Queue:
                 refused += 1
         self._round_robin = turn % count
 
+    def _dispatch_by_priority(self) -> None:
+        """Consumers are sorted by priority: the highest with room gets the message, and within
+        one priority they take turns. A single-active-consumer queue has only its first one."""
+        candidates = self.consumers[:1] if self.single_active_consumer else self.consumers
+        while self.ready:
+            consumer = self._next_with_room(candidates)
+            if consumer is None:
+                return
+            entry = self._take_head()
+            if not consumer.no_ack:
+                self.unacked_count += 1
+            consumer.deliver(entry, self)
+
+    def _next_with_room(self, candidates: list[Consumer]) -> Consumer | None:
+        index = 0
+        count = len(candidates)
+        while index < count:
+            priority = candidates[index].priority
+            end = index
+            while end < count and candidates[end].priority == priority:
+                end += 1
+            group = end - index
+            for step in range(group):
+                consumer = candidates[index + (self._round_robin + step) % group]
+                if consumer.has_room():
+                    self._round_robin = (self._round_robin + step + 1) % group
+                    return consumer
+            index = end
+        return None
+
     def get(self) -> QueuedMessage | None:
+        self.touch()
         if self._expiring:
             self.expire()
         if not self.ready:
             return None
-        return self.ready.popleft()
+        return self._take_head()
 
     def settled(self, count: int = 1) -> None:
         """Delivered messages were acked (or dropped): they are no longer the queue's."""
         self.unacked_count -= count
 
+    def rejected(self, entries: list[QueuedMessage]) -> None:
+        """Rejected or nacked without requeue: gone, or dead-lettered with reason rejected."""
+        self.unacked_count -= len(entries)
+        dead_letter.dead_letter(self, entries, "rejected")
+
     def purge(self) -> int:
         count = len(self.ready)
         self.ready.clear()
+        self.ready_bytes = 0
         return count
 
     # --- consumers ---------------------------------------------------------------------------
 
     def add_consumer(self, consumer: Consumer) -> None:
-        self.consumers.append(consumer)
+        consumers = self.consumers
+        # Stable by priority, highest first: equal priorities keep their arrival order.
+        index = len(consumers)
+        while index and consumers[index - 1].priority < consumer.priority:
+            index -= 1
+        consumers.insert(index, consumer)
         self.had_consumer = True
         if consumer.exclusive:
             self.exclusive_consumer = consumer
+        self.touch()
         self.dispatch()
 
     def remove_consumer(self, consumer: Consumer) -> None:
@@ -219,7 +359,14 @@ class Queue:
             self.exclusive_consumer = None
         if self.auto_delete and not self.consumers and self.had_consumer and not self.deleted:
             self.vhost.delete_queue(self)
+            return
+        self.touch()
+        if self.single_active_consumer and self.consumers:
+            self.dispatch()
 
-
-def _by_seq(entry: QueuedMessage) -> int:
-    return entry.seq
+    @property
+    def active_consumer(self) -> Consumer | None:
+        """With single active consumer, the one that gets the messages."""
+        if not self.single_active_consumer or not self.consumers:
+            return None
+        return self.consumers[0]

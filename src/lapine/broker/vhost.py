@@ -14,6 +14,7 @@ from lapine.broker import arguments as args
 from lapine.broker.exchange import Exchange
 from lapine.broker.exchanges import router_for
 from lapine.broker.message import Message
+from lapine.broker.policies import Policies, Policy
 from lapine.broker.queue import Queue
 from lapine.broker.stats import MessageStats
 
@@ -41,6 +42,7 @@ class VirtualHost:
         self.name = name
         self.scheduler = scheduler
         self.stats = MessageStats()
+        self.policies = Policies()
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
         self.default_exchange = Exchange(self, "", "direct", durable=True)
@@ -117,6 +119,8 @@ class VirtualHost:
             arguments=arguments,
         )
         self.exchanges[name] = exchange
+        if not name.startswith("amq."):
+            exchange.apply_settings(self.policies.for_object(name, "exchange"))
         return exchange
 
     def _check_exchange_equivalence(
@@ -210,6 +214,9 @@ class VirtualHost:
             arguments=arguments,
         )
         self.queues[name] = queue
+        policy = self.policies.for_object(name, "queue")
+        if policy is not None:
+            queue.apply_settings(policy)
         if exclusive:
             if connection is None:
                 raise ValueError("an exclusive queue needs the connection that owns it")
@@ -240,7 +247,7 @@ class VirtualHost:
     def delete_queue(self, queue: Queue, *, if_unused: bool = False, if_empty: bool = False) -> int:
         if if_unused and queue.consumers:
             raise ChannelError(PRECONDITION_FAILED, f"queue '{queue.name}' in vhost '{self.name}' in use")
-        if if_empty and queue.ready:
+        if if_empty and queue.message_count:
             raise ChannelError(PRECONDITION_FAILED, f"queue '{queue.name}' in vhost '{self.name}' not empty")
         count = queue.message_count
         queue.deleted = True
@@ -251,10 +258,30 @@ class VirtualHost:
         for consumer in list(queue.consumers):
             consumer.channel.cancel_by_broker(consumer)
         queue.consumers.clear()
-        queue.ready.clear()
+        queue.purge()
         if queue.exclusive_owner is not None:
             queue.exclusive_owner.exclusive_queues.discard(queue)
         return count
+
+    # --- policies ----------------------------------------------------------------------------
+
+    def set_policy(self, policy: Policy) -> None:
+        self.policies.set(policy)
+        self.reapply_policies()
+
+    def clear_policy(self, name: str) -> bool:
+        cleared = self.policies.clear(name)
+        if cleared:
+            self.reapply_policies()
+        return cleared
+
+    def reapply_policies(self) -> None:
+        """A policy changed: every queue and exchange looks up the one that now applies."""
+        for queue in list(self.queues.values()):
+            queue.apply_settings(self.policies.for_object(queue.name, "queue"))
+        for exchange in self.exchanges.values():
+            if exchange.name and not exchange.name.startswith("amq."):
+                exchange.apply_settings(self.policies.for_object(exchange.name, "exchange"))
 
     # --- bindings ----------------------------------------------------------------------------
 
@@ -285,7 +312,19 @@ class VirtualHost:
     # --- routing -----------------------------------------------------------------------------
 
     def route(self, exchange: Exchange, message: Message) -> list[Queue]:
-        """The queues a message goes to, each once; unroutable ones try the alternate exchanges."""
+        """The queues a message goes to, each once, for its routing key and any CC/BCC keys."""
+        if message.cc is None and message.bcc is None:
+            return self._route_with_alternates(exchange, message)
+        found: dict[Queue, None] = {}
+        original = message.routing_key
+        for key in (original, *(message.cc or ()), *(message.bcc or ())):
+            message.routing_key = key
+            found.update(dict.fromkeys(self._route_with_alternates(exchange, message)))
+        message.routing_key = original
+        return list(found)
+
+    def _route_with_alternates(self, exchange: Exchange, message: Message) -> list[Queue]:
+        """Routing through one exchange; unroutable messages try its alternate exchanges."""
         queues = self._route_from(exchange, message)
         if queues or exchange.alternate_exchange is None:
             return queues

@@ -1,0 +1,432 @@
+"""Administration of the broker's definitions: vhosts, users, permissions, and their export/import.
+
+Every change an operator makes (through the HTTP API, lapinectl, or a definitions file) goes
+through these functions, so that there is one place to hook persistence and one place that
+applies RabbitMQ's side effects: a new vhost gets its amq.* exchanges, a deleted vhost or user
+takes its open connections with it (320 CONNECTION_FORCED), and so on. There is no HTTP here;
+errors are raised as DefinitionError with RabbitMQ's wording, for the caller to translate.
+"""
+
+from __future__ import annotations
+
+import re
+import weakref
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from lapine import __version__
+from lapine.amqp.errors import AMQPError, ConnectionError
+from lapine.auth.passwords import HASHING_ALGORITHM
+from lapine.auth.permissions import Permission
+from lapine.auth.users import User
+
+if TYPE_CHECKING:
+    from lapine.broker.broker import Broker
+    from lapine.broker.exchange import Exchange
+    from lapine.broker.queue import Queue
+    from lapine.broker.vhost import VirtualHost
+
+CONNECTION_FORCED = 320
+# The tags RabbitMQ's management plugin gives a meaning to; others are stored and shown as given.
+KNOWN_TAGS = ("administrator", "monitoring", "policymaker", "management", "impersonator")
+# RabbitMQ's password hashing algorithms (lapine.auth.passwords checks all three).
+HASHING_ALGORITHMS = ("rabbit_password_hashing_sha256", "rabbit_password_hashing_sha512", "rabbit_password_hashing_md5")
+
+
+class DefinitionError(Exception):
+    """An operation refused; ``kind`` is "not_found" or "bad_request", as the HTTP API reports."""
+
+    def __init__(self, reason: str, kind: str = "bad_request") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.kind = kind
+
+
+# --- vhosts --------------------------------------------------------------------------------------
+
+
+@dataclass
+class VhostMetadata:
+    """What RabbitMQ keeps about a vhost beyond its contents (shown by the API, exported)."""
+
+    description: str = ""
+    tags: list[str] = field(default_factory=list)
+    default_queue_type: str = "undefined"
+
+
+# The vhost model has no place for its description and tags yet, so they live beside it.
+_metadata: weakref.WeakKeyDictionary[VirtualHost, VhostMetadata] = weakref.WeakKeyDictionary()
+
+
+def vhost_metadata(vhost: VirtualHost) -> VhostMetadata:
+    metadata = _metadata.get(vhost)
+    if metadata is None:
+        metadata = _metadata[vhost] = VhostMetadata()
+    return metadata
+
+
+def add_vhost(
+    broker: Broker,
+    name: str,
+    *,
+    description: str | None = None,
+    tags: Iterable[str] | None = None,
+    default_queue_type: str | None = None,
+) -> tuple[VirtualHost, bool]:
+    """Create a vhost (with its amq.* exchanges), or update its metadata; True when created."""
+    if not name:
+        raise DefinitionError("vhost name must not be empty")
+    created = name not in broker.vhosts
+    vhost = broker.add_vhost(name)
+    metadata = vhost_metadata(vhost)
+    # As RabbitMQ does, a PUT replaces the description and tags (missing ones become empty).
+    metadata.description = description or ""
+    metadata.tags = list(tags or [])
+    if default_queue_type:
+        metadata.default_queue_type = default_queue_type
+    return vhost, created
+
+
+def delete_vhost(broker: Broker, name: str) -> bool:
+    """Remove a vhost with everything in it; its connections are closed first, as RabbitMQ does."""
+    vhost = broker.vhosts.get(name)
+    if vhost is None:
+        return False
+    _close_connections(broker, lambda c: c.vhost is vhost, f"vhost '{name}' is deleted")
+    for queue in list(vhost.queues.values()):
+        vhost.delete_queue(queue)
+    del broker.vhosts[name]
+    broker.permissions.drop_vhost(name)
+    return True
+
+
+# --- users ---------------------------------------------------------------------------------------
+
+
+def parse_tags(tags: str | Iterable[str] | None) -> list[str]:
+    """Tags as RabbitMQ accepts them: a list, or one comma-separated string ("" for none)."""
+    if tags is None:
+        return []
+    items = tags.split(",") if isinstance(tags, str) else list(tags)
+    return [str(tag).strip() for tag in items if str(tag).strip()]
+
+
+def put_user(
+    broker: Broker,
+    name: str,
+    *,
+    password: str | None = None,
+    password_hash: str | None = None,
+    hashing_algorithm: str | None = None,
+    tags: str | Iterable[str] | None = None,
+) -> bool:
+    """Create or replace a user; True when created. A password wins over a hash when both come."""
+    if not name:
+        raise DefinitionError("user name must not be empty")
+    algorithm = hashing_algorithm or HASHING_ALGORITHM
+    if algorithm not in HASHING_ALGORITHMS:
+        raise DefinitionError(f"unsupported hashing algorithm '{algorithm}'")
+    created = name not in broker.users.users
+    tag_list = parse_tags(tags)
+    if password is not None:
+        user = broker.users.add(name, password, tag_list)
+    else:
+        user = User(name, password_hash or "", tag_list, algorithm)
+        broker.users.users[name] = user
+    return created
+
+
+def add_user(broker: Broker, name: str, password: str, tags: str | Iterable[str] | None = None) -> None:
+    if name in broker.users.users:
+        raise DefinitionError(f"user '{name}' already exists")
+    put_user(broker, name, password=password, tags=tags)
+
+
+def change_password(broker: Broker, name: str, password: str) -> None:
+    user = _user(broker, name)
+    put_user(broker, name, password=password, tags=user.tags)
+
+
+def clear_password(broker: Broker, name: str) -> None:
+    user = _user(broker, name)
+    put_user(broker, name, password_hash="", tags=user.tags, hashing_algorithm=user.hashing_algorithm)
+
+
+def set_user_tags(broker: Broker, name: str, tags: str | Iterable[str] | None) -> None:
+    _user(broker, name).tags = parse_tags(tags)
+
+
+def delete_user(broker: Broker, name: str) -> bool:
+    """Remove a user and its permissions; its open connections are closed, as RabbitMQ does."""
+    if broker.users.users.pop(name, None) is None:
+        return False
+    broker.permissions.drop_user(name)
+    _close_connections(broker, lambda c: c.username == name, f"user '{name}' is deleted")
+    return True
+
+
+def _user(broker: Broker, name: str) -> User:
+    user = broker.users.get(name)
+    if user is None:
+        raise DefinitionError(f"no such user '{name}'", "not_found")
+    return user
+
+
+# --- permissions ---------------------------------------------------------------------------------
+
+
+def set_permissions(broker: Broker, user: str, vhost: str, configure: str, write: str, read: str) -> bool:
+    """Grant a user three patterns on a vhost; True when the user had none there before."""
+    if user not in broker.users.users or vhost not in broker.vhosts:
+        raise DefinitionError("vhost_or_user_not_found")
+    for pattern in (configure, write, read):
+        _check_regex(pattern)
+    created = broker.permissions.get(user, vhost) is None
+    broker.permissions.set(Permission(user, vhost, configure, write, read))
+    return created
+
+
+def clear_permissions(broker: Broker, user: str, vhost: str) -> bool:
+    return broker.permissions.clear(user, vhost)
+
+
+def _check_regex(pattern: str) -> None:
+    try:
+        re.compile(pattern)
+    except re.error as error:
+        raise DefinitionError(f"invalid_regexp: '{pattern}': {error}") from None
+
+
+# --- connections ---------------------------------------------------------------------------------
+
+
+def _close_connections(broker: Broker, which: Any, reason: str) -> int:
+    error = ConnectionError(CONNECTION_FORCED, reason)
+    closing = [connection for connection in broker.connections if which(connection)]
+    for connection in closing:
+        connection.close_with_error(error)
+    return len(closing)
+
+
+def close_connection(broker: Broker, name: str, reason: str = "Closed via management plugin") -> bool:
+    return _close_connections(broker, lambda c: c.name == name, reason) > 0
+
+
+# --- export --------------------------------------------------------------------------------------
+
+
+def export_definitions(broker: Broker, vhost: str | None = None) -> dict[str, Any]:
+    """Definitions in RabbitMQ's JSON shape; for one vhost, only its queues, exchanges and bindings."""
+    vhosts = [broker.vhosts[vhost]] if vhost is not None else list(broker.vhosts.values())
+    objects = {
+        "queues": [_queue_definition(q) for v in vhosts for q in v.queues.values() if not q.exclusive],
+        "exchanges": [_exchange_definition(x) for v in vhosts for x in v.exchanges.values() if _exportable(x)],
+        "bindings": [b for v in vhosts for b in bindings_of(v) if b["source"]],
+    }
+    if vhost is not None:
+        for kind in objects.values():
+            for item in kind:
+                item.pop("vhost", None)
+        return {"rabbit_version": __version__, "rabbitmq_version": __version__, "policies": [], **objects}
+    return {
+        "rabbit_version": __version__,
+        "rabbitmq_version": __version__,
+        "product_name": "Lapine",
+        "product_version": __version__,
+        "users": [user_definition(u) for u in broker.users.users.values()],
+        "vhosts": [vhost_definition(v) for v in vhosts],
+        "permissions": [permission_definition(p) for p in broker.permissions.entries.values()],
+        "topic_permissions": [],
+        "parameters": [],
+        "global_parameters": [{"name": "cluster_name", "value": broker.cluster_name}],
+        "policies": [],
+        **objects,
+    }
+
+
+def user_definition(user: User) -> dict[str, Any]:
+    return {
+        "name": user.name,
+        "password_hash": user.password_hash,
+        "hashing_algorithm": user.hashing_algorithm,
+        "tags": list(user.tags),
+        "limits": {},
+    }
+
+
+def vhost_definition(vhost: VirtualHost) -> dict[str, Any]:
+    metadata = vhost_metadata(vhost)
+    return {
+        "name": vhost.name,
+        "description": metadata.description,
+        "tags": list(metadata.tags),
+        "metadata": {"description": metadata.description, "tags": list(metadata.tags)},
+    }
+
+
+def permission_definition(permission: Permission) -> dict[str, Any]:
+    return {
+        "user": permission.user,
+        "vhost": permission.vhost,
+        "configure": permission.configure,
+        "write": permission.write,
+        "read": permission.read,
+    }
+
+
+def _exportable(exchange: Exchange) -> bool:
+    return bool(exchange.name) and not exchange.name.startswith("amq.")
+
+
+def _queue_definition(queue: Queue) -> dict[str, Any]:
+    return {
+        "name": queue.name,
+        "vhost": queue.vhost.name,
+        "durable": queue.durable,
+        "auto_delete": queue.auto_delete,
+        "arguments": dict(queue.arguments),
+    }
+
+
+def _exchange_definition(exchange: Exchange) -> dict[str, Any]:
+    return {
+        "name": exchange.name,
+        "vhost": exchange.vhost.name,
+        "type": exchange.type,
+        "durable": exchange.durable,
+        "auto_delete": exchange.auto_delete,
+        "internal": exchange.internal,
+        "arguments": dict(exchange.arguments),
+    }
+
+
+def bindings_of(vhost: VirtualHost) -> list[dict[str, Any]]:
+    """Every binding of a vhost in RabbitMQ's shape, the default exchange's implicit ones first."""
+    from lapine.broker.exchange import Exchange
+
+    found = [
+        _binding("", vhost.name, queue.name, "queue", queue.name, {})
+        for queue in vhost.queues.values()
+    ]
+    for exchange in vhost.exchanges.values():
+        if exchange.is_default:
+            continue
+        for destination, routing_key, arguments in exchange.router.bindings():
+            kind = "exchange" if isinstance(destination, Exchange) else "queue"
+            found.append(_binding(exchange.name, vhost.name, destination.name, kind, routing_key, arguments))
+    return found
+
+
+def _binding(
+    source: str, vhost: str, destination: str, kind: str, routing_key: str, arguments: Mapping[str, Any]
+) -> dict[str, Any]:
+    return {
+        "source": source,
+        "vhost": vhost,
+        "destination": destination,
+        "destination_type": kind,
+        "routing_key": routing_key,
+        "arguments": dict(arguments or {}),
+    }
+
+
+# --- import --------------------------------------------------------------------------------------
+
+
+def import_definitions(broker: Broker, data: Mapping[str, Any], vhost: str | None = None) -> None:
+    """Apply definitions exported by Lapine or RabbitMQ: users, vhosts, permissions, then objects.
+
+    Objects that exist already are left as they are when equivalent; an inequivalent redeclaration
+    is an error, as in RabbitMQ. Policies and parameters are not in Lapine's model yet and are
+    ignored.
+    """
+    if not isinstance(data, Mapping):
+        raise DefinitionError("definitions must be a JSON object")
+    try:
+        if vhost is None:
+            _import_users(broker, data.get("users") or [])
+            _import_vhosts(broker, data.get("vhosts") or [])
+            _import_permissions(broker, data.get("permissions") or [])
+        for item in data.get("exchanges") or []:
+            _import_exchange(broker, item, vhost)
+        for item in data.get("queues") or []:
+            _import_queue(broker, item, vhost)
+        for item in data.get("bindings") or []:
+            _import_binding(broker, item, vhost)
+    except AMQPError as error:
+        raise DefinitionError(error.reply_text) from None
+    except (KeyError, TypeError, AttributeError) as error:
+        raise DefinitionError(f"malformed definitions: {error!r}") from None
+
+
+def _import_users(broker: Broker, users: Iterable[Mapping[str, Any]]) -> None:
+    for item in users:
+        put_user(
+            broker,
+            item["name"],
+            password=item.get("password"),
+            password_hash=item.get("password_hash"),
+            hashing_algorithm=item.get("hashing_algorithm"),
+            tags=item.get("tags"),
+        )
+
+
+def _import_vhosts(broker: Broker, vhosts: Iterable[Mapping[str, Any]]) -> None:
+    for item in vhosts:
+        metadata = item.get("metadata") or {}
+        add_vhost(
+            broker,
+            item["name"],
+            description=item.get("description", metadata.get("description")),
+            tags=parse_tags(item.get("tags", metadata.get("tags"))),
+            default_queue_type=item.get("default_queue_type"),
+        )
+
+
+def _import_permissions(broker: Broker, permissions: Iterable[Mapping[str, Any]]) -> None:
+    for item in permissions:
+        set_permissions(broker, item["user"], item["vhost"], item["configure"], item["write"], item["read"])
+
+
+def _target_vhost(broker: Broker, item: Mapping[str, Any], vhost: str | None) -> VirtualHost:
+    name = vhost if vhost is not None else item["vhost"]
+    found = broker.vhosts.get(name)
+    if found is None:
+        raise DefinitionError(f"vhost '{name}' does not exist", "not_found")
+    return found
+
+
+def _import_exchange(broker: Broker, item: Mapping[str, Any], vhost: str | None) -> None:
+    target = _target_vhost(broker, item, vhost)
+    if item["name"].startswith("amq.") and item["name"] in target.exchanges:
+        return
+    target.declare_exchange(
+        item["name"],
+        item.get("type", "direct"),
+        durable=bool(item.get("durable", True)),
+        auto_delete=bool(item.get("auto_delete", False)),
+        internal=bool(item.get("internal", False)),
+        arguments=item.get("arguments") or {},
+    )
+
+
+def _import_queue(broker: Broker, item: Mapping[str, Any], vhost: str | None) -> None:
+    target = _target_vhost(broker, item, vhost)
+    target.declare_queue(
+        item["name"],
+        None,
+        durable=bool(item.get("durable", True)),
+        auto_delete=bool(item.get("auto_delete", False)),
+        arguments=item.get("arguments") or {},
+    )
+
+
+def _import_binding(broker: Broker, item: Mapping[str, Any], vhost: str | None) -> None:
+    target = _target_vhost(broker, item, vhost)
+    source = target.exchange(item["source"])
+    if item.get("destination_type", "queue") == "exchange":
+        destination: Queue | Exchange = target.exchange(item["destination"])
+    else:
+        destination = target.queue(item["destination"])
+    target.bind(source, destination, item.get("routing_key", ""), item.get("arguments") or {})
