@@ -1,9 +1,9 @@
 """Drive a sans-IO Connection with no sockets: a fake client that speaks frames to it.
 
-    broker = Broker(scheduler=ManualScheduler())
-    client = Client(broker)
-    client.handshake()
-    client.call(1, spec.ChannelOpen())
+broker = Broker(scheduler=ManualScheduler())
+client = Client(broker)
+client.handshake()
+client.call(1, spec.ChannelOpen())
 """
 
 from __future__ import annotations

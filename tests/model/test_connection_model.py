@@ -85,7 +85,9 @@ def test_body_split_across_frames_is_reassembled(broker: Broker, client: Client)
     client.publish(1, b"", routing_key="big")  # an empty body has no body frame
     from lapine.amqp.frames import content_frames
 
-    client.send(content_frames(1, spec.BasicPublish(routing_key="big"), 60, spec.BasicProperties().encode(), body, 4096))
+    client.send(
+        content_frames(1, spec.BasicPublish(routing_key="big"), 60, spec.BasicProperties().encode(), body, 4096)
+    )
     queue = broker.vhosts["/"].queues["big"]
     assert [entry.message.body for entry in queue.ready] == [b"", body]
 
