@@ -81,11 +81,13 @@ class Client:
         self.inbox.append((channel, Content(method, properties, body)))
 
     def take(self) -> list[tuple[int, Any]]:
+        self._collect()  # output may come from timers as well as from what we sent
         got, self.inbox = self.inbox, []
         return got
 
     def expect(self, kind: type) -> Any:
         """The first received item of a type (a method class or Content), removed from the inbox."""
+        self._collect()
         for index, (_channel, item) in enumerate(self.inbox):
             if isinstance(item, kind) or (isinstance(item, Content) and isinstance(item.method, kind)):
                 del self.inbox[index]

@@ -183,3 +183,36 @@ def test_exclusive_queue_goes_with_its_connection(broker: Broker, client: Client
     assert other.expect(spec.ChannelClose).reply_code == 405
     client.method(0, spec.ConnectionClose(reply_code=200))
     assert "mine" not in broker.vhosts["/"].queues
+
+
+def test_unacked_delivery_past_the_consumer_timeout_closes_the_channel(broker: Broker, client: Client) -> None:
+    scheduler = broker.scheduler
+    assert isinstance(scheduler, ManualScheduler)
+    client.method(1, spec.QueueDeclare(queue="slow", arguments={"x-consumer-timeout": 1000}))
+    client.method(1, spec.BasicConsume(queue="slow", consumer_tag="c"))
+    client.publish(1, b"work", routing_key="slow")
+    scheduler.advance(0.9)
+    assert not [item for _ch, item in client.take() if isinstance(item, spec.ChannelClose)]
+    scheduler.advance(0.2)
+    close = client.expect(spec.ChannelClose)
+    assert close.reply_code == 406
+    assert close.reply_text == (
+        "PRECONDITION_FAILED - delivery acknowledgement on channel 1 timed out. Timeout value used: 1000 ms. "
+        "This timeout value can be configured, see consumers doc guide to learn more"
+    )
+    # The message went back to the queue when the channel closed.
+    assert broker.vhosts["/"].queues["slow"].message_count == 1
+
+
+def test_acked_in_time_keeps_the_channel(broker: Broker, client: Client) -> None:
+    scheduler = broker.scheduler
+    assert isinstance(scheduler, ManualScheduler)
+    broker.config.consumer_timeout = 1000
+    client.method(1, spec.QueueDeclare(queue="q"))
+    client.method(1, spec.BasicConsume(queue="q", consumer_tag="c"))
+    client.publish(1, b"one", routing_key="q")
+    scheduler.advance(0.5)
+    tag = client.expect(Content).method.delivery_tag
+    client.method(1, spec.BasicAck(delivery_tag=tag))
+    scheduler.advance(2)
+    assert not [item for _ch, item in client.take() if isinstance(item, spec.ChannelClose)]
