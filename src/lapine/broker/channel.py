@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from lapine.amqp import spec
 from lapine.amqp.errors import ChannelError, ConnectionError
-from lapine.amqp.frames import content_frames, encode_deliver_frames
+from lapine.amqp.frames import content_frames, decode_publish, encode_deliver_frames
 from lapine.broker import direct_reply_to, names
 from lapine.broker.consumer import Consumer
 from lapine.broker.exchange import Exchange
@@ -41,6 +41,7 @@ NO_METHOD = "expected method frame, got non method frame instead"
 _NO_HEADER = "expected content header for class 60, got non content header frame instead"
 _NO_BODY = "expected content body, got non content body frame instead"
 _REPLY_TO_FLAG_HIGH = 0x02
+_INSPECT_FLAGS_HIGH = 0x23  # headers (for CC/BCC), reply-to, expiration
 
 
 class Delivery:
@@ -77,11 +78,13 @@ class Channel:
         self.tx: Transaction | None = None
         self.stats = MessageStats()
         self._now = self.vhost.scheduler.time
+        self._max_message_size = connection.broker.config.max_message_size
         self._timeout_timer: Timer | None = None
         self.reply_to: direct_reply_to.ReplyConsumer | None = None
         # Exchanges this channel may publish to, valid while the permissions' version holds.
-        self._publish_allowed: set[str] = set()
-        self._publish_allowed_version = -1
+        self._permissions = connection.broker.permissions
+        self._publish_exchanges: dict[str, Exchange] = {}
+        self._publish_version = -1
         # Content assembly for the publish in progress.
         self._publish: tuple[str, str, bool] | None = None
         self._header: bytes | None = None
@@ -125,24 +128,11 @@ class Channel:
         broker = self.connection.broker
         broker.permissions.check(self.connection.username, self.vhost.name, kind, resource, name or "amq.default")
 
-    def _authorize_publish(self, exchange: str) -> None:
-        permissions = self.connection.broker.permissions
-        if self._publish_allowed_version != permissions.version:
-            self._publish_allowed = set()
-            self._publish_allowed_version = permissions.version
-        if exchange not in self._publish_allowed:
-            self.authorize("write", "exchange", exchange)
-            self._publish_allowed.add(exchange)
 
     # --- output ------------------------------------------------------------------------------
 
     def send_method(self, method: spec.Method) -> None:
         self.connection.send_method(self.id, method)
-
-    def has_room(self) -> bool:
-        if not self.active or self.closed:
-            return False
-        return not self.prefetch_global or len(self.unacked) < self.prefetch_global
 
     def deliver(
         self, consumer: Consumer | direct_reply_to.ReplyConsumer, entry: QueuedMessage, queue: Queue | None
@@ -169,8 +159,8 @@ class Channel:
                 consumer.tag_bytes,
                 tag,
                 entry.redelivered,
-                message.exchange.encode(),
-                message.routing_key.encode(),
+                message.exchange_bytes,
+                message.routing_key_bytes,
                 message.header_payload,
                 message.body,
                 self.connection.frame_max,
@@ -205,6 +195,25 @@ class Channel:
             raise ConnectionError(UNEXPECTED_FRAME, _NO_HEADER, 60, 40)
         raise ConnectionError(UNEXPECTED_FRAME, _NO_BODY, 60, 40)
 
+    def publish_whole(self, method_payload: bytes, header: bytes, body: bytes) -> None:
+        """A publish whose header and body came in the same read: no assembly state needed."""
+        if self._publish is not None:
+            self._content_expected()
+        exchange, routing_key, mandatory, immediate = decode_publish(method_payload)
+        if immediate:
+            raise ConnectionError(NOT_IMPLEMENTED, "immediate=true", 60, 40)
+        if len(body) > self._max_message_size:
+            self._refuse_size(len(body))
+        self.publish(Message(exchange, routing_key, header, body), mandatory)
+
+    def _refuse_size(self, body_size: int) -> None:
+        raise ChannelError(
+            PRECONDITION_FAILED,
+            f"message size {body_size} is larger than configured max size {self._max_message_size}",
+            60,
+            40,
+        )
+
     def start_publish(self, exchange: str, routing_key: str, mandatory: bool, immediate: bool) -> None:
         if self._publish is not None:
             self._content_expected()
@@ -223,15 +232,9 @@ class Channel:
                 UNEXPECTED_FRAME, f"expected content header for class 60, got one for class {class_id} instead", 60, 40
             )
         body_size = int.from_bytes(payload[4:12], "big")
-        max_size = self.connection.broker.config.max_message_size
-        if body_size > max_size:
+        if body_size > self._max_message_size:
             self._publish = None
-            raise ChannelError(
-                PRECONDITION_FAILED,
-                f"message size {body_size} is larger than configured max size {max_size}",
-                60,
-                40,
-            )
+            self._refuse_size(body_size)
         self._header = bytes(payload)
         self._body_size = body_size
         self._body_remaining = body_size
@@ -263,27 +266,13 @@ class Channel:
         self.publish(message, mandatory)
 
     def publish(self, message: Message, mandatory: bool) -> None:
-        self._authorize_publish(message.exchange)
-        exchange = self.vhost.exchanges.get(message.exchange)
-        if exchange is None:
-            raise ChannelError(NOT_FOUND, f"no exchange '{message.exchange}' in vhost '{self.vhost.name}'", 60, 40)
-        if exchange.internal:
-            raise ChannelError(
-                ACCESS_REFUSED,
-                f"cannot publish to internal exchange '{exchange.name}' in vhost '{self.vhost.name}'",
-                60,
-                40,
-            )
-        if len(message.header_payload) > 13 and message.header_payload[13] & _USER_ID_FLAG:
-            self._check_user_id(message)
-        if message.has_expiration:
-            message.ttl = self._expiration(message)
-        if message.may_name_recipients:
-            _take_recipients(message)
-        if message.header_payload[12] & _REPLY_TO_FLAG_HIGH and message.properties.reply_to == direct_reply_to.QUEUE:
-            if self.reply_to is None:
-                raise ChannelError(PRECONDITION_FAILED, "fast reply consumer does not exist", 60, 40)
-            self.reply_to.rewrite(message)
+        exchange = self._publish_exchanges.get(message.exchange)
+        if exchange is None or exchange.deleted or self._publish_version != self._permissions.version:
+            exchange = self._publish_exchange(message.exchange)
+        header = message.header_payload
+        # Properties matter here only when one of these flags is set; most messages skip it all.
+        if header[12] & _INSPECT_FLAGS_HIGH or header[13] & _USER_ID_FLAG:
+            self._inspect_properties(message)
         self.stats.publish += 1
         if self.confirm_mode:
             self.publish_seq += 1
@@ -296,12 +285,52 @@ class Channel:
                 self._nacks.append(self.publish_seq)
             self.connection.confirm_pending(self)
 
+    def _publish_exchange(self, name: str) -> Exchange:
+        """The exchange a publish names, checked (write permission, exists, not internal) and cached."""
+        if self._publish_version != self._permissions.version:
+            self._publish_exchanges.clear()
+            self._publish_version = self._permissions.version
+        self.authorize("write", "exchange", name)
+        exchange = self.vhost.exchanges.get(name)
+        if exchange is None:
+            raise ChannelError(NOT_FOUND, f"no exchange '{name}' in vhost '{self.vhost.name}'", 60, 40)
+        if exchange.internal:
+            raise ChannelError(
+                ACCESS_REFUSED,
+                f"cannot publish to internal exchange '{exchange.name}' in vhost '{self.vhost.name}'",
+                60,
+                40,
+            )
+        self._publish_exchanges[name] = exchange
+        return exchange
+
+    def _inspect_properties(self, message: Message) -> None:
+        """The properties the broker acts on at publish: user-id, expiration, CC/BCC, reply-to."""
+        header = message.header_payload
+        if header[13] & _USER_ID_FLAG:
+            self._check_user_id(message)
+        if message.has_expiration:
+            message.ttl = self._expiration(message)
+        if message.may_name_recipients:
+            _take_recipients(message)
+        if header[12] & _REPLY_TO_FLAG_HIGH and message.properties.reply_to == direct_reply_to.QUEUE:
+            if self.reply_to is None:
+                raise ChannelError(PRECONDITION_FAILED, "fast reply consumer does not exist", 60, 40)
+            self.reply_to.rewrite(message)
+
     def route_and_enqueue(self, exchange: Exchange, message: Message, mandatory: bool) -> bool:
         """Route and enqueue; False when a queue refused the message (its publisher gets a nack)."""
-        if exchange.is_default and message.routing_key.startswith(direct_reply_to.PREFIX):
-            if direct_reply_to.deliver(self.connection.broker, message):
-                return True
-            queues: list[Queue] = []
+        queues: list[Queue]
+        if exchange.is_default and message.cc is None and message.bcc is None:
+            queue = self.vhost.queues.get(message.routing_key)
+            if queue is not None:
+                queues = [queue]
+            elif message.routing_key.startswith(direct_reply_to.PREFIX):
+                if direct_reply_to.deliver(self.connection.broker, message):
+                    return True
+                queues = []
+            else:
+                queues = []
         else:
             queues = self.vhost.route(exchange, message)
         exchange.stats.publish_in += 1
@@ -317,7 +346,8 @@ class Channel:
                     ),
                     message,
                 )
-            self.stats.drop_unroutable += 1
+            else:
+                self.stats.drop_unroutable += 1
             return True
         exchange.stats.publish_out += len(queues)
         accepted = True

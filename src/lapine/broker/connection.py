@@ -161,7 +161,11 @@ class Connection:
 
     def _frames_received(self, frames: list[tuple[int, int, Any]]) -> None:
         channels = self.channels
-        for frame_type, channel_id, payload in frames:
+        index = 0
+        count = len(frames)
+        while index < count:
+            frame_type, channel_id, payload = frames[index]
+            index += 1
             if self.state is State.CLOSED:
                 return
             channel = channels.get(channel_id) if channel_id else None
@@ -169,7 +173,15 @@ class Connection:
                 try:
                     if frame_type == 1:
                         if payload[:4] == _PUBLISH_IDS:
-                            channel.start_publish(*decode_publish(payload))
+                            taken = _whole_message(frames, index, channel_id)
+                            if taken:
+                                # The usual case: method, header and body arrived together.
+                                header = frames[index][2]
+                                body = frames[index + 1][2] if taken == 2 else b""
+                                index += taken
+                                channel.publish_whole(payload, header, body)
+                            else:
+                                channel.start_publish(*decode_publish(payload))
                         else:
                             channel.handle_method(spec.decode_method(payload))
                     elif frame_type == 2:
@@ -412,6 +424,24 @@ class Connection:
             if not queue.deleted:
                 queue.vhost.delete_queue(queue)
         self.exclusive_queues.clear()
+
+
+def _whole_message(frames: list[tuple[int, int, Any]], index: int, channel_id: int) -> int:
+    """How many frames after a publish complete its message (1: header, empty body; 2: header
+    and one body frame), or 0 when the message spans more frames or reads."""
+    if index >= len(frames):
+        return 0
+    header_type, header_channel, header = frames[index]
+    if header_type != 2 or header_channel != channel_id or len(header) < 14 or header[:2] != b"\x00\x3c":
+        return 0
+    size = int.from_bytes(header[4:12], "big")
+    if size == 0:
+        return 1
+    if index + 1 < len(frames):
+        body_type, body_channel, body = frames[index + 1]
+        if body_type == 3 and body_channel == channel_id and len(body) == size:
+            return 2
+    return 0
 
 
 def _negotiate(field: str, client: int, server: int, minimum: int) -> int:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from lapine.broker.channel import Channel
-    from lapine.broker.queue import Queue, QueuedMessage
+    from lapine.broker.queue import Queue
 
 
 class Consumer:
@@ -49,13 +49,11 @@ class Consumer:
         self.unacked = 0
 
     def has_room(self) -> bool:
+        channel = self.channel
+        if not channel.active or channel.closed:
+            return False
         if self.no_ack:
-            return self.channel.active and not self.channel.closed
+            return True
         if self.prefetch and self.unacked >= self.prefetch:
             return False
-        return self.channel.has_room()
-
-    def deliver(self, entry: QueuedMessage, queue: Queue) -> None:
-        if not self.no_ack:
-            self.unacked += 1
-        self.channel.deliver(self, entry, queue)
+        return not channel.prefetch_global or len(channel.unacked) < channel.prefetch_global

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from lapine.broker.vhost import VirtualHost
 
 CONNECTION_FORCED = 320
+RESOURCE_LOCKED = 405
+PRECONDITION_FAILED = 406
 # The tags RabbitMQ's management plugin gives a meaning to; others are stored and shown as given.
 KNOWN_TAGS = ("administrator", "monitoring", "policymaker", "management", "impersonator")
 # RabbitMQ's password hashing algorithms (lapine.auth.passwords checks all three).
@@ -127,14 +129,16 @@ def put_user(
     algorithm = hashing_algorithm or HASHING_ALGORITHM
     if algorithm not in HASHING_ALGORITHMS:
         raise DefinitionError(f"unsupported hashing algorithm '{algorithm}'")
-    created = name not in broker.users.users
+    existing = broker.users.get(name)
     tag_list = parse_tags(tags)
     if password is not None:
-        user = broker.users.add(name, password, tag_list)
+        broker.users.add(name, password, tag_list)
+    elif password_hash is None and existing is not None:
+        # Only the tags change: the password stays.
+        existing.tags = tag_list
     else:
-        user = User(name, password_hash or "", tag_list, algorithm)
-        broker.users.users[name] = user
-    return created
+        broker.users.users[name] = User(name, password_hash or "", tag_list, algorithm)
+    return existing is None
 
 
 def add_user(broker: Broker, name: str, password: str, tags: str | Iterable[str] | None = None) -> None:
@@ -228,7 +232,7 @@ def export_definitions(broker: Broker, vhost: str | None = None) -> dict[str, An
         for kind in objects.values():
             for item in kind:
                 item.pop("vhost", None)
-        return {"rabbit_version": __version__, "rabbitmq_version": __version__, "policies": [], **objects}
+        return {"rabbit_version": __version__, "parameters": [], "policies": [], **objects}
     return {
         "rabbit_version": __version__,
         "rabbitmq_version": __version__,
@@ -305,10 +309,7 @@ def bindings_of(vhost: VirtualHost) -> list[dict[str, Any]]:
     """Every binding of a vhost in RabbitMQ's shape, the default exchange's implicit ones first."""
     from lapine.broker.exchange import Exchange
 
-    found = [
-        _binding("", vhost.name, queue.name, "queue", queue.name, {})
-        for queue in vhost.queues.values()
-    ]
+    found = [_binding("", vhost.name, queue.name, "queue", queue.name, {}) for queue in vhost.queues.values()]
     for exchange in vhost.exchanges.values():
         if exchange.is_default:
             continue
@@ -337,9 +338,8 @@ def _binding(
 def import_definitions(broker: Broker, data: Mapping[str, Any], vhost: str | None = None) -> None:
     """Apply definitions exported by Lapine or RabbitMQ: users, vhosts, permissions, then objects.
 
-    Objects that exist already are left as they are when equivalent; an inequivalent redeclaration
-    is an error, as in RabbitMQ. Policies and parameters are not in Lapine's model yet and are
-    ignored.
+    Objects that exist already are left as they are, even when the file declares them otherwise
+    (RabbitMQ does the same). Policies and parameters are not in Lapine's model yet and are ignored.
     """
     if not isinstance(data, Mapping):
         raise DefinitionError("definitions must be a JSON object")
@@ -348,16 +348,19 @@ def import_definitions(broker: Broker, data: Mapping[str, Any], vhost: str | Non
             _import_users(broker, data.get("users") or [])
             _import_vhosts(broker, data.get("vhosts") or [])
             _import_permissions(broker, data.get("permissions") or [])
-        for item in data.get("exchanges") or []:
-            _import_exchange(broker, item, vhost)
-        for item in data.get("queues") or []:
-            _import_queue(broker, item, vhost)
-        for item in data.get("bindings") or []:
-            _import_binding(broker, item, vhost)
-    except AMQPError as error:
-        raise DefinitionError(error.reply_text) from None
+        for kind, apply in (("exchanges", _import_exchange), ("queues", _import_queue), ("bindings", _import_binding)):
+            for item in data.get(kind) or []:
+                _import_object(broker, item, vhost, apply)
     except (KeyError, TypeError, AttributeError) as error:
         raise DefinitionError(f"malformed definitions: {error!r}") from None
+
+
+def _import_object(broker: Broker, item: Mapping[str, Any], vhost: str | None, apply: Any) -> None:
+    try:
+        apply(broker, item, vhost)
+    except AMQPError as error:
+        if error.reply_code not in (PRECONDITION_FAILED, RESOURCE_LOCKED):
+            raise DefinitionError(error.reply_text) from None
 
 
 def _import_users(broker: Broker, users: Iterable[Mapping[str, Any]]) -> None:

@@ -37,6 +37,7 @@ class Exchange:
         self.router = router_type()
         self.alternate_exchange: str | None = None
         self.policy: Policy | None = None
+        self.is_default = name == ""
         self.apply_settings()
         self.deleted = False
         self.stats = MessageStats()
@@ -54,6 +55,3 @@ class Exchange:
             alternate = alternate.decode("utf-8", "surrogateescape")
         self.alternate_exchange = alternate if isinstance(alternate, str) else None
 
-    @property
-    def is_default(self) -> bool:
-        return self.name == ""

@@ -10,7 +10,19 @@ from lapine.amqp.spec import BasicProperties
 
 
 class Message:
-    __slots__ = ("_properties", "bcc", "body", "cc", "exchange", "header_payload", "persistent", "routing_key", "ttl")
+    __slots__ = (
+        "_exchange_bytes",
+        "_properties",
+        "_routing_key_bytes",
+        "bcc",
+        "body",
+        "cc",
+        "exchange",
+        "header_payload",
+        "persistent",
+        "routing_key",
+        "ttl",
+    )
 
     def __init__(self, exchange: str, routing_key: str, header_payload: bytes, body: bytes) -> None:
         self.exchange = exchange
@@ -19,6 +31,9 @@ class Message:
         self.header_payload = header_payload
         self.body = body
         self._properties: BasicProperties | None = None
+        # Encoded once for all deliveries (a fanout delivers the same message many times).
+        self._exchange_bytes: bytes | None = None
+        self._routing_key_bytes: bytes | None = None
         # delivery_mode lives in the properties; flags bit 12 (0x1000) says whether it is present.
         self.persistent = _delivery_mode(header_payload) == 2
         # The expiration property in milliseconds, set by the channel when the property is there.
@@ -45,6 +60,18 @@ class Message:
     @property
     def has_expiration(self) -> bool:
         return len(self.header_payload) > 12 and bool(self.header_payload[12] & _EXPIRATION_FLAG_HIGH)
+
+    @property
+    def exchange_bytes(self) -> bytes:
+        if self._exchange_bytes is None:
+            self._exchange_bytes = self.exchange.encode("utf-8", "surrogateescape")
+        return self._exchange_bytes
+
+    @property
+    def routing_key_bytes(self) -> bytes:
+        if self._routing_key_bytes is None:
+            self._routing_key_bytes = self.routing_key.encode("utf-8", "surrogateescape")
+        return self._routing_key_bytes
 
     @property
     def raw_properties(self) -> bytes:

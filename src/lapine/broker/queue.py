@@ -268,15 +268,17 @@ class Queue:
             return
         turn = self._round_robin
         refused = 0
+        pop_head = ready.pop_head
         while ready and refused < count:
             consumer = consumers[turn % count]
             turn += 1
             if consumer.has_room():
-                entry = ready.pop_head()
+                entry = pop_head()
                 self.ready_bytes -= len(entry.message.body)
                 if not consumer.no_ack:
                     self.unacked_count += 1
-                consumer.deliver(entry, self)
+                    consumer.unacked += 1
+                consumer.channel.deliver(consumer, entry, self)
                 refused = 0
             else:
                 refused += 1
@@ -293,7 +295,8 @@ class Queue:
             entry = self._take_head()
             if not consumer.no_ack:
                 self.unacked_count += 1
-            consumer.deliver(entry, self)
+                consumer.unacked += 1
+            consumer.channel.deliver(consumer, entry, self)
 
     def _next_with_room(self, candidates: list[Consumer]) -> Consumer | None:
         index = 0
