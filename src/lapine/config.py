@@ -26,6 +26,12 @@ class Config:
     default_user: str = "guest"
     default_pass: str = "guest"
     default_vhost: str = "/"
+    # Management HTTP API + web UI, and Prometheus metrics (RabbitMQ's ports). Port 0 picks a free
+    # port (tests); a negative port turns the listener off.
+    management_port: int = 15672
+    prometheus_port: int = 15692
+    # Seconds between samples of the message counters behind the API's rates (RabbitMQ: 5).
+    management_sample_interval: float = 5.0
 
     @classmethod
     def field_names(cls) -> list[str]:

@@ -21,6 +21,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--host", help="interface to listen on (default: every interface, IPv4 and IPv6)")
     parser.add_argument("--port", type=int, help="AMQP port (default 5672; env LAPINE_PORT)")
+    parser.add_argument(
+        "--management-port", type=int, help="management API and UI port (15672; -1: off; env LAPINE_MANAGEMENT_PORT)"
+    )
+    parser.add_argument(
+        "--prometheus-port", type=int, help="Prometheus port (15692; -1: off; env LAPINE_PROMETHEUS_PORT)"
+    )
     parser.add_argument("--data-dir", help="where durable state lives (env LAPINE_DATA_DIR)")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="(env LAPINE_LOG_LEVEL)")
     parser.add_argument("--config", help="a TOML file of settings (env LAPINE_CONFIG)")
@@ -40,7 +46,7 @@ def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None
     config.update_from_env({k: v for k, v in environ.items() if k != "LAPINE_CONFIG"})
     flags = {
         name: getattr(args, name)
-        for name in ("host", "port", "data_dir", "log_level")
+        for name in ("host", "port", "management_port", "prometheus_port", "data_dir", "log_level")
         if getattr(args, name) is not None
     }
     config.update(flags)

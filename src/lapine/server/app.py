@@ -13,6 +13,7 @@ from types import TracebackType
 from lapine import __version__
 from lapine.broker.broker import Broker
 from lapine.config import Config
+from lapine.management.services import HttpServices
 from lapine.server.protocol import AMQPProtocol
 from lapine.server.timers import LoopScheduler
 
@@ -27,6 +28,8 @@ class Server:
         self._listener: asyncio.Server | None = None
         self.protocols: set[AMQPProtocol] = set()
         self.port = self.config.port
+        # The management API/UI and Prometheus listeners, on this same event loop.
+        self.http = HttpServices(self.broker)
 
     @property
     def url(self) -> str:
@@ -35,6 +38,15 @@ class Server:
             host = f"[{host}]"
         user, password = self.config.default_user, self.config.default_pass
         return f"amqp://{user}:{password}@{host}:{self.port}/%2F"
+
+    @property
+    def management_port(self) -> int | None:
+        """The management API's port once started (None when it is turned off)."""
+        return self.http.management_port
+
+    @property
+    def prometheus_port(self) -> int | None:
+        return self.http.prometheus_port
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -49,11 +61,13 @@ class Server:
         self.port = sockets[0].getsockname()[1]
         addresses = ", ".join(_address(sock.getsockname()) for sock in sockets)
         log.info("Lapine %s started; AMQP 0-9-1 listening on %s", __version__, addresses)
+        await self.http.start(self.port)
 
     async def stop(self) -> None:
         if self._listener is None:
             return
         self._listener.close()
+        await self.http.stop()
         self.broker.close_all("shutdown")
         # Let the close frames reach the clients and their close-ok come back.
         for _ in range(50):

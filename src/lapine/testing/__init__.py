@@ -20,7 +20,8 @@ class BrokerThread:
     """A broker on its own event loop in a background thread, for synchronous code."""
 
     def __init__(self, config: Config | None = None, **settings: object) -> None:
-        self.config = config or Config(host="127.0.0.1", port=0)
+        # Free ports for AMQP and for the management and Prometheus listeners alike.
+        self.config = config or Config(host="127.0.0.1", port=0, management_port=0, prometheus_port=0)
         self.config.update(settings)
         self.server: Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -38,6 +39,17 @@ class BrokerThread:
     def port(self) -> int:
         assert self.server is not None, "the broker is not running"
         return self.server.port
+
+    @property
+    def management_url(self) -> str:
+        """The management API and UI's base URL, e.g. http://127.0.0.1:41234 (guest/guest)."""
+        assert self.server is not None and self.server.management_port is not None, "management is off"
+        return f"http://127.0.0.1:{self.server.management_port}"
+
+    @property
+    def prometheus_url(self) -> str:
+        assert self.server is not None and self.server.prometheus_port is not None, "prometheus is off"
+        return f"http://127.0.0.1:{self.server.prometheus_port}"
 
     def start(self) -> BrokerThread:
         self._thread = threading.Thread(target=self._run, name="lapine-broker", daemon=True)

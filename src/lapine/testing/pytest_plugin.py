@@ -24,3 +24,9 @@ def lapine_broker() -> Iterator[BrokerThread]:
 def lapine_url(lapine_broker: BrokerThread) -> str:
     """The AMQP URL of a fresh broker (guest/guest, vhost /)."""
     return lapine_broker.url
+
+
+@pytest.fixture
+def lapine_management_url(lapine_broker: BrokerThread) -> str:
+    """The management HTTP API's base URL of the same broker (guest/guest), e.g. for /api/queues."""
+    return lapine_broker.management_url

@@ -1,0 +1,73 @@
+"""The management application: the HTTP API's routes, authentication, and the UI's files."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from lapine.broker.broker import Broker
+from lapine.management import (
+    bindings,
+    channels,
+    connections,
+    consumers,
+    definitions,
+    exchanges,
+    health,
+    nodes,
+    overview,
+    permissions,
+    queues,
+    static,
+    users,
+    vhosts,
+)
+from lapine.management.auth import authenticate
+from lapine.management.context import BROKER, NODE, SAMPLER, Node
+from lapine.management.http import not_found
+from lapine.management.rates import Sampler
+
+RESOURCES = (
+    overview,
+    nodes,
+    connections,
+    channels,
+    consumers,
+    exchanges,
+    queues,
+    bindings,
+    vhosts,
+    users,
+    permissions,
+    definitions,
+    health,
+)
+
+
+@web.middleware
+async def unknown_api_path(request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
+    """aiohttp's own 404/405 pages become RabbitMQ's JSON answers under /api/."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        if request.path.startswith("/api/"):
+            return not_found().response()
+        raise
+    except web.HTTPMethodNotAllowed as error:
+        if request.path.startswith("/api/"):
+            return web.json_response(
+                {"error": "Method Not Allowed", "reason": "Method Not Allowed"},
+                status=405,
+                headers={"Allow": ", ".join(sorted(error.allowed_methods))},
+            )
+        raise
+
+
+def create_app(broker: Broker, sampler: Sampler, node: Node) -> web.Application:
+    app = web.Application(middlewares=[unknown_api_path, authenticate], client_max_size=64 * 1024 * 1024)
+    app[BROKER] = broker
+    app[SAMPLER] = sampler
+    app[NODE] = node
+    for resource in RESOURCES:
+        app.add_routes(resource.routes())
+    app.add_routes(static.routes())
+    return app

@@ -1,0 +1,194 @@
+"""/api/exchanges: list, show, declare, delete, publish, and an exchange's bindings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from lapine.amqp.errors import AMQPError
+from lapine.broker.exchange import Exchange
+from lapine.broker.message import Message
+from lapine.broker.queue import Queue
+from lapine.broker.vhost import VirtualHost
+from lapine.management import counters
+from lapine.management.auth import act_in, check, scoped_vhosts, user_of, vhost_for_write, vhost_from_path
+from lapine.management.bindings import all_bindings
+from lapine.management.context import sampler_of
+from lapine.management.http import (
+    ApiError,
+    as_bool,
+    bad_request,
+    created,
+    from_amqp,
+    json_response,
+    listing,
+    no_content,
+    not_found,
+    one,
+    read_json,
+    require_keys,
+)
+from lapine.management.messages import decode_payload, header_payload, properties_from_json
+
+DEFAULT_NAME = "amq.default"
+
+
+def path_name(request: web.Request) -> str:
+    """The API calls the default exchange "amq.default"."""
+    name = request.match_info["name"]
+    return "" if name == DEFAULT_NAME else name
+
+
+def exchange_info(request: web.Request, exchange: Exchange) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "name": exchange.name,
+        "vhost": exchange.vhost.name,
+        "type": exchange.type,
+        "durable": exchange.durable,
+        "auto_delete": exchange.auto_delete,
+        "internal": exchange.internal,
+        "arguments": dict(exchange.arguments),
+        "user_who_performed_action": "rmq-internal" if _is_system(exchange) else user_of(request).name,
+    }
+    policy = getattr(exchange, "policy", None)
+    info["policy"] = policy.name if policy is not None else None
+    values = counters.of(exchange.stats)
+    if counters.any_activity(values, counters.EXCHANGE_FIELDS):
+        info["message_stats"] = sampler_of(request).details(exchange, values, counters.EXCHANGE_FIELDS)
+    return info
+
+
+def _is_system(exchange: Exchange) -> bool:
+    return not exchange.name or exchange.name.startswith("amq.")
+
+
+def find(request: web.Request) -> tuple[VirtualHost, Exchange]:
+    vhost = vhost_from_path(request)
+    exchange = vhost.exchanges.get(path_name(request))
+    if exchange is None:
+        raise not_found()
+    return vhost, exchange
+
+
+async def list_exchanges(request: web.Request) -> web.Response:
+    return listing(request, [exchange_info(request, x) for v in scoped_vhosts(request) for x in v.exchanges.values()])
+
+
+async def get_exchange(request: web.Request) -> web.Response:
+    _vhost, exchange = find(request)
+    info = exchange_info(request, exchange)
+    info.update(incoming=[], outgoing=[])
+    return one(request, info)
+
+
+async def put_exchange(request: web.Request) -> web.Response:
+    vhost = vhost_for_write(request)
+    body = await read_json(request)
+    name = path_name(request)
+    act_in(request, vhost)
+    existed = name in vhost.exchanges
+    try:
+        if name:
+            check(request, vhost, "configure", "exchange", name)
+        vhost.declare_exchange(
+            name,
+            str(body.get("type", "direct")),
+            durable=as_bool(body.get("durable", True)),
+            auto_delete=as_bool(body.get("auto_delete", False)),
+            internal=as_bool(body.get("internal", False)),
+            arguments=_arguments(body),
+        )
+    except AMQPError as error:
+        raise from_amqp(error) from None
+    return no_content() if existed else created()
+
+
+def _arguments(body: dict[str, Any]) -> dict[str, Any]:
+    arguments = body.get("arguments") or {}
+    if not isinstance(arguments, dict):
+        raise bad_request("arguments must be an object")
+    return arguments
+
+
+async def delete_exchange(request: web.Request) -> web.Response:
+    vhost, exchange = find(request)
+    act_in(request, vhost)
+    if _is_system(exchange):
+        raise ApiError(401, "not_authorised", "Access refused.")
+    try:
+        check(request, vhost, "configure", "exchange", exchange.name)
+        vhost.delete_exchange(exchange.name, if_unused=as_bool(request.query.get("if-unused", "false")))
+    except AMQPError as error:
+        raise from_amqp(error) from None
+    return no_content()
+
+
+async def publish(request: web.Request) -> web.Response:
+    """Publish one message as a channel would, and say whether any queue took it."""
+    vhost = vhost_from_path(request)
+    name = path_name(request)
+    body = await read_json(request)
+    require_keys(body, "routing_key", "properties", "payload", "payload_encoding")
+    properties = properties_from_json(body["properties"])
+    payload = decode_payload(body["payload"], body["payload_encoding"])
+    act_in(request, vhost)
+    try:
+        check(request, vhost, "write", "exchange", name)
+        exchange = vhost.exchange(name)
+        if exchange.internal:
+            raise bad_request(f"cannot publish to internal exchange '{name}' in vhost '{vhost.name}'")
+        routed = route(vhost, exchange, _message(name, str(body["routing_key"]), properties, payload))
+    except AMQPError as error:
+        raise bad_request(f"{error.reply_code} {error.reply_text}") from None
+    return json_response({"routed": routed})
+
+
+def _message(exchange: str, routing_key: str, properties: dict[str, Any], payload: bytes) -> Message:
+    message = Message(exchange, routing_key, header_payload(properties, len(payload)), payload)
+    expiration = properties.get("expiration")
+    if expiration is not None:
+        if not expiration.isdigit():
+            raise bad_request(f"invalid expiration '{expiration}'")
+        message.ttl = int(expiration)
+    return message
+
+
+def route(vhost: VirtualHost, exchange: Exchange, message: Message) -> bool:
+    """Route and enqueue, counting as Channel.route_and_enqueue does; the vhost keeps the totals."""
+    queues: list[Queue] = vhost.route(exchange, message)
+    vhost.stats.publish += 1
+    exchange.stats.publish_in += 1
+    if not queues:
+        vhost.stats.drop_unroutable += 1
+        return False
+    exchange.stats.publish_out += len(queues)
+    for queue in queues:
+        queue.stats.publish += 1
+        queue.publish(message)
+    return True
+
+
+async def bindings_source(request: web.Request) -> web.Response:
+    vhost, exchange = find(request)
+    rows = [b for b in all_bindings(vhost) if b["source"] == exchange.name]
+    return listing(request, rows)
+
+
+async def bindings_destination(request: web.Request) -> web.Response:
+    vhost, exchange = find(request)
+    rows = [b for b in all_bindings(vhost) if b["destination"] == exchange.name and b["destination_type"] == "exchange"]
+    return listing(request, rows)
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.get("/api/exchanges", list_exchanges),
+        web.get("/api/exchanges/{vhost}", list_exchanges),
+        web.get("/api/exchanges/{vhost}/{name}", get_exchange),
+        web.put("/api/exchanges/{vhost}/{name}", put_exchange),
+        web.delete("/api/exchanges/{vhost}/{name}", delete_exchange),
+        web.post("/api/exchanges/{vhost}/{name}/publish", publish),
+        web.get("/api/exchanges/{vhost}/{name}/bindings/source", bindings_source),
+        web.get("/api/exchanges/{vhost}/{name}/bindings/destination", bindings_destination),
+    ]

@@ -1,0 +1,83 @@
+"""Health checks (/api/health/checks/...) and the aliveness test, answered as RabbitMQ does.
+
+A check answers 200 {"status": "ok"} when healthy and 503 {"status": "failed", "reason": ...}
+otherwise. Lapine has no memory or disk alarms and no quorum queues, so those checks pass.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from lapine.broker.message import Message
+from lapine.management.auth import vhost_from_path
+from lapine.management.context import node_of
+from lapine.management.http import json_response
+from lapine.management.messages import header_payload
+
+ALIVENESS_QUEUE = "aliveness-test"
+
+
+def ok(**extra: object) -> web.Response:
+    return json_response({"status": "ok", **extra})
+
+
+def failed(reason: str, **extra: object) -> web.Response:
+    return json_response({"status": "failed", "reason": reason, **extra}, status=503)
+
+
+async def alarms(request: web.Request) -> web.Response:
+    return ok()
+
+
+async def virtual_hosts(request: web.Request) -> web.Response:
+    return ok()
+
+
+async def quorum_critical(request: web.Request) -> web.Response:
+    return ok(reason="single node cluster")
+
+
+async def port_listener(request: web.Request) -> web.Response:
+    try:
+        port = int(request.match_info["port"])
+    except ValueError:
+        return failed("port must be an integer")
+    ports = [p for _address, p in node_of(request).listeners.values()]
+    if port in ports:
+        return ok(port=port)
+    return failed(f"No active listener on port {port}", port=port, ports=ports, missing=port)
+
+
+async def protocol_listener(request: web.Request) -> web.Response:
+    protocol = request.match_info["protocol"]
+    known = {"amqp": "amqp", "amqp091": "amqp", "amqp0-9-1": "amqp", "http": "http", "prometheus": "http/prometheus"}
+    name = known.get(protocol.lower(), protocol)
+    if name in node_of(request).listeners:
+        return ok(protocol=protocol)
+    protocols = list(node_of(request).listeners)
+    return failed(f"No active listener for protocol {protocol}", protocols=protocols, missing=protocol)
+
+
+async def aliveness(request: web.Request) -> web.Response:
+    """Declare a queue, publish to it and get the message back, as RabbitMQ's aliveness test."""
+    vhost = vhost_from_path(request)
+    queue = vhost.declare_queue(ALIVENESS_QUEUE, None)
+    queue.publish(Message("", ALIVENESS_QUEUE, header_payload({}, 13), b"test_message"))
+    entry = queue.get()
+    if entry is None or entry.message.body != b"test_message":
+        return failed("aliveness test failed")
+    return ok()
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.get("/api/health/checks/alarms", alarms),
+        web.get("/api/health/checks/local-alarms", alarms),
+        web.get("/api/health/checks/virtual-hosts", virtual_hosts),
+        web.get("/api/health/checks/node-is-quorum-critical", quorum_critical),
+        web.get("/api/health/checks/node-is-mirror-sync-critical", quorum_critical),
+        web.get("/api/health/checks/port-listener/{port}", port_listener),
+        web.get("/api/health/checks/protocol-listener/{protocol}", protocol_listener),
+        web.get("/api/health/checks/certificate-expiration/{within}/{unit}", alarms),
+        web.get("/api/aliveness-test/{vhost}", aliveness),
+    ]

@@ -1,0 +1,271 @@
+"""/api/queues: list, show, declare, delete, purge, get messages, and a queue's bindings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from lapine.amqp.errors import AMQPError
+from lapine.broker.broker import Broker
+from lapine.broker.queue import Queue, QueuedMessage
+from lapine.broker.vhost import VirtualHost
+from lapine.management import counters
+from lapine.management.auth import act_in, check, scoped_vhosts, vhost_for_write, vhost_from_path
+from lapine.management.bindings import all_bindings
+from lapine.management.consumers import consumer_info
+from lapine.management.context import broker_of, node_of, sampler_of
+from lapine.management.http import (
+    ApiError,
+    as_bool,
+    bad_request,
+    created,
+    from_amqp,
+    json_response,
+    listing,
+    no_content,
+    not_found,
+    one,
+    read_json,
+    require_keys,
+)
+from lapine.management.messages import encode_payload, properties_to_json
+from lapine.management.rates import Sampler
+
+ACKMODES = ("ack_requeue_true", "ack_requeue_false", "reject_requeue_true", "reject_requeue_false")
+GAUGES = ("messages", "messages_ready", "messages_unacknowledged")
+
+
+def queue_info(queue: Queue, sampler: Sampler, node: str, unacked_bytes: int = 0) -> dict[str, Any]:
+    ready, unacked = queue.message_count, queue.unacked_count
+    ready_bytes = _ready_bytes(queue)
+    values = counters.of(queue.stats)
+    gauges = {"messages": ready + unacked, "messages_ready": ready, "messages_unacknowledged": unacked}
+    policy = getattr(queue, "policy", None)
+    info: dict[str, Any] = {
+        "name": queue.name,
+        "vhost": queue.vhost.name,
+        "type": "classic",
+        "durable": queue.durable,
+        "auto_delete": queue.auto_delete,
+        "exclusive": queue.exclusive,
+        "arguments": dict(queue.arguments),
+        "node": node,
+        "state": "running",
+        "consumers": len(queue.consumers),
+        "consumer_capacity": _capacity(queue),
+        "consumer_utilisation": _capacity(queue),
+        "exclusive_consumer_tag": queue.exclusive_consumer.tag if queue.exclusive_consumer else None,
+        "single_active_consumer_tag": None,
+        "policy": policy.name if policy is not None else None,
+        "operator_policy": None,
+        "effective_policy_definition": dict(policy.definition) if policy is not None else {},
+        "head_message_timestamp": None,
+        "message_bytes": ready_bytes + unacked_bytes,
+        "message_bytes_ready": ready_bytes,
+        "message_bytes_unacknowledged": unacked_bytes,
+        "message_bytes_ram": ready_bytes + unacked_bytes,
+        "message_bytes_paged_out": 0,
+        "messages_ram": ready + unacked,
+        "messages_ready_ram": ready,
+        "messages_unacknowledged_ram": unacked,
+        "messages_paged_out": 0,
+        **sampler.details(queue, gauges, GAUGES),
+    }
+    if queue.exclusive_owner is not None:
+        owner = queue.exclusive_owner
+        info["owner_pid_details"] = {"name": owner.name, "peer_host": owner.peer_host, "peer_port": owner.peer_port}
+    if counters.any_activity(values, counters.QUEUE_FIELDS):
+        info["message_stats"] = sampler.details(queue, values, counters.QUEUE_FIELDS)
+    return info
+
+
+def _ready_bytes(queue: Queue) -> int:
+    # Newer queues keep a running byte count; otherwise add the bodies up.
+    counted = getattr(queue, "ready_bytes", None)
+    if isinstance(counted, int):
+        return counted
+    return sum(len(entry.message.body) for entry in queue.ready)
+
+
+def _capacity(queue: Queue) -> float:
+    """How free the consumers are to take messages right now: RabbitMQ's consumer capacity, sampled."""
+    if not queue.consumers:
+        return 0.0
+    return 1.0 if any(consumer.has_room() for consumer in queue.consumers) else 0.0
+
+
+def unacked_bytes(broker: Broker) -> dict[Queue, int]:
+    """Bytes delivered and not yet acked, per queue, from every channel's unacked deliveries."""
+    found: dict[Queue, int] = {}
+    for channel in counters.channels(broker):
+        for delivery in channel.unacked.values():
+            found[delivery.queue] = found.get(delivery.queue, 0) + len(delivery.entry.message.body)
+    return found
+
+
+def find(request: web.Request) -> tuple[VirtualHost, Queue]:
+    vhost = vhost_from_path(request)
+    queue = vhost.queues.get(request.match_info["name"])
+    if queue is None:
+        raise not_found()
+    return vhost, queue
+
+
+def _infos(request: web.Request, queues: list[Queue]) -> list[dict[str, Any]]:
+    broker, sampler, node = broker_of(request), sampler_of(request), node_of(request).name
+    unacked = unacked_bytes(broker)
+    return [queue_info(q, sampler, node, unacked.get(q, 0)) for q in queues]
+
+
+async def list_queues(request: web.Request) -> web.Response:
+    queues = [q for v in scoped_vhosts(request) for q in v.queues.values()]
+    return listing(request, _infos(request, queues))
+
+
+async def get_queue(request: web.Request) -> web.Response:
+    _vhost, queue = find(request)
+    info = _infos(request, [queue])[0]
+    info.update(
+        consumer_details=[consumer_info(c, node_of(request).name) for c in queue.consumers], deliveries=[], incoming=[]
+    )
+    return one(request, info)
+
+
+async def put_queue(request: web.Request) -> web.Response:
+    vhost = vhost_for_write(request)
+    name = request.match_info["name"]
+    body = await read_json(request)
+    arguments = body.get("arguments") or {}
+    if not isinstance(arguments, dict):
+        raise bad_request("arguments must be an object")
+    queue_type = arguments.get("x-queue-type", body.get("type"))
+    if queue_type not in (None, "classic"):
+        raise bad_request(f"queue type '{queue_type}' is not supported by Lapine")
+    act_in(request, vhost)
+    existed = name in vhost.queues
+    try:
+        if name.startswith("amq."):
+            raise ApiError(401, "not_authorised", "Access refused.")
+        check(request, vhost, "configure", "queue", name)
+        vhost.declare_queue(
+            name,
+            None,
+            durable=as_bool(body.get("durable", True)),
+            auto_delete=as_bool(body.get("auto_delete", False)),
+            arguments=arguments,
+        )
+    except AMQPError as error:
+        raise from_amqp(error) from None
+    return no_content() if existed else created()
+
+
+async def delete_queue(request: web.Request) -> web.Response:
+    vhost, queue = find(request)
+    act_in(request, vhost)
+    try:
+        check(request, vhost, "configure", "queue", queue.name)
+        vhost.delete_queue(
+            queue,
+            if_unused=as_bool(request.query.get("if-unused", "false")),
+            if_empty=as_bool(request.query.get("if-empty", "false")),
+        )
+    except AMQPError as error:
+        raise from_amqp(error) from None
+    return no_content()
+
+
+async def purge(request: web.Request) -> web.Response:
+    vhost, queue = find(request)
+    act_in(request, vhost)
+    try:
+        check(request, vhost, "read", "queue", queue.name)
+    except AMQPError as error:
+        raise from_amqp(error) from None
+    queue.purge()
+    return no_content()
+
+
+async def get_messages(request: web.Request) -> web.Response:
+    """Take up to ``count`` messages, then ack them or put them back, as the ackmode says."""
+    vhost, queue = find(request)
+    body = await read_json(request)
+    require_keys(body, "count", "ackmode", "encoding")
+    ackmode, encoding = body["ackmode"], body["encoding"]
+    if ackmode not in ACKMODES:
+        raise bad_request(f"ackmode must be one of {', '.join(ACKMODES)}")
+    if encoding not in ("auto", "base64"):
+        raise bad_request("encoding must be 'auto' or 'base64'")
+    count, truncate = _int(body["count"], "count"), body.get("truncate")
+    act_in(request, vhost)
+    try:
+        check(request, vhost, "read", "queue", queue.name)
+    except AMQPError as error:
+        raise ApiError(401, "not_authorised", error.reply_text) from None
+    taken: list[QueuedMessage] = []
+    answers = []
+    for _ in range(max(count, 0)):
+        entry = queue.get()
+        if entry is None:
+            break
+        taken.append(entry)
+        answers.append(_answer(entry, queue.message_count, encoding, truncate))
+    _settle(vhost, queue, taken, requeue=ackmode.endswith("requeue_true"), acked=ackmode.startswith("ack"))
+    return json_response(answers)
+
+
+def _int(value: Any, name: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise bad_request(f"{name} must be an integer") from None
+
+
+def _answer(entry: QueuedMessage, remaining: int, encoding: str, truncate: Any) -> dict[str, Any]:
+    message = entry.message
+    body = message.body
+    if truncate is not None:
+        body = body[: _int(truncate, "truncate")]
+    payload, payload_encoding = encode_payload(body, encoding)
+    return {
+        "payload_bytes": len(message.body),
+        "redelivered": entry.redelivered,
+        "exchange": message.exchange,
+        "routing_key": message.routing_key,
+        "message_count": remaining,
+        "properties": properties_to_json(message.properties),
+        "payload": payload,
+        "payload_encoding": payload_encoding,
+    }
+
+
+def _settle(vhost: VirtualHost, queue: Queue, taken: list[QueuedMessage], *, requeue: bool, acked: bool) -> None:
+    """Count the gets as a channel's basic.get would, then requeue or drop what was taken."""
+    for stats in (queue.stats, vhost.stats):
+        stats.get += len(taken)
+        stats.redeliver += sum(1 for entry in taken if entry.redelivered)
+        if acked and not requeue:
+            stats.ack += len(taken)
+    if requeue and taken:
+        # requeue() puts back deliveries it counts as unacked, as a channel's would be.
+        queue.unacked_count += len(taken)
+        queue.requeue(taken)
+
+
+async def queue_bindings(request: web.Request) -> web.Response:
+    vhost, queue = find(request)
+    rows = [b for b in all_bindings(vhost) if b["destination"] == queue.name and b["destination_type"] == "queue"]
+    return listing(request, rows)
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.get("/api/queues", list_queues),
+        web.get("/api/queues/{vhost}", list_queues),
+        web.get("/api/queues/{vhost}/{name}", get_queue),
+        web.put("/api/queues/{vhost}/{name}", put_queue),
+        web.delete("/api/queues/{vhost}/{name}", delete_queue),
+        web.delete("/api/queues/{vhost}/{name}/contents", purge),
+        web.post("/api/queues/{vhost}/{name}/get", get_messages),
+        web.get("/api/queues/{vhost}/{name}/bindings", queue_bindings),
+    ]

@@ -1,0 +1,119 @@
+"""Rates for the API's *_details: the counters are sampled every few seconds, as RabbitMQ does.
+
+A rate is the change between the last two samples divided by the time between them, so it lags
+by at most one interval (RabbitMQ's collect_statistics_interval, 5 s by default). Objects are
+held weakly: a deleted queue or closed channel drops out by itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import weakref
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+from lapine.management import counters
+
+if TYPE_CHECKING:
+    from lapine.broker.broker import Broker
+
+
+class _Samples:
+    __slots__ = ("current", "previous")
+
+    def __init__(self, at: float, values: Mapping[str, float]) -> None:
+        self.previous: tuple[float, dict[str, float]] | None = None
+        self.current = (at, dict(values))
+
+    def push(self, at: float, values: Mapping[str, float]) -> None:
+        self.previous = self.current
+        self.current = (at, dict(values))
+
+    def rate(self, name: str) -> float:
+        if self.previous is None:
+            return 0.0
+        (t0, before), (t1, after) = self.previous, self.current
+        if t1 <= t0:
+            return 0.0
+        return (after.get(name, 0.0) - before.get(name, 0.0)) / (t1 - t0)
+
+
+class Sampler:
+    def __init__(self, broker: Broker, interval: float = 5.0) -> None:
+        self.broker = broker
+        self.interval = interval
+        self._samples: weakref.WeakKeyDictionary[object, _Samples] = weakref.WeakKeyDictionary()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.sample()
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            self.sample()
+
+    def sample(self) -> None:
+        """Record the counters of every object once; cheap integer reads, no message is touched."""
+        broker = self.broker
+        now = time.monotonic()
+        self._record(broker, now, {**counters.broker_totals(broker), **counters.queue_totals(broker.vhosts.values())})
+        for vhost in broker.vhosts.values():
+            totals = counters.vhost_totals(broker, vhost)
+            self._record(vhost, now, {**totals, **counters.queue_totals([vhost]), **vhost_bytes(broker, vhost)})
+            for exchange in vhost.exchanges.values():
+                self._record(exchange, now, counters.of(exchange.stats))
+            for queue in vhost.queues.values():
+                values = counters.of(queue.stats)
+                ready, unacked = queue.message_count, queue.unacked_count
+                values.update(messages=ready + unacked, messages_ready=ready, messages_unacknowledged=unacked)
+                self._record(queue, now, values)
+        for connection in list(broker.connections):
+            self._record(connection, now, {"recv_oct": connection.bytes_received, "send_oct": connection.bytes_sent})
+            for channel in list(connection.channels.values()):
+                self._record(channel, now, counters.of(channel.stats))
+
+    def _record(self, obj: object, now: float, values: Mapping[str, float]) -> None:
+        samples = self._samples.get(obj)
+        if samples is None:
+            self._samples[obj] = _Samples(now, values)
+        else:
+            samples.push(now, values)
+
+    def rate(self, obj: object, name: str) -> float:
+        samples = self._samples.get(obj)
+        if samples is None:
+            return 0.0
+        value = samples.rate(name)
+        return value if name in _GAUGES else max(value, 0.0)
+
+    def details(self, obj: object, values: Mapping[str, int], fields: Iterable[str]) -> dict[str, object]:
+        """{"publish": 10, "publish_details": {"rate": 2.0}, ...} as RabbitMQ's message_stats."""
+        out: dict[str, object] = {}
+        for name in fields:
+            out[name] = values.get(name, 0)
+            out[f"{name}_details"] = {"rate": round(self.rate(obj, name), 1)}
+        return out
+
+
+# Gauges may fall (a rate below zero is real); counters only rise, except when an object resets.
+_GAUGES = frozenset({"messages", "messages_ready", "messages_unacknowledged"})
+
+
+def vhost_bytes(broker: Broker, vhost: object) -> dict[str, int]:
+    recv = send = 0
+    for connection in list(broker.connections):
+        if connection.vhost is vhost:
+            recv += connection.bytes_received
+            send += connection.bytes_sent
+    return {"recv_oct": recv, "send_oct": send}

@@ -1,0 +1,251 @@
+"""What Lapine measures, under rabbitmq_prometheus's metric names and help texts.
+
+/metrics gives node-wide totals (RabbitMQ's default, aggregated); /metrics/per-object labels each
+queue, channel and connection. Only what Lapine really has is exported: no Erlang VM figures.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from lapine import __version__
+from lapine.broker.broker import Broker
+from lapine.management import counters, system
+from lapine.prometheus.exposition import Family
+
+AMQP = {"protocol": "amqp091"}
+CLASSIC = {"protocol": "amqp091", "queue_type": "rabbit_classic_queue"}
+RABBITMQ_VERSION = "3.13.7"
+
+# (metric, help, the counter in lapine.broker.stats, labels)
+GLOBAL_COUNTERS: tuple[tuple[str, str, Callable[[dict[str, int]], int], dict[str, str]], ...] = (
+    ("received", "Total number of messages received from publishers", lambda c: c["publish"], AMQP),
+    ("confirmed", "Total number of messages confirmed to publishers", lambda c: c["confirm"], AMQP),
+    (
+        "routed",
+        "Total number of messages routed to queues or streams",
+        lambda c: max(c["publish"] - c["drop_unroutable"] - c["return_unroutable"], 0),
+        AMQP,
+    ),
+    (
+        "unroutable_dropped",
+        "Total number of messages published as non-mandatory into an exchange and dropped as unroutable",
+        lambda c: c["drop_unroutable"],
+        AMQP,
+    ),
+    (
+        "unroutable_returned",
+        "Total number of messages published as mandatory into an exchange and returned to the publisher as unroutable",
+        lambda c: c["return_unroutable"],
+        AMQP,
+    ),
+    ("delivered", "Total number of messages delivered to consumers", lambda c: c["deliver_get"], CLASSIC),
+    (
+        "delivered_consume_manual_ack",
+        "Total number of messages delivered to consumers using basic.consume with manual acknowledgment",
+        lambda c: c["deliver"],
+        CLASSIC,
+    ),
+    (
+        "delivered_consume_auto_ack",
+        "Total number of messages delivered to consumers using basic.consume with automatic acknowledgment",
+        lambda c: c["deliver_no_ack"],
+        CLASSIC,
+    ),
+    (
+        "delivered_get_manual_ack",
+        "Total number of messages delivered to consumers using basic.get with manual acknowledgment",
+        lambda c: c["get"],
+        CLASSIC,
+    ),
+    (
+        "delivered_get_auto_ack",
+        "Total number of messages delivered to consumers using basic.get with automatic acknowledgment",
+        lambda c: c["get_no_ack"],
+        CLASSIC,
+    ),
+    ("redelivered", "Total number of messages redelivered to consumers", lambda c: c["redeliver"], CLASSIC),
+    ("acknowledged", "Total number of messages acknowledged by consumers", lambda c: c["ack"], CLASSIC),
+    (
+        "get_empty",
+        "Total number of times basic.get operations fetched no message",
+        lambda c: c["get_empty"],
+        CLASSIC,
+    ),
+)
+
+# (metric, help, the channel counter): RabbitMQ's per-channel totals, summed over open channels.
+CHANNEL_COUNTERS = (
+    ("messages_published_total", "Total number of messages published into an exchange on a channel", "publish"),
+    (
+        "messages_confirmed_total",
+        "Total number of messages published into an exchange and confirmed on the channel",
+        "confirm",
+    ),
+    (
+        "messages_unroutable_returned_total",
+        "Total number of messages published as mandatory into an exchange and returned to the publisher as unroutable",
+        "return_unroutable",
+    ),
+    (
+        "messages_unroutable_dropped_total",
+        "Total number of messages published as non-mandatory into an exchange and dropped as unroutable",
+        "drop_unroutable",
+    ),
+    (
+        "messages_delivered_ack_total",
+        "Total number of messages delivered to consumers in manual acknowledgement mode",
+        "deliver",
+    ),
+    (
+        "messages_delivered_total",
+        "Total number of messages delivered to consumers in automatic acknowledgement mode",
+        "deliver_no_ack",
+    ),
+    ("messages_redelivered_total", "Total number of messages redelivered to consumers", "redeliver"),
+    ("messages_acked_total", "Total number of messages acknowledged by consumers", "ack"),
+    ("get_ack_total", "Total number of messages fetched with basic.get in manual acknowledgement mode", "get"),
+    ("get_total", "Total number of messages fetched with basic.get in automatic acknowledgement mode", "get_no_ack"),
+    ("get_empty_total", "Total number of times basic.get operations fetched no message", "get_empty"),
+)
+
+
+def node_families(broker: Broker, started_at: float) -> list[Family]:
+    """Identity, process and object counts: the same in both endpoints."""
+    node = broker.cluster_name
+    connections = list(broker.connections)
+    queues = [q for v in broker.vhosts.values() for q in v.queues.values()]
+    return [
+        Family("rabbitmq_build_info", "untyped", "RabbitMQ & Erlang/OTP version info").add(
+            1,
+            rabbitmq_version=RABBITMQ_VERSION,
+            prometheus_plugin_version=__version__,
+            prometheus_client_version=__version__,
+            erlang_version="Lapine " + __version__,
+        ),
+        Family("rabbitmq_identity_info", "untyped", "RabbitMQ node & cluster identity info").add(
+            1, rabbitmq_node=node, rabbitmq_cluster=node, rabbitmq_cluster_permanent_id=node
+        ),
+        Family("rabbitmq_process_resident_memory_bytes", "gauge", "Memory used in bytes").add(system.resident_memory()),
+        Family("rabbitmq_resident_memory_limit_bytes", "gauge", "Memory high watermark in bytes").add(
+            system.memory_limit()
+        ),
+        Family("rabbitmq_process_open_fds", "gauge", "Open file descriptors").add(system.open_fds()),
+        Family("rabbitmq_process_max_fds", "gauge", "Open file descriptors limit").add(system.max_fds()),
+        Family("rabbitmq_disk_space_available_bytes", "gauge", "Disk space available in bytes").add(
+            system.disk_free(broker.config.data_dir)
+        ),
+        Family("rabbitmq_disk_space_available_limit_bytes", "gauge", "Free disk space low watermark in bytes").add(
+            system.DISK_FREE_LIMIT
+        ),
+        Family("rabbitmq_alarms_memory_used_watermark", "gauge", "is 1 if VM memory watermark alarm is in effect").add(
+            0
+        ),
+        Family(
+            "rabbitmq_alarms_free_disk_space_watermark",
+            "gauge",
+            "is 1 if free disk space watermark alarm is in effect",
+        ).add(0),
+        Family(
+            "rabbitmq_alarms_file_descriptor_limit", "gauge", "is 1 if file descriptor limit alarm is in effect"
+        ).add(0),
+        Family("rabbitmq_erlang_uptime_seconds", "gauge", "Node uptime").add(round(time.time() - started_at, 3)),
+        Family("rabbitmq_connections", "gauge", "Connections currently open").add(len(connections)),
+        Family("rabbitmq_channels", "gauge", "Channels currently open").add(sum(len(c.channels) for c in connections)),
+        Family("rabbitmq_consumers", "gauge", "Consumers currently connected").add(
+            sum(len(q.consumers) for q in queues)
+        ),
+        Family("rabbitmq_queues", "gauge", "Queues available").add(len(queues)),
+        Family("rabbitmq_global_consumers", "gauge", "Current number of consumers").add(
+            sum(len(q.consumers) for q in queues), **AMQP
+        ),
+    ]
+
+
+def global_families(broker: Broker) -> list[Family]:
+    totals = counters.broker_totals(broker)
+    return [
+        Family(f"rabbitmq_global_messages_{name}_total", "counter", text).add(value(totals), **labels)
+        for name, text, value, labels in GLOBAL_COUNTERS
+    ]
+
+
+def aggregated_families(broker: Broker) -> list[Family]:
+    """RabbitMQ's /metrics: one sample per metric for the whole node."""
+    queues = [q for v in broker.vhosts.values() for q in v.queues.values()]
+    channels = list(counters.channels(broker))
+    connections = list(broker.connections)
+    ready = sum(q.message_count for q in queues)
+    unacked = sum(q.unacked_count for q in queues)
+    families = [
+        Family("rabbitmq_queue_messages_ready", "gauge", "Messages ready to be delivered to consumers").add(ready),
+        Family(
+            "rabbitmq_queue_messages_unacked", "gauge", "Messages delivered to consumers but not yet acknowledged"
+        ).add(unacked),
+        Family("rabbitmq_queue_messages", "gauge", "Sum of ready and unacknowledged messages - total queue depth").add(
+            ready + unacked
+        ),
+        Family("rabbitmq_queue_consumers", "gauge", "Consumers on a queue").add(sum(len(q.consumers) for q in queues)),
+        Family(
+            "rabbitmq_queue_messages_published_total", "counter", "Total number of messages published to queues"
+        ).add(sum(q.stats.publish for q in queues)),
+        Family("rabbitmq_channel_consumers", "gauge", "Consumers on a channel").add(
+            sum(len(ch.consumers) for ch in channels)
+        ),
+        Family("rabbitmq_channel_messages_unacked", "gauge", "Delivered but not yet acknowledged messages").add(
+            sum(len(ch.unacked) for ch in channels)
+        ),
+        Family(
+            "rabbitmq_connection_incoming_bytes_total", "counter", "Total number of bytes received on a connection"
+        ).add(sum(c.bytes_received for c in connections)),
+        Family("rabbitmq_connection_outgoing_bytes_total", "counter", "Total number of bytes sent on a connection").add(
+            sum(c.bytes_sent for c in connections)
+        ),
+        Family("rabbitmq_connection_channels", "gauge", "Channels on a connection").add(
+            sum(len(c.channels) for c in connections)
+        ),
+    ]
+    for name, text, field in CHANNEL_COUNTERS:
+        families.append(
+            Family(f"rabbitmq_channel_{name}", "counter", text).add(sum(getattr(ch.stats, field) for ch in channels))
+        )
+    return families
+
+
+def per_object_families(broker: Broker) -> list[Family]:
+    """RabbitMQ's /metrics/per-object: queues by vhost and name, channels and connections by name."""
+    ready = Family("rabbitmq_queue_messages_ready", "gauge", "Messages ready to be delivered to consumers")
+    unacked = Family(
+        "rabbitmq_queue_messages_unacked", "gauge", "Messages delivered to consumers but not yet acknowledged"
+    )
+    total = Family("rabbitmq_queue_messages", "gauge", "Sum of ready and unacknowledged messages - total queue depth")
+    consumers = Family("rabbitmq_queue_consumers", "gauge", "Consumers on a queue")
+    published = Family(
+        "rabbitmq_queue_messages_published_total", "counter", "Total number of messages published to queues"
+    )
+    for vhost in broker.vhosts.values():
+        for queue in vhost.queues.values():
+            labels = {"vhost": vhost.name, "queue": queue.name}
+            ready.add(queue.message_count, **labels)
+            unacked.add(queue.unacked_count, **labels)
+            total.add(queue.message_count + queue.unacked_count, **labels)
+            consumers.add(len(queue.consumers), **labels)
+            published.add(queue.stats.publish, **labels)
+    families = [ready, unacked, total, consumers, published]
+    incoming = Family(
+        "rabbitmq_connection_incoming_bytes_total", "counter", "Total number of bytes received on a connection"
+    )
+    outgoing = Family(
+        "rabbitmq_connection_outgoing_bytes_total", "counter", "Total number of bytes sent on a connection"
+    )
+    for connection in list(broker.connections):
+        incoming.add(connection.bytes_received, connection=connection.name)
+        outgoing.add(connection.bytes_sent, connection=connection.name)
+    families += [incoming, outgoing]
+    for name, text, field in CHANNEL_COUNTERS:
+        family = Family(f"rabbitmq_channel_{name}", "counter", text)
+        for channel in counters.channels(broker):
+            family.add(getattr(channel.stats, field), channel=f"{channel.connection.name} ({channel.id})")
+        families.append(family)
+    return families
