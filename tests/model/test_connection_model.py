@@ -216,3 +216,16 @@ def test_acked_in_time_keeps_the_channel(broker: Broker, client: Client) -> None
     client.method(1, spec.BasicAck(delivery_tag=tag))
     scheduler.advance(2)
     assert not [item for _ch, item in client.take() if isinstance(item, spec.ChannelClose)]
+
+
+def test_a_full_socket_pauses_deliveries_until_it_drains(broker: Broker, client: Client) -> None:
+    client.method(1, spec.QueueDeclare(queue="q"))
+    client.method(1, spec.BasicConsume(queue="q", consumer_tag="c", no_ack=True))
+    client.take()
+    client.connection.set_writable(False)
+    for n in range(3):
+        client.publish(1, str(n).encode(), routing_key="q")
+    assert not [item for _ch, item in client.take() if isinstance(item, Content)]
+    assert broker.vhosts["/"].queues["q"].message_count == 3
+    client.connection.set_writable(True)
+    assert [item.body for _ch, item in client.take() if isinstance(item, Content)] == [b"0", b"1", b"2"]

@@ -707,9 +707,10 @@ class Channel:
                 queue.stats.ack += len(entries)
             else:
                 queue.rejected(entries)
-        self._refill()
+        self.refill()
 
-    def _refill(self) -> None:
+    def refill(self) -> None:
+        """Consumers have room again: let their queues dispatch."""
         for consumer in list(self.consumers.values()):
             queue = consumer.queue
             if queue.ready:

@@ -89,6 +89,7 @@ class Connection:
         self.name = f"{self.peer_host}:{self.peer_port}"
         self.connected_at = time.time()
         self.bytes_received = 0
+        self.writable = True
         self.bytes_sent = 0
 
     def __repr__(self) -> str:
@@ -108,6 +109,16 @@ class Connection:
         data = b"".join(self.output)
         self.output.clear()
         return data
+
+    def set_writable(self, writable: bool) -> None:
+        """Back-pressure from the socket: consumers on this connection get no more deliveries
+        until it drains; then each of their queues dispatches again."""
+        self.writable = writable
+        for channel in list(self.channels.values()):
+            channel.active = writable
+        if writable:
+            for channel in list(self.channels.values()):
+                channel.refill()
 
     def client_capability(self, name: str) -> bool:
         capabilities = self.client_properties.get("capabilities")
@@ -249,6 +260,7 @@ class Connection:
                 10,
             )
         channel = Channel(self, channel_id)
+        channel.active = self.writable
         self.channels[channel_id] = channel
         channel.handlers[spec.ChannelClose.INDEX] = lambda m: self._channel_close(channel)
         channel.handlers[spec.ChannelOpen.INDEX] = lambda m: self._second_open(channel_id)

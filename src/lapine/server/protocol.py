@@ -68,6 +68,18 @@ class AMQPProtocol(asyncio.Protocol):
         if self.connection is not None:
             self.connection.connection_lost()
 
+    # --- flow control ------------------------------------------------------------------------
+
+    def pause_writing(self) -> None:
+        """The socket's send buffer is full: stop delivering to this connection's consumers, so
+        that messages wait in their queues rather than pile up in our memory."""
+        if self.connection is not None:
+            self.connection.set_writable(False)
+
+    def resume_writing(self) -> None:
+        if self.connection is not None:
+            self.connection.set_writable(True)
+
     def abort(self) -> None:
         if self.transport is not None:
             self.transport.abort()
