@@ -10,11 +10,15 @@ AMQP side), e.g. a real RabbitMQ with its management plugin:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+import os
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pika
 import pytest
@@ -63,3 +67,56 @@ def url_for(amqp_url: str, user: str, password: str, vhost: str = "/") -> str:
     split = urlsplit(amqp_url)
     credentials = f"{quote(user, safe='')}:{quote(password, safe='')}"
     return f"amqp://{credentials}@{split.hostname}:{split.port}/{quote(vhost, safe='')}"
+
+
+# --- the broker under test: Lapine, or any broker given by MANAGEMENT_URL and AMQP_URL -----------
+
+Target = tuple[Http, str]
+
+
+@pytest.fixture(scope="module")
+def target() -> Iterator[Target]:
+    management_url = os.environ.get("MANAGEMENT_URL")
+    if management_url:
+        yield Http(management_url.rstrip("/")), os.environ.get("AMQP_URL", "amqp://guest:guest@localhost:5672/%2F")
+        return
+    with BrokerThread(management_sample_interval=0.5) as running:
+        yield Http(running.management_url), running.url
+
+
+@pytest.fixture(scope="module")
+def api(target: Target) -> Http:
+    return target[0]
+
+
+@pytest.fixture(scope="module")
+def amqp_url(target: Target) -> str:
+    return target[1]
+
+
+@pytest.fixture
+def connect(amqp_url: str) -> Iterator[Callable[..., pika.BlockingConnection]]:
+    """connect(url=None, **pika_parameters) -> a BlockingConnection, closed at teardown."""
+    opened: list[pika.BlockingConnection] = []
+
+    def make(url: str | None = None, **overrides: Any) -> pika.BlockingConnection:
+        connection = pika.BlockingConnection(amqp_params(url or amqp_url, **overrides))
+        opened.append(connection)
+        return connection
+
+    yield make
+    for connection in opened:
+        # Some were closed by the broker on purpose (a deleted user or vhost).
+        with contextlib.suppress(pika.exceptions.AMQPError):
+            if connection.is_open:
+                connection.close()
+
+
+def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """RabbitMQ's statistics lag by up to its collection interval: poll until the check holds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(0.25)

@@ -11,64 +11,14 @@ Field lists are those of RabbitMQ's HTTP API reference and of what RabbitMQ 3.10
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pika
 import pytest
 
-from lapine.testing import BrokerThread
 from tests.management.client import Http, q
-from tests.management.conftest import amqp_params, url_for
-
-Target = tuple[Http, str]
-
-
-@pytest.fixture(scope="module")
-def target() -> Iterator[Target]:
-    management_url = os.environ.get("MANAGEMENT_URL")
-    if management_url:
-        yield Http(management_url.rstrip("/")), os.environ.get("AMQP_URL", "amqp://guest:guest@localhost:5672/%2F")
-        return
-    with BrokerThread(management_sample_interval=0.5) as broker:
-        yield Http(broker.management_url), broker.url
-
-
-@pytest.fixture(scope="module")
-def api(target: Target) -> Http:
-    return target[0]
-
-
-@pytest.fixture(scope="module")
-def amqp_url(target: Target) -> str:
-    return target[1]
-
-
-@pytest.fixture
-def connect(amqp_url: str) -> Iterator[Callable[..., pika.BlockingConnection]]:
-    opened: list[pika.BlockingConnection] = []
-
-    def make(url: str | None = None, **overrides: Any) -> pika.BlockingConnection:
-        connection = pika.BlockingConnection(amqp_params(url or amqp_url, **overrides))
-        opened.append(connection)
-        return connection
-
-    yield make
-    for connection in opened:
-        if connection.is_open:
-            connection.close()
-
-
-def eventually(check: Callable[[], Any], timeout: float = 10.0) -> Any:
-    """RabbitMQ's statistics lag by up to its collection interval: poll until the check holds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.25)
+from tests.management.conftest import eventually, url_for
 
 
 def has_fields(item: dict[str, Any], *names: str) -> None:
