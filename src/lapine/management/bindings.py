@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from aiohttp import web
 
@@ -36,7 +36,8 @@ KINDS = {"q": "queue", "e": "exchange"}
 
 
 def properties_key(routing_key: str, arguments: Mapping[str, Any]) -> str:
-    key = quote(routing_key, safe="")
+    # Erlang's quote_plus leaves these as they are: "orders.*" stays, "a.#" becomes "a.%23".
+    key = quote(routing_key, safe="!*'()")
     if not arguments:
         return key or "~"
     canonical = json.dumps(arguments, sort_keys=True, default=str).encode()
@@ -110,7 +111,9 @@ def _find(request: web.Request) -> tuple[VirtualHost, Exchange, Queue | Exchange
     vhost, source, destination = _ends(request)
     props = request.match_info["props"]
     for binding in _between(vhost, source, destination):
-        if binding["properties_key"] == props or quote(binding["properties_key"], safe="~") == props:
+        key = binding["properties_key"]
+        # aiohttp hands the segment over decoded; clients may or may not have encoded it.
+        if props in (key, unquote(key)):
             return vhost, source, destination, binding
     raise not_found()
 

@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 class _Samples:
     __slots__ = ("current", "previous")
 
-    def __init__(self, at: float, values: Mapping[str, float]) -> None:
-        self.previous: tuple[float, dict[str, float]] | None = None
+    def __init__(self, at: float, values: Mapping[str, float], interval: float) -> None:
+        # An object first seen now was born since the last round: it counted from zero.
+        self.previous: tuple[float, dict[str, float]] | None = (at - interval, {})
         self.current = (at, dict(values))
 
     def push(self, at: float, values: Mapping[str, float]) -> None:
@@ -86,7 +87,7 @@ class Sampler:
     def _record(self, obj: object, now: float, values: Mapping[str, float]) -> None:
         samples = self._samples.get(obj)
         if samples is None:
-            self._samples[obj] = _Samples(now, values)
+            self._samples[obj] = _Samples(now, values, self.interval)
         else:
             samples.push(now, values)
 
