@@ -48,6 +48,47 @@ def against_rabbitmq() -> bool:
     return bool(os.environ.get("AMQP_URL"))
 
 
+def _version_tuple(version: str) -> tuple[int, ...]:
+    parts: list[int] = []
+    for piece in version.split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
+
+
+@pytest.fixture(scope="session")
+def broker_identity(amqp_url: str) -> tuple[str, tuple[int, ...]]:
+    """(product, version) from the broker's connection.start server properties."""
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        props = conn._impl.server_properties
+    finally:
+        conn.close()
+
+    def text(value: Any) -> str:
+        return value.decode() if isinstance(value, bytes) else str(value)
+
+    return text(props.get("product", "")), _version_tuple(text(props.get("version", "")))
+
+
+# RabbitMQ 4.3 is the first release that denies, by default, the deprecated features that the
+# rabbitmq_differs tests are about (transient_nonexcl_queues, global_qos); older releases permit them.
+CURRENT_RABBITMQ = (4, 3)
+
+
+@pytest.fixture(autouse=True)
+def _skip_where_old_rabbitmq_differs(request: pytest.FixtureRequest) -> None:
+    """Tests marked ``rabbitmq_differs`` assert current RabbitMQ behaviour: skip them on older RabbitMQ."""
+    if request.node.get_closest_marker("rabbitmq_differs") is None:
+        return
+    product, version = request.getfixturevalue("broker_identity")
+    if product == "RabbitMQ" and version < CURRENT_RABBITMQ:
+        shown = ".".join(map(str, version))
+        pytest.skip(f"RabbitMQ {shown} predates the current behaviour this test asserts (rabbitmq_differs)")
+
+
 def _with_url(url: str, **parts: str) -> str:
     """The broker URL with some of user/password/vhost replaced."""
     from urllib.parse import quote, urlsplit, urlunsplit

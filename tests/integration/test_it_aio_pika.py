@@ -47,7 +47,7 @@ async def _collect(queue: aio_pika.abc.AbstractQueue, count: int, timeout: float
 async def test_work_queue_two_workers(aio_connection: aio_pika.abc.AbstractConnection) -> None:
     setup = await aio_connection.channel()
     name = unique("work")
-    await setup.declare_queue(name, auto_delete=True)
+    await setup.declare_queue(name, durable=True, auto_delete=True)
     results: dict[str, list[bytes]] = {"w1": [], "w2": []}
     done = asyncio.Event()
 
@@ -156,7 +156,7 @@ async def test_unacked_requeued_when_connection_closes(amqp_url: str) -> None:
     worker = await aio_pika.connect(amqp_url, timeout=5)
     try:
         kch = await keeper.channel()
-        q = await kch.declare_queue(unique("aio-requeue"), auto_delete=False)
+        q = await kch.declare_queue(unique("aio-requeue"), durable=True)
         for i in range(2):
             await kch.default_exchange.publish(aio_pika.Message(str(i).encode()), routing_key=q.name)
         wq = await (await worker.channel()).get_queue(q.name)
@@ -218,7 +218,7 @@ async def test_exclusive_consumer(aio_connection: aio_pika.abc.AbstractConnectio
 
 async def test_consumer_cancelled_by_queue_delete(aio_connection: aio_pika.abc.AbstractConnection) -> None:
     ch = await aio_connection.channel()
-    q = await ch.declare_queue(unique("aio-del"), auto_delete=False)
+    q = await ch.declare_queue(unique("aio-del"), durable=True)
     await q.consume(_ignore)
     other = await aio_connection.channel()
     await other.queue_delete(q.name)

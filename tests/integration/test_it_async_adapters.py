@@ -142,7 +142,7 @@ async def test_asyncio_connection_consumer_cancel_notification(params: Callable[
     async with pika_async.connection(params()) as conn:
         ch = await pika_async.open_channel(conn)
         q = unique("cancelled")
-        await pika_async.call(ch.queue_declare, q)
+        await pika_async.call(ch.queue_declare, q, durable=True)
         cancelled: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         ch.add_on_cancel_callback(lambda frame: cancelled.done() or cancelled.set_result(frame.method))
         tag = ch.basic_consume(q, lambda *a: None)

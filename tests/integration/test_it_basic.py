@@ -18,11 +18,10 @@ Observed on RabbitMQ 3.10.8, and asserted here:
 * Requeued messages go back to their *original position* in the queue, whatever order they were
   rejected in, and come back with redelivered=true.
 * Prefetch: ``basic.qos(global=false)`` applies to each consumer created *after* it (existing
-  consumers keep their limit); ``global=true`` is shared by all consumers of the channel and a new
-  value applies at once. Setting a per-consumer limit after a global one removes the global limit
-  on RabbitMQ 3.10 (not asserted: set per-consumer first, then global, as RabbitMQ's docs do).
-  basic.get and no-ack consumers ignore prefetch. Global QoS is deprecated in RabbitMQ 4.x but
-  still behaves this way for classic queues.
+  consumers keep their limit); basic.get and no-ack consumers ignore prefetch.
+* Global QoS: ``global=true`` is a limit shared by all consumers of the channel (a new value
+  applies at once). RabbitMQ 4.3 denies this deprecated feature by default; Lapine permits it, as
+  RabbitMQ does up to 4.2.
 * Per-message TTL ``expiration``: "0" expires at once when no consumer is waiting; an invalid
   value is 406 "PRECONDITION_FAILED - invalid expiration 'abc': no_integer" or
   "... invalid expiration '-1': {value_negative,-1}" (Erlang terms in the text).
@@ -158,7 +157,7 @@ def test_publish_immediate_is_not_implemented(raw: Callable[..., RawAMQP]) -> No
 def test_publish_to_consumer_on_other_connection(connect: Callable[..., pika.BlockingConnection]) -> None:
     consumer_conn = connect()
     consumer = consumer_conn.channel()
-    q = consumer.queue_declare(unique("shared"), auto_delete=True).method.queue
+    q = consumer.queue_declare(unique("shared"), durable=True, auto_delete=True).method.queue
     got: list[Delivery] = []
     consume_into(consumer, q, got, auto_ack=True)
     publisher = connect().channel()
@@ -418,7 +417,7 @@ def test_queue_deletion_cancels_consumer(connect: Callable[..., pika.BlockingCon
     consumer_conn = connect()
     ch = consumer_conn.channel()
     q = unique("doomed")
-    ch.queue_declare(q, auto_delete=False)
+    ch.queue_declare(q, durable=True)
     cancels: list[Any] = []
     ch.add_on_cancel_callback(lambda frame: cancels.append(frame))
     tag = ch.basic_consume(q, lambda *a: None)
@@ -608,7 +607,7 @@ def test_connection_close_requeues_unacked(connect: Callable[..., pika.BlockingC
     observer = connect()
     ch = observer.channel()
     q = unique("q")
-    ch.queue_declare(q, auto_delete=False)
+    ch.queue_declare(q, durable=True)
     try:
         publish_all(ch, q, 4)
         consumer_conn = connect()
@@ -633,7 +632,7 @@ def test_requeued_messages_go_to_other_consumer(connect: Callable[..., pika.Bloc
     first_conn, second_conn = connect(), connect()
     q = unique("q")
     setup = first_conn.channel()
-    setup.queue_declare(q, auto_delete=True)
+    setup.queue_declare(q, durable=True, auto_delete=True)
     first = first_conn.channel()
     got1: list[Delivery] = []
     consume_into(first, q, got1)
@@ -750,36 +749,6 @@ def test_prefetch_per_consumer(connection: pika.BlockingConnection) -> None:
     assert _counts_after(connection, got) == {"a": 2, "b": 2}
 
 
-def test_prefetch_global(connection: pika.BlockingConnection) -> None:
-    ch = connection.channel()
-    q = ch.queue_declare("", exclusive=True).method.queue
-    ch.basic_qos(prefetch_count=3, global_qos=True)
-    got: dict[str, list[Delivery]] = {"a": [], "b": []}
-    consume_into(ch, q, got["a"])
-    consume_into(ch, q, got["b"])
-    publish_all(ch, q, 20)
-    counts = _counts_after(connection, got)
-    assert counts["a"] + counts["b"] == 3
-    assert counts["a"] >= 1 and counts["b"] >= 1
-
-
-def test_prefetch_per_consumer_and_global(connection: pika.BlockingConnection) -> None:
-    """The combination RabbitMQ documents: a per-consumer limit, then a channel-wide one."""
-    ch = connection.channel()
-    q1 = ch.queue_declare("", exclusive=True).method.queue
-    q2 = ch.queue_declare("", exclusive=True).method.queue
-    ch.basic_qos(prefetch_count=2)
-    ch.basic_qos(prefetch_count=3, global_qos=True)
-    got: dict[str, list[Delivery]] = {"a": [], "b": []}
-    consume_into(ch, q1, got["a"])
-    consume_into(ch, q2, got["b"])
-    publish_all(ch, q1, 10)
-    publish_all(ch, q2, 10)
-    counts = _counts_after(connection, got)
-    assert counts["a"] <= 2 and counts["b"] <= 2
-    assert counts["a"] + counts["b"] == 3
-
-
 def test_prefetch_applies_to_new_consumers_only(connection: pika.BlockingConnection) -> None:
     ch = connection.channel()
     q = ch.queue_declare("", exclusive=True).method.queue
@@ -792,17 +761,21 @@ def test_prefetch_applies_to_new_consumers_only(connection: pika.BlockingConnect
     assert _counts_after(connection, got) == {"a": 1, "b": 5}
 
 
-def test_global_prefetch_change_applies_at_once(connection: pika.BlockingConnection) -> None:
+def test_global_qos_is_shared_by_the_channels_consumers(connection: pika.BlockingConnection) -> None:
+    """basic.qos(global=true) is one limit shared by every consumer of the channel, as RabbitMQ
+    permits it by default up to 4.2 (4.3 denies the deprecated feature by default; Lapine keeps it,
+    as a RabbitMQ with deprecated_features.permit.global_qos = true)."""
     ch = connection.channel()
-    q = ch.queue_declare("", exclusive=True).method.queue
+    q1 = ch.queue_declare("", exclusive=True).method.queue
+    q2 = ch.queue_declare("", exclusive=True).method.queue
+    ch.basic_qos(prefetch_count=3, global_qos=True)
     got: dict[str, list[Delivery]] = {"a": [], "b": []}
-    ch.basic_qos(prefetch_count=1, global_qos=True)
-    consume_into(ch, q, got["a"])
-    ch.basic_qos(prefetch_count=4, global_qos=True)
-    consume_into(ch, q, got["b"])
-    publish_all(ch, q, 20)
+    consume_into(ch, q1, got["a"])
+    consume_into(ch, q2, got["b"])
+    publish_all(ch, q1, 10)
+    publish_all(ch, q2, 10)
     counts = _counts_after(connection, got)
-    assert counts["a"] + counts["b"] == 4
+    assert counts["a"] + counts["b"] == 3
 
 
 def test_prefetch_ignored_for_no_ack_and_zero(connection: pika.BlockingConnection) -> None:
@@ -841,8 +814,14 @@ def test_acks_release_prefetch_slots(connection: pika.BlockingConnection) -> Non
     assert got[5][:2] == (b"4", True)
 
 
-def test_basic_get_ignores_prefetch(channel: Any) -> None:
-    channel.basic_qos(prefetch_count=1, global_qos=True)
+def test_basic_get_ignores_prefetch(connection: pika.BlockingConnection) -> None:
+    channel = connection.channel()
+    channel.basic_qos(prefetch_count=1)
+    busy = channel.queue_declare("", exclusive=True).method.queue
+    got: list[Delivery] = []
+    consume_into(channel, busy, got)
+    channel.basic_publish("", busy, b"held")
+    assert wait_until(connection, lambda: len(got) == 1)  # the consumer's one slot is taken
     q = channel.queue_declare("", exclusive=True).method.queue
     publish_all(channel, q, 3)
     assert [channel.basic_get(q)[2] for _ in range(3)] == [b"0", b"1", b"2"]
@@ -882,7 +861,7 @@ def test_prefetch_one_gives_fair_dispatch(connect: Callable[..., pika.BlockingCo
     busy_conn, idle_conn = connect(), connect()
     q = unique("work")
     busy = busy_conn.channel()
-    busy.queue_declare(q, auto_delete=True)
+    busy.queue_declare(q, durable=True, auto_delete=True)
     busy.basic_qos(prefetch_count=1)
     busy_got: list[Delivery] = []
     consume_into(busy, q, busy_got)

@@ -38,6 +38,7 @@ import aio_pika
 import aiormq.exceptions
 import pika
 import pika.exceptions
+import pika.spec
 import pytest
 
 from tests.helpers.amqp import (
@@ -97,11 +98,11 @@ def test_declare_ok_counts(connection: pika.BlockingConnection, names: Names) ->
     ch = connection.channel()
     ch.confirm_delivery()
     q = names.queue()
-    ok = ch.queue_declare(q).method
+    ok = ch.queue_declare(q, durable=True).method
     assert (ok.queue, ok.message_count, ok.consumer_count) == (q, 0, 0)
     for i in range(5):
         ch.basic_publish("", q, str(i).encode())
-    ok = ch.queue_declare(q).method  # an active redeclare reports the counts too
+    ok = ch.queue_declare(q, durable=True).method  # an active redeclare reports the counts too
     assert (ok.message_count, ok.consumer_count) == (5, 0)
     consumer_ch = connection.channel()
     consumer_ch.basic_qos(prefetch_count=2)
@@ -134,10 +135,10 @@ def test_redeclare_equivalent(channel: Any, names: Names) -> None:
 @pytest.mark.parametrize(
     ("first", "second", "arg", "received", "current"),
     [
-        ({}, {"durable": True}, "durable", "true", "false"),
+        # the first declaration is durable: RabbitMQ 4.3 refuses to create transient non-exclusive queues
         ({"durable": True}, {"durable": False}, "durable", "false", "true"),
-        ({}, {"auto_delete": True}, "auto_delete", "true", "false"),
-        ({"auto_delete": True}, {"auto_delete": False}, "auto_delete", "false", "true"),
+        ({"durable": True}, {"durable": True, "auto_delete": True}, "auto_delete", "true", "false"),
+        ({"durable": True, "auto_delete": True}, {"durable": True}, "auto_delete", "false", "true"),
         ({"durable": True}, {"auto_delete": True}, "durable", "false", "true"),
     ],
 )
@@ -160,32 +161,62 @@ def test_inequivalent_flags(
 
 def test_inequivalent_argument_values(channel: Any, names: Names) -> None:
     q = names.queue()
-    channel.queue_declare(q, arguments={"x-message-ttl": 1000})
+    channel.queue_declare(q, durable=True, arguments={"x-message-ttl": 1000})
     with expect_channel_error(406, inequivalent("x-message-ttl", q, "2000", "1000")):
-        channel.queue_declare(q, arguments={"x-message-ttl": 2000})
+        channel.queue_declare(q, durable=True, arguments={"x-message-ttl": 2000})
 
 
 def test_inequivalent_argument_missing_now(connection: pika.BlockingConnection, names: Names) -> None:
     q = names.queue()
     ch = connection.channel()
-    ch.queue_declare(q, arguments={"x-message-ttl": 1000})
+    ch.queue_declare(q, durable=True, arguments={"x-message-ttl": 1000})
     text = (
         f"PRECONDITION_FAILED - inequivalent arg 'x-message-ttl' for queue '{q}' in vhost '/': "
         "received none but current is the value '1000' of type 'signedint'"
     )
     with expect_channel_error(406, text):
-        ch.queue_declare(q)
+        ch.queue_declare(q, durable=True)
 
 
 def test_inequivalent_argument_missing_before(channel: Any, names: Names) -> None:
     q = names.queue()
-    channel.queue_declare(q)
+    channel.queue_declare(q, durable=True)
     text = (
         f"PRECONDITION_FAILED - inequivalent arg 'x-max-length' for queue '{q}' in vhost '/': "
         "received the value '10' of type 'signedint' but current is none"
     )
     with expect_channel_error(406, text):
-        channel.queue_declare(q, arguments={"x-max-length": 10})
+        channel.queue_declare(q, durable=True, arguments={"x-max-length": 10})
+
+
+def test_transient_non_exclusive_queues_are_accepted(channel: Any, names: Names) -> None:
+    """Queues neither durable nor exclusive, as the tutorial declares them (queue_declare('hello')).
+    RabbitMQ 4.3 denies the deprecated transient_nonexcl_queues feature by default; Lapine permits
+    it, as RabbitMQ does up to 4.2."""
+    q = names.queue("transient")
+    assert channel.queue_declare(q).method.queue == q
+    channel.basic_publish("", q, b"kept")
+    assert channel.basic_get(q, auto_ack=True)[2] == b"kept"
+
+
+def test_durable_or_exclusive_queues_are_accepted(channel: Any, names: Names) -> None:
+    """The combinations that stay allowed in every RabbitMQ version."""
+    channel.queue_declare(names.queue("durable"), durable=True)
+    channel.queue_declare(names.queue("durable-ad"), durable=True, auto_delete=True)
+    channel.queue_declare(names.queue("excl"), exclusive=True)
+    channel.queue_declare(names.queue("excl-ad"), exclusive=True, auto_delete=True)
+    channel.queue_declare("", exclusive=True)
+    server_named = channel.queue_declare("", durable=True, auto_delete=True).method.queue
+    channel.queue_delete(server_named)  # it never had a consumer: it would stay
+
+
+def test_long_reply_text_is_truncated(channel: Any) -> None:
+    """Reply texts over 255 bytes are cut to 252 bytes followed by "..."."""
+    q = "n" * 250
+    full = reply_not_found_queue(q)
+    assert len(full) > 255
+    with expect_channel_error(404, full[:252] + "..."):
+        channel.queue_declare(q, passive=True)
 
 
 def test_invalid_argument_type(channel: Any) -> None:
@@ -195,19 +226,19 @@ def test_invalid_argument_type(channel: Any) -> None:
         '"expected integer, got longstr"'
     )
     with expect_channel_error(406, text):
-        channel.queue_declare(q, arguments={"x-max-length": "ten"})
+        channel.queue_declare(q, durable=True, arguments={"x-max-length": "ten"})
 
 
 def test_unknown_arguments_not_compared(channel: Any, names: Names) -> None:
     q = names.queue()
-    channel.queue_declare(q, arguments={"x-lapine-custom": 1})
-    channel.queue_declare(q, arguments={"x-lapine-custom": 2})
+    channel.queue_declare(q, durable=True, arguments={"x-lapine-custom": 1})
+    channel.queue_declare(q, durable=True, arguments={"x-lapine-custom": 2})
 
 
 def test_reserved_amq_prefix(channel: Any) -> None:
     q = unique("amq.lapine")
     with expect_channel_error(403, f"ACCESS_REFUSED - queue name '{q}' contains reserved prefix 'amq.*'"):
-        channel.queue_declare(q)
+        channel.queue_declare(q, durable=True)
 
 
 def test_server_named_queue_cannot_be_redeclared_actively(connection: pika.BlockingConnection) -> None:
@@ -228,9 +259,9 @@ def test_passive_amq_prefix_is_404(channel: Any) -> None:
 def test_long_and_unicode_names(channel: Any, names: Names) -> None:
     long_name = names.queue("L") + "x" * 200
     names.queues.append(long_name)
-    assert channel.queue_declare(long_name).method.queue == long_name
+    assert channel.queue_declare(long_name, durable=True).method.queue == long_name
     uni = names.queue("ünï-кью-队列")
-    assert channel.queue_declare(uni).method.queue == uni
+    assert channel.queue_declare(uni, durable=True).method.queue == uni
     channel.basic_publish("", uni, b"unicode")
     assert bodies(channel, uni) == [b"unicode"]
 
@@ -319,9 +350,9 @@ def test_exclusive_flag_mismatch_on_owner(connection: pika.BlockingConnection, n
         ch.queue_declare(excl)
     shared = names.queue("shared")
     ch = connection.channel()
-    ch.queue_declare(shared)
+    ch.queue_declare(shared, durable=True)
     with expect_channel_error(405, reply_locked(shared)):
-        ch.queue_declare(shared, exclusive=True)
+        ch.queue_declare(shared, durable=True, exclusive=True)
 
 
 def test_exclusive_queue_is_never_durable(connection: pika.BlockingConnection) -> None:
@@ -371,7 +402,7 @@ def test_auto_delete_queue_lives_until_first_consumer_leaves(
 ) -> None:
     q = names.queue("ad")
     ch = connection.channel()
-    ch.queue_declare(q, auto_delete=True)
+    ch.queue_declare(q, durable=True, auto_delete=True)
     getter = connect().channel()
     getter.basic_get(q)  # basic.get is not a consumer
     getter.connection.close()
@@ -388,7 +419,7 @@ def test_auto_delete_queue_deleted_when_consumer_channel_closes(
     connection: pika.BlockingConnection, names: Names
 ) -> None:
     q = names.queue("ad")
-    connection.channel().queue_declare(q, auto_delete=True)
+    connection.channel().queue_declare(q, durable=True, auto_delete=True)
     consumer = connection.channel()
     consumer.basic_consume(q, lambda *a: None)
     consumer.close()
@@ -400,7 +431,7 @@ def test_auto_delete_queue_deleted_when_consumer_connection_closes(
 ) -> None:
     q = names.queue("ad")
     observer = connect()
-    observer.channel().queue_declare(q, auto_delete=True)
+    observer.channel().queue_declare(q, durable=True, auto_delete=True)
     consumer = connect()
     consumer.channel().basic_consume(q, lambda *a: None)
     assert exists_queue(observer, q)
@@ -453,10 +484,10 @@ def test_bind_with_empty_routing_key(channel: Any) -> None:
 def test_deleted_queue_loses_its_bindings(channel: Any, names: Names) -> None:
     q = names.queue()
     key = unique("rk")
-    channel.queue_declare(q)
+    channel.queue_declare(q, durable=True)
     channel.queue_bind(q, "amq.direct", key)
     channel.queue_delete(q)
-    channel.queue_declare(q)
+    channel.queue_declare(q, durable=True)
     channel.basic_publish("amq.direct", key, b"old binding")
     assert bodies(channel, q) == []
 

@@ -58,7 +58,7 @@ class RpcServer:
         try:
             conn = pika.BlockingConnection(self.params)
             ch = conn.channel()
-            ch.queue_declare(self.queue, auto_delete=True)
+            ch.queue_declare(self.queue, durable=True, auto_delete=True)
             ch.basic_qos(prefetch_count=1)
 
             def on_request(c: Any, method: Any, props: Any, body: bytes) -> None:
@@ -120,7 +120,7 @@ def test_classic_rpc(connection: pika.BlockingConnection, rpc_server: RpcServer)
 
 async def test_classic_rpc_aio_pika(aio_connection: aio_pika.abc.AbstractConnection) -> None:
     server_ch = await aio_connection.channel()
-    request_queue = await server_ch.declare_queue(unique("aio-rpc"), auto_delete=True)
+    request_queue = await server_ch.declare_queue(unique("aio-rpc"), durable=True, auto_delete=True)
 
     async def serve(message: aio_pika.abc.AbstractIncomingMessage) -> None:
         async with message.process():
@@ -154,13 +154,13 @@ async def test_classic_rpc_aio_pika(aio_connection: aio_pika.abc.AbstractConnect
 
 async def test_aio_pika_rpc_pattern(aio_connection: aio_pika.abc.AbstractConnection) -> None:
     channel = await aio_connection.channel()
-    rpc = await aio_pika.patterns.RPC.create(channel)
+    rpc = await aio_pika.patterns.RPC.create(channel, exclusive=True)  # not transient non-exclusive
     method_name = unique("multiply")
 
     async def multiply(*, x: int, y: int) -> int:
         return x * y
 
-    await rpc.register(method_name, multiply, auto_delete=True)
+    await rpc.register(method_name, multiply, durable=True, auto_delete=True)
     assert await asyncio.wait_for(rpc.proxy.__getattr__(method_name)(x=6, y=7), 4) == 42
     await rpc.unregister(multiply)
     await rpc.close()
@@ -268,7 +268,7 @@ def test_reply_after_requester_left_is_dropped(
 
 async def test_direct_reply_to_aio_pika(aio_connection: aio_pika.abc.AbstractConnection) -> None:
     server_ch = await aio_connection.channel()
-    request_queue = await server_ch.declare_queue(unique("aio-drt"), auto_delete=True)
+    request_queue = await server_ch.declare_queue(unique("aio-drt"), durable=True, auto_delete=True)
     seen: list[str] = []
 
     async def serve(message: aio_pika.abc.AbstractIncomingMessage) -> None:
