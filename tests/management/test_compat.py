@@ -594,3 +594,47 @@ def test_definitions_export_and_import(api: Http, unique: Callable[[str], str]) 
         api.delete(f"/api/queues/%2F/{q(queue)}")
         api.delete(f"/api/exchanges/%2F/{q(exchange)}")
         api.delete(f"/api/users/{q(user)}")
+
+
+# --- policies ------------------------------------------------------------------------------------
+
+
+def test_policy_lifecycle(api: Http, unique: Callable[[str], str]) -> None:
+    name, queue = unique("pol"), unique("polq")
+    path = f"/api/policies/%2F/{q(name)}"
+    body = {"pattern": f"^{queue}$", "definition": {"max-length": 1}, "priority": 1, "apply-to": "queues"}
+    try:
+        assert api.put(path, body).status == 201
+        assert api.put(path, {**body, "definition": {"max-length": 2}}).status == 204
+        expected = {
+            "vhost": "/",
+            "name": name,
+            "pattern": f"^{queue}$",
+            "apply-to": "queues",
+            "definition": {"max-length": 2},
+            "priority": 1,
+        }
+        assert api.get(path).json == expected
+        assert expected in api.get("/api/policies").json
+        assert expected in api.get("/api/policies/%2F").json
+        # The policy applies: a third message pushes out the oldest one.
+        api.put(f"/api/queues/%2F/{q(queue)}", {"durable": False})
+        message = {"routing_key": queue, "payload": "x", "payload_encoding": "string", "properties": {}}
+        for _ in range(3):
+            api.post("/api/exchanges/%2F/amq.default/publish", message)
+        assert eventually(lambda: api.get(f"/api/queues/%2F/{q(queue)}").json.get("messages") == 2)
+        assert api.put(path, {"definition": {"max-length": 1}}).json == {
+            "error": "bad_request",
+            "reason": "[{key_missing,pattern}]",
+        }
+        assert api.put(path, {"pattern": "x", "definition": {"bogus": 1}}).status == 400
+        assert api.put(f"/api/policies/no-such-vhost/{q(name)}", body).json == {
+            "error": "not_found",
+            "reason": "vhost_not_found",
+        }
+        assert api.delete(path).status == 204
+        assert api.delete(path).status == 404
+        assert api.get(path).status == 404
+    finally:
+        api.delete(path)
+        api.delete(f"/api/queues/%2F/{q(queue)}")

@@ -140,3 +140,15 @@ def test_status_and_unreachable(ctl: Ctl) -> None:
     down = subprocess.run(command, capture_output=True, text=True, env=env, timeout=30)
     assert down.returncode == 69
     assert down.stderr.startswith("Error: unable to reach the management API")
+
+
+def test_policies(ctl: Ctl, unique: Callable[[str], str]) -> None:
+    name = unique("ctlpol")
+    done = ctl("set_policy", "--apply-to", "queues", "--priority", "2", name, "^ctl-", '{"max-length": 5}')
+    assert done.returncode == 0, done.stderr
+    listed = rows(ctl("-q", "list_policies", "name", "pattern", "apply-to", "definition", "priority").stdout)
+    assert [name, "^ctl-", "queues", '{"max-length":5}', "2"] in listed
+    bad = ctl("set_policy", name, "^x", "{not json")
+    assert bad.returncode == 64 and "not valid JSON" in bad.stderr
+    assert ctl("clear_policy", name).returncode == 0
+    assert ctl("clear_policy", name).returncode != 0

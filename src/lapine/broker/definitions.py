@@ -20,6 +20,7 @@ from lapine.amqp.errors import AMQPError, ConnectionError
 from lapine.auth.passwords import HASHING_ALGORITHM
 from lapine.auth.permissions import Permission
 from lapine.auth.users import User
+from lapine.broker.policies import Policy, validate
 
 if TYPE_CHECKING:
     from lapine.broker.broker import Broker
@@ -27,6 +28,8 @@ if TYPE_CHECKING:
     from lapine.broker.queue import Queue
     from lapine.broker.vhost import VirtualHost
 
+# The RabbitMQ release whose behaviour Lapine follows: tools read it to pick API features.
+RABBITMQ_COMPATIBLE_VERSION = "3.13.7"
 CONNECTION_FORCED = 320
 RESOURCE_LOCKED = 405
 PRECONDITION_FAILED = 406
@@ -202,6 +205,48 @@ def _check_regex(pattern: str) -> None:
         raise DefinitionError(f"invalid_regexp: '{pattern}': {error}") from None
 
 
+# --- policies ------------------------------------------------------------------------------------
+
+
+def set_policy(
+    broker: Broker,
+    vhost: str,
+    name: str,
+    *,
+    pattern: str,
+    definition: Mapping[str, Any],
+    priority: int = 0,
+    apply_to: str = "all",
+) -> bool:
+    """Create or replace a policy; True when created. The vhost re-applies its policies at once."""
+    target = broker.vhosts.get(vhost)
+    if target is None:
+        raise DefinitionError("vhost_not_found", "not_found")
+    policy = Policy(vhost, name, pattern, dict(definition), int(priority), apply_to)
+    problem = validate(policy)
+    if problem is not None:
+        raise DefinitionError(f"Validation failed\n\n{problem}\n")
+    created = name not in target.policies.by_name
+    target.set_policy(policy)
+    return created
+
+
+def clear_policy(broker: Broker, vhost: str, name: str) -> bool:
+    target = broker.vhosts.get(vhost)
+    return target is not None and target.clear_policy(name)
+
+
+def policy_definition(policy: Policy) -> dict[str, Any]:
+    return {
+        "vhost": policy.vhost,
+        "name": policy.name,
+        "pattern": policy.pattern,
+        "apply-to": policy.apply_to,
+        "definition": dict(policy.definition),
+        "priority": policy.priority,
+    }
+
+
 # --- connections ---------------------------------------------------------------------------------
 
 
@@ -228,14 +273,15 @@ def export_definitions(broker: Broker, vhost: str | None = None) -> dict[str, An
         "exchanges": [_exchange_definition(x) for v in vhosts for x in v.exchanges.values() if _exportable(x)],
         "bindings": [b for v in vhosts for b in bindings_of(v) if b["source"]],
     }
+    policies = [policy_definition(p) for v in vhosts for p in v.policies]
     if vhost is not None:
-        for kind in objects.values():
+        for kind in (*objects.values(), policies):
             for item in kind:
                 item.pop("vhost", None)
-        return {"rabbit_version": __version__, "parameters": [], "policies": [], **objects}
+        return {"rabbit_version": RABBITMQ_COMPATIBLE_VERSION, "parameters": [], "policies": policies, **objects}
     return {
-        "rabbit_version": __version__,
-        "rabbitmq_version": __version__,
+        "rabbit_version": RABBITMQ_COMPATIBLE_VERSION,
+        "rabbitmq_version": RABBITMQ_COMPATIBLE_VERSION,
         "product_name": "Lapine",
         "product_version": __version__,
         "users": [user_definition(u) for u in broker.users.users.values()],
@@ -244,7 +290,7 @@ def export_definitions(broker: Broker, vhost: str | None = None) -> dict[str, An
         "topic_permissions": [],
         "parameters": [],
         "global_parameters": [{"name": "cluster_name", "value": broker.cluster_name}],
-        "policies": [],
+        "policies": policies,
         **objects,
     }
 
@@ -339,7 +385,7 @@ def import_definitions(broker: Broker, data: Mapping[str, Any], vhost: str | Non
     """Apply definitions exported by Lapine or RabbitMQ: users, vhosts, permissions, then objects.
 
     Objects that exist already are left as they are, even when the file declares them otherwise
-    (RabbitMQ does the same). Policies and parameters are not in Lapine's model yet and are ignored.
+    (RabbitMQ does the same). Parameters are not in Lapine's model yet and are ignored.
     """
     if not isinstance(data, Mapping):
         raise DefinitionError("definitions must be a JSON object")
@@ -348,6 +394,8 @@ def import_definitions(broker: Broker, data: Mapping[str, Any], vhost: str | Non
             _import_users(broker, data.get("users") or [])
             _import_vhosts(broker, data.get("vhosts") or [])
             _import_permissions(broker, data.get("permissions") or [])
+        for item in data.get("policies") or []:
+            _import_policy(broker, item, vhost)
         for kind, apply in (("exchanges", _import_exchange), ("queues", _import_queue), ("bindings", _import_binding)):
             for item in data.get(kind) or []:
                 _import_object(broker, item, vhost, apply)
@@ -361,6 +409,18 @@ def _import_object(broker: Broker, item: Mapping[str, Any], vhost: str | None, a
     except AMQPError as error:
         if error.reply_code not in (PRECONDITION_FAILED, RESOURCE_LOCKED):
             raise DefinitionError(error.reply_text) from None
+
+
+def _import_policy(broker: Broker, item: Mapping[str, Any], vhost: str | None) -> None:
+    set_policy(
+        broker,
+        vhost if vhost is not None else item["vhost"],
+        item["name"],
+        pattern=item["pattern"],
+        definition=item["definition"],
+        priority=int(item.get("priority", 0)),
+        apply_to=item.get("apply-to", "all"),
+    )
 
 
 def _import_users(broker: Broker, users: Iterable[Mapping[str, Any]]) -> None:

@@ -164,6 +164,13 @@ LISTINGS: dict[str, Listing] = {
     ),
     "list_users": Listing(_all_path("users"), ("user", "tags"), {"user": lambda row: row.get("name")}, "users"),
     "list_vhosts": Listing(_all_path("vhosts"), ("name",), {}, "vhosts"),
+    "list_policies": Listing(
+        _vhost_path("policies"),
+        ("vhost", "name", "pattern", "apply-to", "definition", "priority"),
+        {},
+        "policies",
+        per_vhost=True,
+    ),
     "list_permissions": Listing(
         lambda args: f"/api/vhosts/{q(args.vhost)}/permissions",
         ("user", "configure", "write", "read"),
@@ -255,6 +262,21 @@ def clear_permissions(api: Api, args: argparse.Namespace) -> str:
     return f'Clearing permissions for user "{args.user}" in vhost "{args.vhost}" ...'
 
 
+def set_policy(api: Api, args: argparse.Namespace) -> str:
+    try:
+        definition = json.loads(args.definition)
+    except ValueError:
+        raise CtlError(f"the definition is not valid JSON: {args.definition}", EX_USAGE) from None
+    body = {"pattern": args.pattern, "definition": definition, "priority": args.priority, "apply-to": args.apply_to}
+    api.call("PUT", f"/api/policies/{q(args.vhost)}/{q(args.name)}", body)
+    return f'Setting policy "{args.name}" for pattern "{args.pattern}" to "{args.definition}" ...'
+
+
+def clear_policy(api: Api, args: argparse.Namespace) -> str:
+    api.call("DELETE", f"/api/policies/{q(args.vhost)}/{q(args.name)}")
+    return f'Clearing policy "{args.name}" on vhost "{args.vhost}" ...'
+
+
 def purge_queue(api: Api, args: argparse.Namespace) -> str:
     api.call("DELETE", f"/api/queues/{q(args.vhost)}/{q(args.name)}/contents")
     return f"Purging queue '{args.name}' in vhost '{args.vhost}' ..."
@@ -334,6 +356,8 @@ ACTIONS: dict[str, Callable[[Api, argparse.Namespace], str]] = {
     "delete_vhost": delete_vhost,
     "set_permissions": set_permissions,
     "clear_permissions": clear_permissions,
+    "set_policy": set_policy,
+    "clear_policy": clear_policy,
     "purge_queue": purge_queue,
     "delete_queue": delete_queue,
     "export_definitions": export_definitions,
@@ -394,6 +418,15 @@ def _add_change_commands(commands: Any) -> None:
     sub = commands.add_parser("clear_permissions")
     _vhost_option(sub)
     sub.add_argument("user")
+    sub = commands.add_parser("set_policy", help="set a policy: NAME PATTERN DEFINITION(JSON)")
+    _vhost_option(sub)
+    sub.add_argument("--priority", type=int, default=0)
+    sub.add_argument("--apply-to", default="all", choices=["all", "queues", "exchanges", "classic_queues"])
+    for field in ("name", "pattern", "definition"):
+        sub.add_argument(field)
+    sub = commands.add_parser("clear_policy")
+    _vhost_option(sub)
+    sub.add_argument("name")
     sub = commands.add_parser("purge_queue")
     _vhost_option(sub)
     sub.add_argument("name")

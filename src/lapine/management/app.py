@@ -16,6 +16,7 @@ from lapine.management import (
     nodes,
     overview,
     permissions,
+    policies,
     queues,
     static,
     users,
@@ -38,6 +39,7 @@ RESOURCES = (
     vhosts,
     users,
     permissions,
+    policies,
     definitions,
     health,
 )

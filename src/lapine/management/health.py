@@ -62,7 +62,8 @@ async def aliveness(request: web.Request) -> web.Response:
     """Declare a queue, publish to it and get the message back, as RabbitMQ's aliveness test."""
     vhost = vhost_from_path(request)
     queue = vhost.declare_queue(ALIVENESS_QUEUE, None)
-    queue.publish(Message("", ALIVENESS_QUEUE, header_payload({}, 13), b"test_message"))
+    body = b"test_message"
+    queue.publish(Message("", ALIVENESS_QUEUE, header_payload({}, len(body)), body))
     entry = queue.get()
     if entry is None or entry.message.body != b"test_message":
         return failed("aliveness test failed")

@@ -7,14 +7,14 @@ import platform
 from aiohttp import web
 
 from lapine import __version__
+from lapine.broker.definitions import RABBITMQ_COMPATIBLE_VERSION
 from lapine.broker.exchanges import router_for
 from lapine.management import counters
 from lapine.management.auth import is_monitor, require_admin, user_of, visible_vhosts
 from lapine.management.context import broker_of, node_of, sampler_of
 from lapine.management.http import json_response, one, read_json, require_keys
 
-# Tools check this to pick API features; Lapine answers as the RabbitMQ it follows.
-RABBITMQ_VERSION = "3.13.7"
+RABBITMQ_VERSION = RABBITMQ_COMPATIBLE_VERSION
 EXCHANGE_TYPES = ("direct", "fanout", "headers", "topic")
 
 

@@ -11,12 +11,13 @@ from collections.abc import Callable
 
 from lapine import __version__
 from lapine.broker.broker import Broker
+from lapine.broker.definitions import RABBITMQ_COMPATIBLE_VERSION
 from lapine.management import counters, system
 from lapine.prometheus.exposition import Family
 
 AMQP = {"protocol": "amqp091"}
 CLASSIC = {"protocol": "amqp091", "queue_type": "rabbit_classic_queue"}
-RABBITMQ_VERSION = "3.13.7"
+RABBITMQ_VERSION = RABBITMQ_COMPATIBLE_VERSION
 
 # (metric, help, the counter in lapine.broker.stats, labels)
 GLOBAL_COUNTERS: tuple[tuple[str, str, Callable[[dict[str, int]], int], dict[str, str]], ...] = (
