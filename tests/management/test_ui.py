@@ -60,7 +60,8 @@ def shot(page: Any, name: str) -> None:
     folder = os.environ.get("LAPINE_UI_SHOTS")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+        # A sticky header would be painted mid-page in a full-page capture: pin it for the shot.
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True, style=".topbar{position:static}")
 
 
 def test_login_refused_then_accepted(page: Any, ui_broker: BrokerThread) -> None:

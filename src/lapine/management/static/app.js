@@ -26,6 +26,8 @@ async function show() {
   const [tab, next] = route();
   for (const link of document.querySelectorAll("#nav a")) link.classList.toggle("active", link.dataset.tab === tab);
   page = next;
+  // A notice belongs to the page it was raised on.
+  document.getElementById("banner").classList.add("hidden");
   const root = document.getElementById("page");
   page.mount(root, ctx);
   await refresh();
