@@ -51,7 +51,10 @@ class Client:
     # --- receiving ---------------------------------------------------------------------------
 
     def _collect(self) -> None:
-        data = self.connection.take_output()
+        data = b""
+        while self.connection.output:  # as the server does, one write per tick until all is out
+            data += self.connection.take_output()
+            self.connection.output_written()
         if not data:
             return
         if data.startswith(b"AMQP"):

@@ -229,3 +229,23 @@ def test_a_full_socket_pauses_deliveries_until_it_drains(broker: Broker, client:
     assert broker.vhosts["/"].queues["q"].message_count == 3
     client.connection.set_writable(True)
     assert [item.body for _ch, item in client.take() if isinstance(item, Content)] == [b"0", b"1", b"2"]
+
+
+def test_one_tick_writes_a_bounded_amount_then_delivery_goes_on(broker: Broker, client: Client) -> None:
+    from lapine.broker.connection import OUTPUT_PER_TICK
+
+    client.method(1, spec.QueueDeclare(queue="backlog"))
+    for n in range(1000):
+        client.publish(1, n.to_bytes(2, "big") * 512, routing_key="backlog")  # 1 KiB each
+    client.take()
+    connection = client.connection
+    from lapine.amqp.frames import method_frame
+
+    connection.data_received(method_frame(1, spec.BasicConsume(queue="backlog", consumer_tag="c", no_ack=True)))
+    # The consume delivered one tick's worth and stopped; the rest waits in the queue.
+    first_tick = connection.take_output()
+    assert OUTPUT_PER_TICK < len(first_tick) < OUTPUT_PER_TICK + 4096
+    assert 0 < broker.vhosts["/"].queues["backlog"].message_count < 1000
+    connection.output_written()
+    client.take()
+    assert broker.vhosts["/"].queues["backlog"].message_count == 0

@@ -40,7 +40,9 @@ NOT_ALLOWED = 530
 INTERNAL_ERROR = 541
 CONNECTION_FORCED = 320
 
-_PUBLISH_IDS = b"\x00\x3c\x00\x28"  # basic.publish: class 60, method 40
+_PUBLISH_IDS = b"\x00\x3c\x00\x28"
+# Output gathered for one socket write; past it, deliveries to this connection wait a tick.
+OUTPUT_PER_TICK = 256 * 1024  # basic.publish: class 60, method 40
 _HANDSHAKE_FRAME_MAX = 131072
 
 
@@ -90,6 +92,9 @@ class Connection:
         self.connected_at = time.time()
         self.bytes_received = 0
         self.writable = True
+        self.output_size = 0
+        self._socket_full = False
+        self._output_full = False
         self.bytes_sent = 0
 
     def __repr__(self) -> str:
@@ -101,6 +106,12 @@ class Connection:
         if not self.output:
             self.wakeup()
         self.output.append(data)
+        self.output_size += len(data)
+        if self.output_size > OUTPUT_PER_TICK and not self._output_full:
+            # Enough for one write: deliveries wait for the next loop tick, so that one busy
+            # consumer's burst neither starves other sockets nor builds one giant buffer.
+            self._output_full = True
+            self._update_writable()
 
     def send_method(self, channel_id: int, method: spec.Method) -> None:
         self.send(method_frame(channel_id, method))
@@ -108,11 +119,25 @@ class Connection:
     def take_output(self) -> bytes:
         data = b"".join(self.output)
         self.output.clear()
+        self.output_size = 0
         return data
+
+    def output_written(self) -> None:
+        """The transport took our output: deliveries held back for this tick may go on."""
+        if self._output_full:
+            self._output_full = False
+            self._update_writable()
 
     def set_writable(self, writable: bool) -> None:
         """Back-pressure from the socket: consumers on this connection get no more deliveries
         until it drains; then each of their queues dispatches again."""
+        self._socket_full = not writable
+        self._update_writable()
+
+    def _update_writable(self) -> None:
+        writable = not (self._socket_full or self._output_full)
+        if writable == self.writable:
+            return
         self.writable = writable
         for channel in list(self.channels.values()):
             channel.active = writable

@@ -102,6 +102,7 @@ class AMQPProtocol(asyncio.Protocol):
             connection.bytes_sent += len(data)
             transport.write(data)
             self.last_sent = self.loop.time()
+            connection.output_written()
         if connection.finished:
             transport.close()
         elif connection.state is State.CLOSING:
