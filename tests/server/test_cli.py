@@ -51,11 +51,7 @@ def test_server_starts_and_sigterm_closes_clients_with_connection_forced(tmp_pat
     port = free_port()
     env = {**os.environ, "LAPINE_PORT": str(port), "LAPINE_DATA_DIR": str(tmp_path / "data")}
     server = subprocess.Popen(
-        [sys.executable, "-m", "lapine", "--host", "127.0.0.1", "--management-port", "0", "--prometheus-port", "0"]
-        if "--management-port" in subprocess.run(
-            [sys.executable, "-m", "lapine", "--help"], capture_output=True, text=True
-        ).stdout
-        else [sys.executable, "-m", "lapine", "--host", "127.0.0.1"],
+        [sys.executable, "-m", "lapine", "--host", "127.0.0.1", "--management-port", "0", "--prometheus-port", "0"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -84,7 +80,7 @@ def test_port_in_use_is_a_clear_error() -> None:
         busy.listen()
         port = busy.getsockname()[1]
         done = subprocess.run(
-            [sys.executable, "-m", "lapine", "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "lapine", "--host", "127.0.0.1", "--port", str(port), "--management-port", "-1"],
             capture_output=True,
             text=True,
             timeout=20,

@@ -29,7 +29,6 @@ class Broker:
         self.permissions = Permissions()
         self.connections: set[Connection] = set()
         self.reply_consumers: dict[str, ReplyConsumer] = {}
-        self._server_properties = server_properties(self.cluster_name)
         self.add_vhost(self.config.default_vhost)
         self.users.add(self.config.default_user, self.config.default_pass, ["administrator"])
         self.permissions.set(Permission(self.config.default_user, self.config.default_vhost))
@@ -41,7 +40,7 @@ class Broker:
         return vhost
 
     def server_properties(self) -> dict[str, Any]:
-        return self._server_properties
+        return server_properties(self.cluster_name)
 
     def close_all(self, reason: str = "shutdown") -> None:
         """Tell every client we are going (320 CONNECTION_FORCED), as RabbitMQ does on stop."""

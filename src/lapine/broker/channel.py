@@ -826,6 +826,8 @@ class Channel:
         self._settle(taken, requeue=True)
         for consumer in consumers:
             consumer.queue.remove_consumer(consumer)
+        # The vhost keeps what closed channels counted, so its totals never go backwards.
+        self.vhost.stats.add(self.stats)
 
 
 def _take_recipients(message: Message) -> None:

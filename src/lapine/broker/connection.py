@@ -69,7 +69,13 @@ _RABBIT_STATE_NAMES = {
 
 
 class Connection:
-    def __init__(self, broker: Broker, peer: tuple[str, int], wakeup: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        peer: tuple[str, int],
+        wakeup: Callable[[], None],
+        local: tuple[str, int] = ("127.0.0.1", 5672),
+    ) -> None:
         self.broker = broker
         self.peer_host, self.peer_port = peer[0], peer[1]
         self.wakeup = wakeup
@@ -88,7 +94,10 @@ class Connection:
         self.vhost: VirtualHost = None  # type: ignore[assignment]  # set by connection.open
         self.exclusive_queues: set[Queue] = set()
         self._confirming: set[Channel] = set()
-        self.name = f"{self.peer_host}:{self.peer_port}"
+        self.local_host, self.local_port = local[0], local[1]
+        # RabbitMQ names a connection "peer -> local"; a client's connection_name is shown apart.
+        self.name = f"{_address(self.peer_host, self.peer_port)} -> {_address(self.local_host, self.local_port)}"
+        self.auth_mechanism = ""
         self.connected_at = time.time()
         self.bytes_received = 0
         self.writable = True
@@ -352,9 +361,6 @@ class Connection:
 
     def _start_ok(self, method: spec.ConnectionStartOk) -> None:
         self.client_properties = method.client_properties or {}
-        name = self.client_properties.get("connection_name")
-        if isinstance(name, str):
-            self.name = f"{self.peer_host}:{self.peer_port} ({name})"
         mechanism = method.mechanism
         if mechanism not in ("PLAIN", "AMQPLAIN"):
             raise ConnectionError(ACCESS_REFUSED, f"unsupported authentication mechanism '{mechanism}'", 10, 11)
@@ -381,6 +387,7 @@ class Connection:
                 self._finish()
             return
         self.username = user.name
+        self.auth_mechanism = mechanism
         self.state = State.AWAIT_TUNE_OK
         config = self.broker.config
         self.send_method(
@@ -461,6 +468,10 @@ class Connection:
             if not queue.deleted:
                 queue.vhost.delete_queue(queue)
         self.exclusive_queues.clear()
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _whole_message(frames: list[tuple[int, int, Any]], index: int, channel_id: int) -> int:

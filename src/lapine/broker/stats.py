@@ -41,6 +41,10 @@ class MessageStats:
         self.return_unroutable = 0
         self.drop_unroutable = 0
 
+    def add(self, other: MessageStats) -> None:
+        for name in FIELDS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in FIELDS}
 

@@ -27,7 +27,7 @@ def connection_info(request: web.Request, connection: Connection) -> dict[str, A
         "node": node.name,
         "type": "network",
         "protocol": "AMQP 0-9-1",
-        "auth_mechanism": "PLAIN",
+        "auth_mechanism": connection.auth_mechanism,
         "user": connection.username,
         "user_who_performed_action": connection.username,
         "vhost": connection.vhost.name if connection.vhost is not None else "",

@@ -46,7 +46,10 @@ class AMQPProtocol(asyncio.Protocol):
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         peer = transport.get_extra_info("peername") or ("unknown", 0)
-        self.connection = Connection(self.broker, (str(peer[0]), int(peer[1])), self._wakeup)
+        local = transport.get_extra_info("sockname") or ("", 0)
+        self.connection = Connection(
+            self.broker, (str(peer[0]), int(peer[1])), self._wakeup, local=(str(local[0]), int(local[1]))
+        )
         self.last_received = self.last_sent = self.loop.time()
         timeout = self.broker.config.handshake_timeout
         self._timers.append(self.loop.call_later(timeout, self._handshake_deadline))
