@@ -26,8 +26,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-Notify = Callable[[Callable[[], None]], None]
-Callback = Callable[[], None]
+# A completion callback; what it returns is ignored.
+Callback = Callable[[], object]
+# Runs a callback on the owner thread; called from any thread (loop.call_soon_threadsafe).
+Notify = Callable[[Callable[[], object]], object]
 
 
 class StoreError(Exception):
@@ -156,12 +158,16 @@ class Definitions:
 
 class StoredMessage(NamedTuple):
     seq: int
+    exchange: bytes  # the exchange and routing key it was published with, as on the wire
+    routing_key: bytes
     header: bytes  # the content-header frame payload, as it arrived
     body: bytes
     delivered: bool  # handed to a consumer at least once: comes back redelivered
+    expires: int | None  # as given to enqueue
 
 
-class QueueRecovery(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class QueueRecovery:
     """What a durable queue holds on disk at startup, found without reading message bodies."""
 
     queue_id: int
@@ -171,7 +177,8 @@ class QueueRecovery(NamedTuple):
     last_seq: int | None
 
 
-class QueueStats(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class QueueStats:
     count: int
     bytes: int  # body bytes
 
@@ -234,9 +241,7 @@ class Store(ABC):
     def delete_permission(self, user: str, vhost: str, callback: Callback | None = None) -> None: ...
 
     @abstractmethod
-    def put_topic_permission(
-        self, permission: TopicPermissionDef, callback: Callback | None = None
-    ) -> None: ...
+    def put_topic_permission(self, permission: TopicPermissionDef, callback: Callback | None = None) -> None: ...
 
     @abstractmethod
     def delete_topic_permission(
@@ -286,14 +291,10 @@ class Store(ABC):
     def put_parameter(self, parameter: ParameterDef, callback: Callback | None = None) -> None: ...
 
     @abstractmethod
-    def delete_parameter(
-        self, vhost: str, component: str, name: str, callback: Callback | None = None
-    ) -> None: ...
+    def delete_parameter(self, vhost: str, component: str, name: str, callback: Callback | None = None) -> None: ...
 
     @abstractmethod
-    def put_global_parameter(
-        self, parameter: GlobalParameterDef, callback: Callback | None = None
-    ) -> None: ...
+    def put_global_parameter(self, parameter: GlobalParameterDef, callback: Callback | None = None) -> None: ...
 
     @abstractmethod
     def delete_global_parameter(self, name: str, callback: Callback | None = None) -> None: ...
@@ -301,16 +302,41 @@ class Store(ABC):
     # --- messages (never block) --------------------------------------------------------------
 
     @abstractmethod
-    def enqueue(self, queue_id: int, seq: int, header: bytes, body: bytes, persistent: bool = True) -> None:
-        """Store one message. ``seq`` is the queue's publish-order number, unique in the queue
-        until it is purged or deleted. Persistent messages of durable queues survive a restart;
-        all others are kept only to page a backlog out of memory and are dropped at startup."""
+    def enqueue(
+        self,
+        queue_id: int,
+        seq: int,
+        exchange: bytes,
+        routing_key: bytes,
+        header: bytes,
+        body: bytes,
+        *,
+        persistent: bool = True,
+        expires: int | None = None,
+    ) -> None:
+        """Store one message.
+
+        ``seq`` is the queue's publish-order number, unique in the queue until it is purged or
+        deleted. ``exchange`` and ``routing_key`` are the publish's, encoded as on the wire
+        (the broker's Message caches them so), shortstrs of 255 bytes at most. ``expires`` is
+        kept for the broker and given back as is: an int in [0, 2**46), for instance the queue
+        TTL's deadline in ms since the epoch. Persistent messages of durable queues survive a
+        restart; all others are stored only to page a backlog out of memory and are dropped at
+        startup.
+        """
 
     @abstractmethod
     def enqueue_shared(
-        self, targets: Sequence[tuple[int, int]], header: bytes, body: bytes, persistent: bool = True
+        self,
+        targets: Sequence[tuple[int, int, int | None]],
+        exchange: bytes,
+        routing_key: bytes,
+        header: bytes,
+        body: bytes,
+        *,
+        persistent: bool = True,
     ) -> None:
-        """Store one message routed to several queues, ``targets`` being (queue_id, seq) pairs.
+        """Store one message routed to several queues: ``targets`` are (queue_id, seq, expires).
         A large body is then written once and shared."""
 
     @abstractmethod
@@ -329,13 +355,21 @@ class Store(ABC):
 
     @abstractmethod
     def read_messages_async(
-        self, queue_id: int, after_seq: int, limit: int, callback: Callable[[list[StoredMessage]], None]
+        self,
+        queue_id: int,
+        after_seq: int,
+        limit: int,
+        callback: Callable[[list[StoredMessage]], None],
+        max_bytes: int | None = None,
     ) -> None:
-        """Page in up to ``limit`` messages with seq > after_seq, in seq order; the list is passed
-        to ``callback`` on the owner thread."""
+        """Page in the messages with seq > after_seq, in seq order: at most ``limit`` of them, and
+        once their bodies reach ``max_bytes`` no more (the first always comes, however large).
+        The list is passed to ``callback`` on the owner thread."""
 
     @abstractmethod
-    def read_messages(self, queue_id: int, after_seq: int, limit: int) -> list[StoredMessage]:
+    def read_messages(
+        self, queue_id: int, after_seq: int, limit: int, max_bytes: int | None = None
+    ) -> list[StoredMessage]:
         """Blocking ``read_messages_async``: for startup, tests and tools."""
 
     @abstractmethod

@@ -45,9 +45,7 @@ class DataDirectory:
             holder = _read_pid(fd)
             os.close(fd)
             who = f" (pid {holder})" if holder else ""
-            raise DataDirectoryInUseError(
-                f"data directory {self.path} is in use by another Lapine{who}"
-            ) from None
+            raise DataDirectoryInUseError(f"data directory {self.path} is in use by another Lapine{who}") from None
         except BaseException:
             os.close(fd)
             raise
