@@ -22,6 +22,8 @@ class Config:
     max_message_size: int = 16 * 1024 * 1024
     # How long a delivery may stay unacknowledged before its channel is closed (RabbitMQ's default).
     consumer_timeout: int = 30 * 60 * 1000
+    # Ready messages a queue keeps in memory; past them its backlog lives on disk only.
+    queue_window: int = 10_000
     handshake_timeout: float = 10.0
     default_user: str = "guest"
     default_pass: str = "guest"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from lapine.amqp.errors import ConnectionError
@@ -15,8 +16,11 @@ from lapine.config import Config
 if TYPE_CHECKING:
     from lapine.broker.connection import Connection
     from lapine.broker.direct_reply_to import ReplyConsumer
+    from lapine.broker.persistence import Persistence
+    from lapine.store import Store
 
 CONNECTION_FORCED = 320
+log = logging.getLogger("lapine.broker")
 
 
 class Broker:
@@ -29,15 +33,37 @@ class Broker:
         self.permissions = Permissions()
         self.connections: set[Connection] = set()
         self.reply_consumers: dict[str, ReplyConsumer] = {}
+        # Set by attach_store; without a store nothing survives a restart.
+        self.store: Store | None = None
+        self.persistence: Persistence | None = None
+        self.store_error: BaseException | None = None
         self.add_vhost(self.config.default_vhost)
         self.users.add(self.config.default_user, self.config.default_pass, ["administrator"])
         self.permissions.set(Permission(self.config.default_user, self.config.default_vhost))
 
-    def add_vhost(self, name: str) -> VirtualHost:
+    def add_vhost(self, name: str, *, persist: bool = True) -> VirtualHost:
         vhost = self.vhosts.get(name)
         if vhost is None:
             vhost = self.vhosts[name] = VirtualHost(name, self.scheduler)
+            vhost.persistence = self.persistence
+            if persist and self.persistence is not None:
+                self.persistence.vhost_added(vhost)
         return vhost
+
+    def attach_store(self, store: Store) -> None:
+        """Make durable state durable: recover what the store holds, and write what changes."""
+        from lapine.broker.persistence import Persistence
+
+        self.store = store
+        self.persistence = Persistence(self, store)
+        for vhost in self.vhosts.values():
+            vhost.persistence = self.persistence
+        self.persistence.recover()
+
+    def store_failed(self, error: BaseException) -> None:
+        """The store cannot write: nothing more is confirmed, and the operator must hear of it."""
+        log.error("storage failure, persistent messages are no longer accepted safely: %s", error)
+        self.store_error = error
 
     def server_properties(self) -> dict[str, Any]:
         return server_properties(self.cluster_name)

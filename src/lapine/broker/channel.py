@@ -75,6 +75,9 @@ class Channel:
         self.publish_seq = 0
         self.confirmed_seq = 0
         self._nacks: list[int] = []
+        self._confirm_requested = 0
+        self._durable_since_flush = False
+        self._confirms_waiting = 0
         self.tx: Transaction | None = None
         self.stats = MessageStats()
         self._now = self.vhost.scheduler.time
@@ -283,6 +286,8 @@ class Channel:
         if self.confirm_mode:
             if not accepted:
                 self._nacks.append(self.publish_seq)
+            if message.durably_written:
+                self._durable_since_flush = True
             self.connection.confirm_pending(self)
 
     def _publish_exchange(self, name: str) -> Exchange:
@@ -384,14 +389,34 @@ class Channel:
             )
 
     def flush_confirms(self) -> None:
-        """Tell the publisher about every confirm since the last flush, in one ack where possible."""
+        """Confirm everything published since the last flush: at once, or, when a persistent
+        message went to a durable queue (or an earlier confirm still waits), once the store says
+        all of it is on disk. Confirms stay in order either way."""
         upto = self.publish_seq
+        if upto <= self._confirm_requested:
+            return
+        self._confirm_requested = upto
+        nacks, self._nacks = self._nacks, []
+        store = self.connection.broker.store
+        if store is not None and (self._durable_since_flush or self._confirms_waiting):
+            self._durable_since_flush = False
+            self._confirms_waiting += 1
+            store.submit_barrier(lambda: self._confirms_durable(upto, nacks))
+            return
+        self._confirm_through(upto, nacks)
+
+    def _confirms_durable(self, upto: int, nacks: list[int]) -> None:
+        self._confirms_waiting -= 1
+        if not self.closed:
+            self._confirm_through(upto, nacks)
+
+    def _confirm_through(self, upto: int, nacks: list[int]) -> None:
+        """basic.ack (multiple where it can) up to ``upto``, with a basic.nack for each refused one."""
         first = self.confirmed_seq + 1
         if upto < first:
             return
         self.stats.confirm += upto - self.confirmed_seq
         self.confirmed_seq = upto
-        nacks, self._nacks = self._nacks, []
         for nacked in nacks:
             if nacked > first:
                 self.send_method(spec.BasicAck(delivery_tag=nacked - 1, multiple=nacked - 1 > first))
@@ -614,7 +639,7 @@ class Channel:
         name = self._queue_name(method.queue)
         self.authorize("read", "queue", name)
         queue = self.vhost.queue(name, self.connection)
-        entry = queue.get()
+        entry = queue.get(method.no_ack)
         if entry is None:
             self.stats.get_empty += 1
             queue.stats.get_empty += 1
@@ -629,7 +654,6 @@ class Channel:
             self.unacked[tag] = Delivery(entry, queue, None, self._now())
             if self._timeout_timer is None:
                 self._watch_timeouts()
-            queue.unacked_count += 1
             self.stats.get += 1
             queue.stats.get += 1
         if entry.redelivered:
@@ -703,7 +727,7 @@ class Channel:
             if requeue:
                 queue.requeue(entries)
             elif acked:
-                queue.settled(len(entries))
+                queue.settled(entries)
                 queue.stats.ack += len(entries)
             else:
                 queue.rejected(entries)
@@ -744,14 +768,21 @@ class Channel:
         if tx is None:
             raise ChannelError(PRECONDITION_FAILED, "channel is not transactional")
         self.tx = None
+        durable = False
         try:
             for exchange, message, mandatory in tx.publishes:
                 if not exchange.deleted:
                     self.route_and_enqueue(exchange, message, mandatory)
+                    durable = durable or message.durably_written
             for taken, requeue, acked in tx.settlements:
                 self._settle(taken, requeue=requeue, acked=acked)
         finally:
             self.tx = Transaction()
+        store = self.connection.broker.store
+        if durable and store is not None:
+            # commit-ok means the transaction's messages are on disk, as in RabbitMQ.
+            store.submit_barrier(lambda: None if self.closed else self.send_method(spec.TxCommitOk()))
+            return
         self.send_method(spec.TxCommitOk())
 
     def on_tx_rollback(self, method: spec.TxRollback) -> None:

@@ -103,6 +103,8 @@ def delete_vhost(broker: Broker, name: str) -> bool:
         vhost.delete_queue(queue)
     del broker.vhosts[name]
     broker.permissions.drop_vhost(name)
+    if broker.persistence is not None:
+        broker.persistence.vhost_deleted(name)
     return True
 
 
@@ -141,7 +143,13 @@ def put_user(
         existing.tags = tag_list
     else:
         broker.users.users[name] = User(name, password_hash or "", tag_list, algorithm)
+    _user_changed(broker, name)
     return existing is None
+
+
+def _user_changed(broker: Broker, name: str) -> None:
+    if broker.persistence is not None:
+        broker.persistence.user_changed(broker.users.users[name])
 
 
 def add_user(broker: Broker, name: str, password: str, tags: str | Iterable[str] | None = None) -> None:
@@ -162,6 +170,7 @@ def clear_password(broker: Broker, name: str) -> None:
 
 def set_user_tags(broker: Broker, name: str, tags: str | Iterable[str] | None) -> None:
     _user(broker, name).tags = parse_tags(tags)
+    _user_changed(broker, name)
 
 
 def delete_user(broker: Broker, name: str) -> bool:
@@ -169,6 +178,8 @@ def delete_user(broker: Broker, name: str) -> bool:
     if broker.users.users.pop(name, None) is None:
         return False
     broker.permissions.drop_user(name)
+    if broker.persistence is not None:
+        broker.persistence.user_deleted(name)
     _close_connections(broker, lambda c: c.username == name, f"user '{name}' is deleted")
     return True
 
@@ -190,12 +201,18 @@ def set_permissions(broker: Broker, user: str, vhost: str, configure: str, write
     for pattern in (configure, write, read):
         _check_regex(pattern)
     created = broker.permissions.get(user, vhost) is None
-    broker.permissions.set(Permission(user, vhost, configure, write, read))
+    permission = Permission(user, vhost, configure, write, read)
+    broker.permissions.set(permission)
+    if broker.persistence is not None:
+        broker.persistence.permission_set(permission)
     return created
 
 
 def clear_permissions(broker: Broker, user: str, vhost: str) -> bool:
-    return broker.permissions.clear(user, vhost)
+    cleared = broker.permissions.clear(user, vhost)
+    if cleared and broker.persistence is not None:
+        broker.persistence.permission_cleared(user, vhost)
+    return cleared
 
 
 def _check_regex(pattern: str) -> None:

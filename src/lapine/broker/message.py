@@ -17,6 +17,7 @@ class Message:
         "bcc",
         "body",
         "cc",
+        "durably_written",
         "exchange",
         "header_payload",
         "persistent",
@@ -42,6 +43,8 @@ class Message:
         self.cc: list[str] | None = None
         # BCC keys route like CC but are stripped from the headers before anyone sees them.
         self.bcc: list[str] | None = None
+        # Written to disk for a durable queue: a publisher confirm must wait for the store.
+        self.durably_written = False
 
     @property
     def properties(self) -> BasicProperties:

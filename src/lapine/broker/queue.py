@@ -9,6 +9,7 @@ single active consumer, consumer priorities and x-expires.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from lapine.broker import dead_letter
@@ -22,12 +23,13 @@ if TYPE_CHECKING:
     from lapine.broker.consumer import Consumer
     from lapine.broker.scheduler import Timer
     from lapine.broker.vhost import VirtualHost
+    from lapine.store import Store, StoredMessage
 
 
 class QueuedMessage:
     """One message in one queue: the same Message may sit in many queues at once."""
 
-    __slots__ = ("expires_at", "message", "redelivered", "seq")
+    __slots__ = ("expires_at", "message", "redelivered", "seq", "stored")
 
     def __init__(self, message: Message, seq: int, redelivered: bool = False, expires_at: float = 0.0) -> None:
         self.message = message
@@ -35,6 +37,8 @@ class QueuedMessage:
         self.redelivered = redelivered
         # Monotonic time after which the message is dead; 0 for never.
         self.expires_at = expires_at
+        # In the store: it must be acked there when it leaves the queue for good.
+        self.stored = False
 
 
 def _int_setting(settings: dict[str, Any], key: str) -> int | None:
@@ -86,6 +90,16 @@ class Queue:
         self.max_priority = max_priority or 0
         self.ready = make_ready(max_priority)
         self.single_active_consumer = self.arguments.get("x-single-active-consumer") is True
+        # The store, once attached: persistent messages are written, and past ``window`` ready
+        # messages the backlog lives on disk only (``paged`` of them, after everything in memory).
+        self.store: Store | None = None
+        self.store_id = 0
+        self.window = 0
+        self.paged = 0
+        self.paged_bytes = 0
+        self._loaded_upto = -1  # the highest seq that has been in memory
+        self._paging_in = False
+        self._generation = 0  # bumped by purge and delete: a page read before them is dropped
         self.apply_settings()
 
     def __repr__(self) -> str:
@@ -117,7 +131,107 @@ class Queue:
     def message_count(self) -> int:
         if self._expiring:
             self.expire()
-        return len(self.ready)
+        return len(self.ready) + self.paged
+
+    @property
+    def message_bytes(self) -> int:
+        return self.ready_bytes + self.paged_bytes
+
+    # --- the store ---------------------------------------------------------------------------
+
+    def attach_store(self, store: Store, store_id: int, window: int) -> None:
+        self.store = store
+        self.store_id = store_id
+        # A priority queue keeps its backlog in memory: a page from disk would not be in order.
+        self.window = 0 if self.max_priority else window
+
+    def recover_backlog(self, count: int, size: int, first_seq: int | None, last_seq: int | None) -> None:
+        """At start: ``count`` messages wait on disk; they page in as the queue drains."""
+        self.paged, self.paged_bytes = count, size
+        if first_seq is not None:
+            self._loaded_upto = first_seq - 1
+        if last_seq is not None:
+            self._next_seq = last_seq + 1
+        self._page_in()
+
+    def _write(self, message: Message, seq: int, ttl: int | None, persistent: bool) -> None:
+        assert self.store is not None
+        expires = int(time.time() * 1000) + ttl if ttl is not None else None
+        self.store.enqueue(
+            self.store_id,
+            seq,
+            message.exchange_bytes,
+            message.routing_key_bytes,
+            message.header_payload,
+            message.body,
+            persistent=persistent,
+            expires=expires,
+        )
+
+    def _forget(self, entries: list[QueuedMessage]) -> None:
+        """Entries left the queue for good: remove the stored ones from disk."""
+        if self.store is not None:
+            seqs = [entry.seq for entry in entries if entry.stored]
+            if seqs:
+                self.store.ack(self.store_id, seqs)
+
+    def _page_in(self) -> None:
+        if self._paging_in or not self.paged or self.store is None or self.deleted:
+            return
+        self._paging_in = True
+        generation = self._generation
+        limit = max(self.window // 2, 1)
+        self.store.read_messages_async(
+            self.store_id, self._loaded_upto, limit, lambda page: self._paged_in(generation, page)
+        )
+
+    def _paged_in(self, generation: int, page: list[StoredMessage]) -> None:
+        self._paging_in = False
+        if generation != self._generation or self.deleted:
+            return
+        if not page:
+            # The disk holds less than counted (purged meanwhile): trust the disk.
+            self.paged = self.paged_bytes = 0
+            return
+        wall = time.time() * 1000
+        now = self.vhost.scheduler.time()
+        for stored in page:
+            message = Message(
+                stored.exchange.decode("utf-8", "surrogateescape"),
+                stored.routing_key.decode("utf-8", "surrogateescape"),
+                stored.header,
+                stored.body,
+            )
+            entry = QueuedMessage(message, stored.seq, stored.delivered)
+            if stored.expires is not None:
+                entry.expires_at = max(now + (stored.expires - wall) / 1000, 1e-9)
+                self._expiring = True
+            entry.stored = True
+            self.ready.push(entry)
+            size = len(stored.body)
+            self.ready_bytes += size
+            self.paged_bytes -= size
+        self.paged = max(self.paged - len(page), 0)
+        self.paged_bytes = max(self.paged_bytes, 0) if self.paged else 0
+        self._loaded_upto = page[-1].seq
+        self.dispatch()
+        self._maybe_page_in()
+
+    def _maybe_page_in(self) -> None:
+        if self.paged and len(self.ready) <= self.window // 2:
+            self._page_in()
+
+    def _handed_out(self, entry: QueuedMessage, no_ack: bool) -> None:
+        """A message went to a client: gone for good if no ack is expected, else awaited."""
+        if no_ack:
+            if entry.stored:
+                self._forget([entry])
+        else:
+            self.unacked_count += 1
+            if entry.stored and not entry.redelivered:
+                assert self.store is not None
+                # After a crash it must come back flagged redelivered.
+                self.store.mark_delivered(self.store_id, [entry.seq])
 
     @property
     def consumer_count(self) -> int:
@@ -136,11 +250,28 @@ class Queue:
         ttl = message.ttl
         if self.message_ttl is not None and (ttl is None or self.message_ttl < ttl):
             ttl = self.message_ttl
+        stored = False
+        if self.store is not None:
+            if self.durable and message.persistent:
+                self._write(message, seq, ttl, persistent=True)
+                message.durably_written = True
+                stored = True
+            if self.window and (self.paged or len(self.ready) >= self.window):
+                # Past the window the message lives on disk only, until the queue drains to it.
+                if not stored:
+                    self._write(message, seq, ttl, persistent=False)
+                self.paged += 1
+                self.paged_bytes += len(message.body)
+                if self._limited:
+                    self._enforce_limits()
+                return True
         if ttl is None:
             entry = QueuedMessage(message, seq)
         else:
             entry = QueuedMessage(message, seq, expires_at=self.vhost.scheduler.time() + ttl / 1000)
             self._expiring = True
+        entry.stored = stored
+        self._loaded_upto = seq
         self.ready.push(entry)
         self.ready_bytes += len(message.body)
         if self._limited:
@@ -173,15 +304,15 @@ class Queue:
     # --- limits ------------------------------------------------------------------------------
 
     def _is_full(self, incoming: Message) -> bool:
-        if self.max_length is not None and len(self.ready) >= self.max_length:
+        if self.max_length is not None and len(self.ready) + self.paged >= self.max_length:
             return True
         size = len(incoming.body)
-        return self.max_length_bytes is not None and self.ready_bytes + size > self.max_length_bytes
+        return self.max_length_bytes is not None and self.message_bytes + size > self.max_length_bytes
 
     def _over_limit(self) -> bool:
-        if self.max_length is not None and len(self.ready) > self.max_length:
+        if self.max_length is not None and len(self.ready) + self.paged > self.max_length:
             return True
-        return self.max_length_bytes is not None and self.ready_bytes > self.max_length_bytes
+        return self.max_length_bytes is not None and self.message_bytes > self.max_length_bytes
 
     def _enforce_limits(self) -> None:
         """drop-head: the oldest ready messages make room, dead-lettered with reason maxlen."""
@@ -238,6 +369,7 @@ class Queue:
     def expired(self, entries: list[QueuedMessage], reason: str = "expired") -> None:
         """Messages that died in the queue (TTL or overflow): dead-lettered when configured."""
         dead_letter.dead_letter(self, entries, reason)
+        self._forget(entries)
 
     def touch(self) -> None:
         """The queue was used: restart its x-expires countdown."""
@@ -275,14 +407,19 @@ class Queue:
             if consumer.has_room():
                 entry = pop_head()
                 self.ready_bytes -= len(entry.message.body)
-                if not consumer.no_ack:
-                    self.unacked_count += 1
+                if consumer.no_ack:
+                    if entry.stored:
+                        self._forget([entry])
+                else:
+                    self._handed_out(entry, False)
                     consumer.unacked += 1
                 consumer.channel.deliver(consumer, entry, self)
                 refused = 0
             else:
                 refused += 1
         self._round_robin = turn % count
+        if self.paged:
+            self._maybe_page_in()
 
     def _dispatch_by_priority(self) -> None:
         """Consumers are sorted by priority: the highest with room gets the message, and within
@@ -293,10 +430,12 @@ class Queue:
             if consumer is None:
                 return
             entry = self._take_head()
+            self._handed_out(entry, consumer.no_ack)
             if not consumer.no_ack:
-                self.unacked_count += 1
                 consumer.unacked += 1
             consumer.channel.deliver(consumer, entry, self)
+        if self.paged:
+            self._maybe_page_in()
 
     def _next_with_room(self, candidates: list[Consumer]) -> Consumer | None:
         index = 0
@@ -315,27 +454,45 @@ class Queue:
             index = end
         return None
 
-    def get(self) -> QueuedMessage | None:
+    def get(self, no_ack: bool) -> QueuedMessage | None:
+        """basic.get: the head message; with no_ack it is gone, else it awaits settle/requeue."""
         self.touch()
         if self._expiring:
             self.expire()
         if not self.ready:
             return None
-        return self._take_head()
+        entry = self._take_head()
+        self._handed_out(entry, no_ack)
+        if self.paged:
+            self._maybe_page_in()
+        return entry
 
-    def settled(self, count: int = 1) -> None:
-        """Delivered messages were acked (or dropped): they are no longer the queue's."""
-        self.unacked_count -= count
+    def settled(self, entries: list[QueuedMessage]) -> None:
+        """Delivered messages were acked: they are no longer the queue's."""
+        self.unacked_count -= len(entries)
+        self._forget(entries)
 
     def rejected(self, entries: list[QueuedMessage]) -> None:
         """Rejected or nacked without requeue: gone, or dead-lettered with reason rejected."""
         self.unacked_count -= len(entries)
         dead_letter.dead_letter(self, entries, "rejected")
+        self._forget(entries)
 
     def purge(self) -> int:
-        count = len(self.ready)
+        count = len(self.ready) + self.paged
+        if self.store is not None:
+            if not self.unacked_count:
+                self.store.purge(self.store_id)
+            else:
+                # Unacked deliveries stay on disk (a requeue brings them back): drop the ready
+                # ones, in memory and paged out (every seq past what memory has held).
+                self._forget(list(self.ready))
+                if self.paged:
+                    self.store.ack(self.store_id, range(self._loaded_upto + 1, self._next_seq))
         self.ready.clear()
         self.ready_bytes = 0
+        self.paged = self.paged_bytes = 0
+        self._generation += 1
         return count
 
     # --- consumers ---------------------------------------------------------------------------

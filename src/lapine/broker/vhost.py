@@ -20,6 +20,7 @@ from lapine.broker.stats import MessageStats
 
 if TYPE_CHECKING:
     from lapine.broker.connection import Connection
+    from lapine.broker.persistence import Persistence
     from lapine.broker.scheduler import Scheduler
 
 ACCESS_REFUSED = 403
@@ -43,6 +44,8 @@ class VirtualHost:
         self.scheduler = scheduler
         self.stats = MessageStats()
         self.policies = Policies()
+        # Set by the broker once a store is attached; every hook below is skipped without one.
+        self.persistence: Persistence | None = None
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
         self.default_exchange = Exchange(self, "", "direct", durable=True)
@@ -121,6 +124,19 @@ class VirtualHost:
         self.exchanges[name] = exchange
         if not name.startswith("amq."):
             exchange.apply_settings(self.policies.for_object(name, "exchange"))
+        if self.persistence is not None:
+            self.persistence.exchange_declared(exchange)
+        return exchange
+
+    def restore_exchange(
+        self, name: str, type_name: str, auto_delete: bool, internal: bool, arguments: Mapping[str, Any]
+    ) -> Exchange:
+        """A durable exchange read back from the store at start (nothing is written)."""
+        exchange = Exchange(
+            self, name, type_name, durable=True, auto_delete=auto_delete, internal=internal, arguments=dict(arguments)
+        )
+        self.exchanges[name] = exchange
+        exchange.apply_settings(self.policies.for_object(name, "exchange"))
         return exchange
 
     def _check_exchange_equivalence(
@@ -165,6 +181,9 @@ class VirtualHost:
     def _remove_exchange(self, exchange: Exchange) -> None:
         exchange.deleted = True
         self.exchanges.pop(exchange.name, None)
+        if self.persistence is not None:
+            # The store drops the bindings from and to it with it.
+            self.persistence.exchange_deleted(exchange)
         for source in list(exchange.bound_from):
             self._unbind_everything(source, exchange)
         for destination, _key, _arguments in list(exchange.router.bindings()):
@@ -208,7 +227,8 @@ class VirtualHost:
         queue = Queue(
             self,
             name,
-            durable=durable,
+            # An exclusive queue dies with its connection: RabbitMQ never makes it durable.
+            durable=durable and not exclusive,
             exclusive_owner=connection if exclusive else None,
             auto_delete=auto_delete,
             arguments=arguments,
@@ -217,10 +237,21 @@ class VirtualHost:
         policy = self.policies.for_object(name, "queue")
         if policy is not None:
             queue.apply_settings(policy)
+        if self.persistence is not None:
+            self.persistence.queue_declared(queue)
         if exclusive:
             if connection is None:
                 raise ValueError("an exclusive queue needs the connection that owns it")
             connection.exclusive_queues.add(queue)
+        return queue
+
+    def restore_queue(self, name: str, auto_delete: bool, arguments: Mapping[str, Any]) -> Queue:
+        """A durable queue read back from the store at start (nothing is written)."""
+        queue = Queue(self, name, durable=True, auto_delete=auto_delete, arguments=dict(arguments))
+        self.queues[name] = queue
+        policy = self.policies.for_object(name, "queue")
+        if policy is not None:
+            queue.apply_settings(policy)
         return queue
 
     def _check_queue_equivalence(
@@ -259,6 +290,8 @@ class VirtualHost:
             consumer.channel.cancel_by_broker(consumer)
         queue.consumers.clear()
         queue.purge()
+        if self.persistence is not None:
+            self.persistence.queue_deleted(queue)
         if queue.exclusive_owner is not None:
             queue.exclusive_owner.exclusive_queues.discard(queue)
         return count
@@ -267,11 +300,15 @@ class VirtualHost:
 
     def set_policy(self, policy: Policy) -> None:
         self.policies.set(policy)
+        if self.persistence is not None:
+            self.persistence.policy_set(policy)
         self.reapply_policies()
 
     def clear_policy(self, name: str) -> bool:
         cleared = self.policies.clear(name)
         if cleared:
+            if self.persistence is not None:
+                self.persistence.policy_cleared(self.name, name)
             self.reapply_policies()
         return cleared
 
@@ -292,15 +329,24 @@ class VirtualHost:
         problem = source.router.validate_binding_arguments(arguments)
         if problem is not None:
             raise ChannelError(PRECONDITION_FAILED, problem)
-        source.router.bind(destination, routing_key, arguments)
+        if self.restore_binding(source, destination, routing_key, arguments) and self.persistence is not None:
+            self.persistence.bound(source, destination, routing_key, arguments)
+
+    def restore_binding(
+        self, source: Exchange, destination: Queue | Exchange, routing_key: str, arguments: Mapping[str, Any]
+    ) -> bool:
+        """Add a binding to the model only; True when it is new."""
+        added = source.router.bind(destination, routing_key, arguments)
         if isinstance(destination, Exchange):
             destination.bound_from.add(source)
+        return added
 
     def unbind(
         self, source: Exchange, destination: Queue | Exchange, routing_key: str, arguments: Mapping[str, Any]
     ) -> None:
         self._check_not_default(source, destination)
-        source.router.unbind(destination, routing_key, arguments)
+        if source.router.unbind(destination, routing_key, arguments) and self.persistence is not None:
+            self.persistence.unbound(source, destination, routing_key, arguments)
         if isinstance(destination, Exchange) and not source.router.is_bound_to(destination):
             destination.bound_from.discard(source)
         self._auto_delete_if_unbound(source)

@@ -64,7 +64,7 @@ async def aliveness(request: web.Request) -> web.Response:
     queue = vhost.declare_queue(ALIVENESS_QUEUE, None)
     body = b"test_message"
     queue.publish(Message("", ALIVENESS_QUEUE, header_payload({}, len(body)), body))
-    entry = queue.get()
+    entry = queue.get(no_ack=True)
     if entry is None or entry.message.body != b"test_message":
         return failed("aliveness test failed")
     return ok()

@@ -205,7 +205,7 @@ async def get_messages(request: web.Request) -> web.Response:
     taken: list[QueuedMessage] = []
     answers = []
     for _ in range(max(count, 0)):
-        entry = queue.get()
+        entry = queue.get(no_ack=False)
         if entry is None:
             break
         taken.append(entry)
@@ -246,10 +246,14 @@ def _settle(vhost: VirtualHost, queue: Queue, taken: list[QueuedMessage], *, req
         stats.redeliver += sum(1 for entry in taken if entry.redelivered)
         if acked and not requeue:
             stats.ack += len(taken)
-    if requeue and taken:
-        # requeue() puts back deliveries it counts as unacked, as a channel's would be.
-        queue.unacked_count += len(taken)
+    if not taken:
+        return
+    if requeue:
         queue.requeue(taken)
+    elif acked:
+        queue.settled(taken)
+    else:
+        queue.rejected(taken)
 
 
 async def queue_bindings(request: web.Request) -> web.Response:

@@ -16,6 +16,7 @@ from lapine.config import Config
 from lapine.management.services import HttpServices
 from lapine.server.protocol import AMQPProtocol
 from lapine.server.timers import LoopScheduler
+from lapine.store import SqliteStore, default_data_dir
 
 log = logging.getLogger("lapine")
 
@@ -30,6 +31,7 @@ class Server:
         self.port = self.config.port
         # The management API/UI and Prometheus listeners, on this same event loop.
         self.http = HttpServices(self.broker)
+        self.store: SqliteStore | None = None
 
     @property
     def url(self) -> str:
@@ -51,6 +53,7 @@ class Server:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self.scheduler.bind(loop)
+        self._open_store(loop)
         self._listener = await loop.create_server(
             lambda: AMQPProtocol(self.broker, self.protocols),
             host=self.config.host or None,
@@ -62,6 +65,17 @@ class Server:
         addresses = ", ".join(_address(sock.getsockname()) for sock in sockets)
         log.info("Lapine %s started; AMQP 0-9-1 listening on %s", __version__, addresses)
         await self.http.start(self.port)
+
+    def _open_store(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Open (and lock) the data directory, then recover what it holds, before listening."""
+        path = self.config.data_dir or default_data_dir()
+        self.store = SqliteStore(path, notify=loop.call_soon_threadsafe, on_error=self.broker.store_failed)
+        log.info("data directory %s", self.store.path)
+        try:
+            self.broker.attach_store(self.store)
+        except BaseException:
+            self.store.close()
+            raise
 
     async def stop(self) -> None:
         if self._listener is None:
@@ -77,6 +91,10 @@ class Server:
         for protocol in list(self.protocols):
             protocol.abort()
         self._listener = None
+        if self.store is not None:
+            # Commits what was submitted and releases the data directory's lock.
+            await asyncio.get_running_loop().run_in_executor(None, self.store.close)
+            self.store = None
         log.info("Lapine stopped")
 
     async def __aenter__(self) -> Server:

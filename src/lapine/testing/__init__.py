@@ -8,6 +8,8 @@ with BrokerThread() as broker:
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 import threading
 from types import TracebackType
 
@@ -23,6 +25,11 @@ class BrokerThread:
         # Free ports for AMQP and for the management and Prometheus listeners alike.
         self.config = config or Config(host="127.0.0.1", port=0, management_port=0, prometheus_port=0)
         self.config.update(settings)
+        # A broker of its own gets a data directory of its own, removed when it stops.
+        self._temporary_data_dir: str | None = None
+        if not self.config.data_dir:
+            self._temporary_data_dir = tempfile.mkdtemp(prefix="lapine-")
+            self.config.data_dir = self._temporary_data_dir
         self.server: Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -84,6 +91,8 @@ class BrokerThread:
         self._loop.call_soon_threadsafe(self._stopped.set)
         self._thread.join(timeout=10)
         self._thread = None
+        if self._temporary_data_dir is not None:
+            shutil.rmtree(self._temporary_data_dir, ignore_errors=True)
 
     def call(self, function, *args):  # type: ignore[no-untyped-def]
         """Run function(*args) on the broker's loop thread and return its result."""

@@ -1,0 +1,221 @@
+"""The seam between the broker model and the store: what is written when, and recovery at start.
+
+The model calls these hooks as its durable state changes; each turns the change into a store
+operation. Definition changes are rare and are committed before the hook returns (the client's
+declare-ok therefore means durable). Message operations never block: the store batches them,
+and publisher confirms wait for a store barrier (see Channel.flush_confirms).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from lapine.auth.permissions import Permission
+from lapine.auth.users import User
+from lapine.broker.exchange import Exchange
+from lapine.broker.policies import Policy
+from lapine.store import (
+    BindingDef,
+    Definitions,
+    ExchangeDef,
+    PermissionDef,
+    PolicyDef,
+    QueueDef,
+    Store,
+    UserDef,
+    VHostDef,
+)
+
+if TYPE_CHECKING:
+    from lapine.broker.broker import Broker
+    from lapine.broker.queue import Queue
+    from lapine.broker.vhost import VirtualHost
+
+log = logging.getLogger("lapine.persistence")
+
+
+class Persistence:
+    def __init__(self, broker: Broker, store: Store) -> None:
+        self.broker = broker
+        self.store = store
+
+    # --- vhosts, users, permissions, policies ------------------------------------------------
+
+    def vhost_added(self, vhost: VirtualHost) -> None:
+        self.store.put_vhost(VHostDef(vhost.name))
+
+    def vhost_deleted(self, name: str) -> None:
+        self.store.delete_vhost(name)
+
+    def user_changed(self, user: User) -> None:
+        self.store.put_user(UserDef(user.name, user.password_hash, user.hashing_algorithm, list(user.tags)))
+
+    def user_deleted(self, name: str) -> None:
+        self.store.delete_user(name)
+
+    def permission_set(self, permission: Permission) -> None:
+        self.store.put_permission(
+            PermissionDef(permission.user, permission.vhost, permission.configure, permission.write, permission.read)
+        )
+
+    def permission_cleared(self, user: str, vhost: str) -> None:
+        self.store.delete_permission(user, vhost)
+
+    def policy_set(self, policy: Policy) -> None:
+        self.store.put_policy(
+            PolicyDef(policy.vhost, policy.name, policy.pattern, policy.apply_to, policy.definition, policy.priority)
+        )
+
+    def policy_cleared(self, vhost: str, name: str) -> None:
+        self.store.delete_policy(vhost, name)
+
+    # --- exchanges, queues, bindings ---------------------------------------------------------
+
+    def exchange_declared(self, exchange: Exchange) -> None:
+        if exchange.durable:
+            self.store.put_exchange(
+                ExchangeDef(
+                    exchange.vhost.name,
+                    exchange.name,
+                    exchange.type,
+                    durable=True,
+                    auto_delete=exchange.auto_delete,
+                    internal=exchange.internal,
+                    arguments=dict(exchange.arguments),
+                )
+            )
+
+    def exchange_deleted(self, exchange: Exchange) -> None:
+        if exchange.durable:
+            self.store.delete_exchange(exchange.vhost.name, exchange.name)
+
+    def queue_declared(self, queue: Queue) -> None:
+        """Every queue gets a store id: durable ones are written, any may page its backlog out."""
+        queue_id = self.store.put_queue(
+            QueueDef(
+                queue.vhost.name,
+                queue.name,
+                durable=queue.durable,
+                auto_delete=queue.auto_delete,
+                arguments=dict(queue.arguments),
+            )
+        )
+        queue.attach_store(self.store, queue_id, self.broker.config.queue_window)
+
+    def queue_deleted(self, queue: Queue) -> None:
+        self.store.delete_queue(queue.vhost.name, queue.name)
+
+    def bound(self, source: Exchange, destination: Queue | Exchange, routing_key: str, arguments: Any) -> None:
+        if source.durable and destination.durable:
+            self.store.put_binding(_binding(source, destination, routing_key, arguments))
+
+    def unbound(self, source: Exchange, destination: Queue | Exchange, routing_key: str, arguments: Any) -> None:
+        if source.durable and destination.durable:
+            self.store.delete_binding(_binding(source, destination, routing_key, arguments))
+
+    # --- start -------------------------------------------------------------------------------
+
+    def recover(self) -> None:
+        """Rebuild the durable model from the store; on a first start, write the defaults."""
+        started = time.monotonic()
+        definitions = self.store.load_definitions()
+        broker = self.broker
+        if not definitions.vhosts:
+            self._write_defaults()
+            return
+        broker.vhosts.clear()
+        broker.users.users.clear()
+        broker.permissions.entries.clear()
+        self._recover_access(definitions)
+        self._recover_topology(definitions)
+        queues = self._recover_messages()
+        log.info(
+            "recovered %d vhosts, %d exchanges, %d queues (%d messages) in %.2fs",
+            len(definitions.vhosts),
+            len(definitions.exchanges),
+            len(definitions.queues),
+            queues,
+            time.monotonic() - started,
+        )
+
+    def _write_defaults(self) -> None:
+        broker = self.broker
+        for vhost in broker.vhosts.values():
+            self.vhost_added(vhost)
+        for user in broker.users.users.values():
+            self.user_changed(user)
+        for permission in broker.permissions.entries.values():
+            self.permission_set(permission)
+
+    def _recover_access(self, definitions: Definitions) -> None:
+        broker = self.broker
+        for vhost_def in definitions.vhosts:
+            broker.add_vhost(vhost_def.name, persist=False)
+        for user_def in definitions.users:
+            broker.users.users[user_def.name] = User(
+                user_def.name, user_def.password_hash, list(user_def.tags), user_def.hashing_algorithm
+            )
+        for p in definitions.permissions:
+            broker.permissions.set(Permission(p.user, p.vhost, p.configure, p.write, p.read))
+
+    def _recover_topology(self, definitions: Definitions) -> None:
+        vhosts = self.broker.vhosts
+        for policy_def in definitions.policies:
+            vhost = vhosts.get(policy_def.vhost)
+            if vhost is not None:
+                vhost.policies.set(
+                    Policy(
+                        policy_def.vhost,
+                        policy_def.name,
+                        policy_def.pattern,
+                        dict(policy_def.definition),
+                        policy_def.priority,
+                        policy_def.apply_to,
+                    )
+                )
+        for x in definitions.exchanges:
+            vhost = vhosts.get(x.vhost)
+            if vhost is not None and x.name not in vhost.exchanges:
+                vhost.restore_exchange(x.name, x.type, x.auto_delete, x.internal, x.arguments)
+        for q in definitions.queues:
+            vhost = vhosts.get(q.vhost)
+            if vhost is not None:
+                queue = vhost.restore_queue(q.name, q.auto_delete, q.arguments)
+                queue.attach_store(self.store, q.queue_id, self.broker.config.queue_window)
+        for b in definitions.bindings:
+            vhost = vhosts.get(b.vhost)
+            if vhost is None:
+                continue
+            source = vhost.exchanges.get(b.source)
+            destination: Queue | Exchange | None = (
+                vhost.queues.get(b.destination) if b.destination_type == "queue" else vhost.exchanges.get(b.destination)
+            )
+            if source is not None and destination is not None:
+                vhost.restore_binding(source, destination, b.routing_key, b.arguments)
+
+    def _recover_messages(self) -> int:
+        """Each durable queue learns how many messages wait on disk; they page in as needed."""
+        recovered = self.store.recover_queues()
+        total = 0
+        for vhost in self.broker.vhosts.values():
+            for queue in vhost.queues.values():
+                state = recovered.get(queue.store_id) if queue.store_id is not None else None
+                if state is not None and state.count:
+                    queue.recover_backlog(state.count, state.bytes, state.first_seq, state.last_seq)
+                    total += state.count
+        return total
+
+
+def _binding(source: Exchange, destination: Queue | Exchange, routing_key: str, arguments: Any) -> BindingDef:
+    kind = "exchange" if isinstance(destination, Exchange) else "queue"
+    return BindingDef(
+        source.vhost.name,
+        source.name,
+        destination.name,
+        kind,
+        routing_key,
+        dict(arguments) if isinstance(arguments, Mapping) else {},
+    )
