@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -27,7 +28,7 @@ from typing import Any
 import chart
 import scenarios
 from scenarios import BY_NAME, SCENARIOS, Options, Scenario
-from scenarios.brokers import Broker, BrokerError, LapineBroker, RabbitBroker
+from scenarios.brokers import Broker, BrokerError, LapineBroker, RabbitBroker, snapshot_lapine
 from scenarios.pyspy import Spy, format_table, summarize
 
 BENCH = Path(__file__).resolve().parent
@@ -74,6 +75,7 @@ def machine() -> dict[str, Any]:
         "amqplib": amqplib,
         "pika": pika_version,
         "lapine_commit": _command("git", "-C", str(BENCH.parent), "rev-parse", "--short", "HEAD"),
+        "lapine_tree_dirty": bool(_command("git", "-C", str(BENCH.parent), "status", "--porcelain", "--", "src")),
         "loadavg_start": Path("/proc/loadavg").read_text().split()[:3],
     }
 
@@ -84,7 +86,7 @@ def machine() -> dict[str, Any]:
 def make_broker(name: str, args: argparse.Namespace) -> Broker:
     logs = RESULTS / "logs"
     if name == "lapine":
-        return LapineBroker(args.lapine_port, logs)
+        return LapineBroker(args.lapine_port, logs, pythonpath=args.lapine_path)
     return RabbitBroker(args.rabbitmq_port, args.rabbitmq_dist_port, logs)
 
 
@@ -131,6 +133,9 @@ def measure(
     except BrokerError as error:
         broker.stop()
         return {"value": None, "fatal": f"broker did not start: {error}", "errors": []}
+    except BaseException:  # interrupted: leave no broker behind
+        broker.stop()
+        raise
     try:
         # CPU of everything else on the machine while the scenario runs: the noise in its figure.
         machine0, broker0 = machine_busy_seconds(), process_cpu_seconds(broker.pid)
@@ -322,6 +327,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(default 20; --quick: 0)",
     )
     parser.add_argument("--quiet-threshold", type=float, default=0.5, help="busy cores that count as quiet")
+    parser.add_argument(
+        "--live-tree",
+        action="store_true",
+        help="run Lapine from the working tree as it is at each start, not from a copy made when the run begins",
+    )
     parser.add_argument("--no-chart", action="store_true")
     return parser.parse_args(argv)
 
@@ -346,9 +356,26 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     selected = [BY_NAME[name] for name in wanted]
     scenarios.loadgen_ready()
-    if args.profile:
-        return profile(args, options, selected)
+    args.lapine_path = None
+    if not args.live_tree:
+        args.lapine_path = str(snapshot_lapine(BENCH.parent / "src"))
+    try:
+        if args.profile:
+            return profile(args, options, selected)
+        return compare(args, options, selected, wanted, repeat, quiet)
+    finally:
+        if args.lapine_path:
+            shutil.rmtree(args.lapine_path, ignore_errors=True)
 
+
+def compare(
+    args: argparse.Namespace,
+    options: Options,
+    selected: list[Scenario],
+    wanted: list[str],
+    repeat: int,
+    quiet: tuple[float, float],
+) -> int:
     brokers = ["lapine", "rabbitmq"] if args.broker == "both" else [args.broker]
     if "rabbitmq" in brokers and not RabbitBroker.installed():
         log("RabbitMQ is not installed: Lapine's figures alone")

@@ -59,9 +59,30 @@ def rss_kb(pid: int) -> int | None:
     return None
 
 
+def lapine_env(pythonpath: str | None) -> dict[str, str]:
+    env = dict(os.environ)
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
 @functools.cache
-def lapine_help() -> str:
-    return subprocess.run([sys.executable, "-m", "lapine", "--help"], capture_output=True, text=True, timeout=60).stdout
+def lapine_help(pythonpath: str | None) -> str:
+    return subprocess.run(
+        [sys.executable, "-m", "lapine", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=lapine_env(pythonpath),
+    ).stdout
+
+
+def snapshot_lapine(src: Path) -> Path:
+    """Copy the ``lapine`` package to a temporary directory, to put first on PYTHONPATH: a whole run
+    then measures one version of Lapine, however the working tree changes meanwhile."""
+    target = Path(tempfile.mkdtemp(prefix="lapine-src-"))
+    shutil.copytree(src / "lapine", target / "lapine", ignore=shutil.ignore_patterns("__pycache__"))
+    return target
 
 
 class Broker:
@@ -93,9 +114,10 @@ class Broker:
 class LapineBroker(Broker):
     name = "lapine"
 
-    def __init__(self, port: int, log_dir: Path) -> None:
+    def __init__(self, port: int, log_dir: Path, pythonpath: str | None = None) -> None:
         self.port = port
         self.log_dir = log_dir
+        self.pythonpath = pythonpath
         self.process: subprocess.Popen[bytes] | None = None
         self.data_dir: str | None = None
         self.log_path: Path | None = None
@@ -120,14 +142,16 @@ class LapineBroker(Broker):
         ]
         # No management or Prometheus listener (their default ports belong to others here), as the
         # RabbitMQ node runs without plugins.
-        help_text = lapine_help()
+        help_text = lapine_help(self.pythonpath)
         for flag in ("--management-port", "--prometheus-port"):
             if flag in help_text:
                 command += [flag, "-1"]
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.log_dir / f"lapine-{self.port}-{time.time_ns()}.log"
         with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(
+                command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=lapine_env(self.pythonpath)
+            )
         process = self.process
         wait_for_port(self.port, 30, alive=lambda: process.poll() is None)
         self.pid = process.pid
