@@ -34,6 +34,30 @@ class Config:
     prometheus_port: int = 15692
     # Seconds between samples of the message counters behind the API's rates (RabbitMQ: 5).
     management_sample_interval: float = 5.0
+    # Client connections the node accepts (RabbitMQ's connection_max); 0: no limit, its default.
+    connection_max: int = 0
+    # Memory alarm: publishers are blocked while the broker's resident memory is above this share of
+    # RAM (RabbitMQ's vm_memory_high_watermark.relative, 0.6 since 3.13), or above
+    # vm_memory_high_watermark_absolute bytes when that is set (0: not set).
+    vm_memory_high_watermark: float = 0.6
+    vm_memory_high_watermark_absolute: int = 0
+    # Disk alarm: publishers are blocked while the data directory's filesystem has less free (bytes).
+    disk_free_limit: int = 50_000_000
+    # Seconds between samples of memory and disk for the alarms.
+    alarm_check_interval: float = 1.0
+    # Seconds a failed login waits for its answer: slows down password guessing (0: none).
+    login_failure_delay: float = 1.0
+    # SO_KEEPALIVE on accepted sockets (RabbitMQ's tcp_listen_options.keepalive), so that the kernel
+    # finds peers that vanished without a FIN; heartbeats find the rest.
+    tcp_keepalive: bool = True
+    # AMQPS: a TLS listener on ssl_port starts when a certificate and its key are set (RabbitMQ's
+    # ssl_options.certfile, .keyfile, .cacertfile, .verify and .fail_if_no_peer_cert).
+    ssl_port: int = 5671
+    ssl_certfile: str = ""
+    ssl_keyfile: str = ""
+    ssl_cacertfile: str = ""
+    ssl_verify: str = "verify_none"  # or verify_peer: check client certificates against ssl_cacertfile
+    ssl_fail_if_no_peer_cert: bool = False  # with verify_peer: refuse clients without a certificate
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -46,7 +70,7 @@ class Config:
             key = name.replace("-", "_")
             if key not in kinds:
                 raise ValueError(f"unknown setting '{name}'")
-            setattr(self, key, kinds[key](value))
+            setattr(self, key, _convert(kinds[key], value))
 
     def update_from_env(self, environ: dict[str, str] | None = None) -> None:
         """LAPINE_PORT, LAPINE_DATA_DIR, ...: one variable per setting."""
@@ -63,3 +87,15 @@ class Config:
             data = tomllib.load(handle)
         # Accept both a flat file and one with a [lapine] table.
         self.update(data.get("lapine", data))
+
+
+def _convert(kind: type, value: Any) -> Any:
+    """A setting's value as its field's type; bool("false") would be True, so booleans are parsed."""
+    if kind is bool and isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError(f"not a boolean: '{value}'")
+    return kind(value)

@@ -33,6 +33,9 @@ class Broker:
         self.permissions = Permissions()
         self.connections: set[Connection] = set()
         self.reply_consumers: dict[str, ReplyConsumer] = {}
+        # Resource alarms in effect, "memory" and/or "disk": kept by server/alarms.py; publishers
+        # are blocked while it is not empty.
+        self.alarms: set[str] = set()
         # Set by attach_store; without a store nothing survives a restart.
         self.store: Store | None = None
         self.persistence: Persistence | None = None

@@ -105,6 +105,11 @@ class Connection:
         self._socket_full = False
         self._output_full = False
         self.bytes_sent = 0
+        # Set on every publish; the asyncio layer reads and clears it to block publishers (alarms).
+        self.published = False
+        # Seconds the transport should hold the output it has now before writing it (a failed
+        # login is answered late, to slow down password guessing); the transport resets it.
+        self.output_delay = 0.0
 
     def __repr__(self) -> str:
         return f"<Connection {self.name} {self.state.value}>"
@@ -153,6 +158,15 @@ class Connection:
         if writable:
             for channel in list(self.channels.values()):
                 channel.refill()
+
+    def send_blocked(self, reason: str) -> None:
+        """Tell the client it is blocked by a resource alarm (only if it understands it)."""
+        if self.client_capability("connection.blocked") and self.state is State.OPEN:
+            self.send_method(0, spec.ConnectionBlocked(reason=reason))
+
+    def send_unblocked(self) -> None:
+        if self.client_capability("connection.blocked") and self.state is State.OPEN:
+            self.send_method(0, spec.ConnectionUnblocked())
 
     def client_capability(self, name: str) -> bool:
         capabilities = self.client_properties.get("capabilities")
@@ -218,6 +232,7 @@ class Connection:
                 try:
                     if frame_type == 1:
                         if payload[:4] == _PUBLISH_IDS:
+                            self.published = True
                             taken = _whole_message(frames, index, channel_id)
                             if taken:
                                 # The usual case: method, header and body arrived together.
@@ -255,6 +270,10 @@ class Connection:
                     self._finish()
             return
         if frame_type != spec.FRAME_METHOD:
+            if channel_id in self.channels:
+                # The rest of a message on a channel we are closing (e.g. the body frames of one
+                # refused as too large): dropped, as RabbitMQ does, not a connection error.
+                return
             self._unexpected_frame(frame_type, channel_id, payload)
         method = spec.decode_method(payload)
         if channel_id == 0:
@@ -375,6 +394,7 @@ class Connection:
                 self.peer_host,
                 mechanism,
             )
+            self.output_delay = self.broker.config.login_failure_delay
             error = ConnectionError(
                 ACCESS_REFUSED,
                 f"Login was refused using authentication mechanism {mechanism}. For details see the broker logfile.",
@@ -404,9 +424,15 @@ class Connection:
         self.state = State.AWAIT_OPEN
 
     def _open(self, method: spec.ConnectionOpen) -> None:
+        node_limit = self.broker.config.connection_max
+        if 0 < node_limit <= len(self.broker.connections):
+            raise ConnectionError(
+                NOT_ALLOWED, f"connection refused: node connection limit ({node_limit}) is reached", 10, 40
+            )
         vhost = self.broker.vhosts.get(method.virtual_host)
         if vhost is None:
             raise ConnectionError(NOT_ALLOWED, f"vhost {method.virtual_host} not found", 10, 40)
+        self._check_vhost_connection_limit(vhost)
         if not self.broker.permissions.can_access(self.username, vhost.name):
             raise ConnectionError(
                 NOT_ALLOWED, f"access to vhost '{vhost.name}' refused for user '{self.username}'", 10, 40
@@ -415,6 +441,18 @@ class Connection:
         self.state = State.OPEN
         self.broker.connections.add(self)
         self.send_method(0, spec.ConnectionOpenOk())
+
+    def _check_vhost_connection_limit(self, vhost: VirtualHost) -> None:
+        """The vhost's max-connections limit (negative or absent: none; 0: no connection at all)."""
+        limit = vhost.limits.get("max-connections", -1)
+        if limit >= 0 and sum(1 for c in self.broker.connections if c.vhost is vhost) >= limit:
+            raise ConnectionError(
+                NOT_ALLOWED,
+                f"access to vhost '{vhost.name}' refused for user '{self.username}': "
+                f"connection limit ({limit}) is reached",
+                10,
+                40,
+            )
 
     # --- closing -----------------------------------------------------------------------------
 

@@ -44,6 +44,8 @@ class VirtualHost:
         self.scheduler = scheduler
         self.stats = MessageStats()
         self.policies = Policies()
+        # RabbitMQ's vhost limits: "max-connections", "max-queues" (negative: none; 0: nothing allowed).
+        self.limits: dict[str, int] = {}
         # Set by the broker once a store is attached; every hook below is skipped without one.
         self.persistence: Persistence | None = None
         self.exchanges: dict[str, Exchange] = {}
@@ -224,6 +226,12 @@ class VirtualHost:
             self.check_exclusive(existing, connection)
             self._check_queue_equivalence(existing, durable, exclusive, auto_delete, arguments)
             return existing
+        limit = self.limits.get("max-queues", -1)
+        if 0 <= limit <= len(self.queues):
+            raise ChannelError(
+                PRECONDITION_FAILED,
+                f"cannot declare queue '{name}': queue limit in vhost '{self.name}' ({limit}) is reached",
+            )
         queue = Queue(
             self,
             name,

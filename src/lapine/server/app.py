@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from types import TracebackType
 
 from lapine import __version__
 from lapine.broker.broker import Broker
 from lapine.config import Config
 from lapine.management.services import HttpServices
+from lapine.server import tls
+from lapine.server.alarms import AlarmMonitor
 from lapine.server.protocol import AMQPProtocol
 from lapine.server.timers import LoopScheduler
 from lapine.store import SqliteStore, default_data_dir
@@ -32,6 +35,11 @@ class Server:
         # The management API/UI and Prometheus listeners, on this same event loop.
         self.http = HttpServices(self.broker)
         self.store: SqliteStore | None = None
+        # AMQPS, when a certificate is configured: its listener and port once started.
+        self._tls_listener: asyncio.Server | None = None
+        self.ssl_port: int | None = None
+        # Memory and disk alarms; broker.alarms holds the ones in effect.
+        self.alarms = AlarmMonitor(self.broker, self._alarms_changed)
 
     @property
     def url(self) -> str:
@@ -53,6 +61,8 @@ class Server:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self.scheduler.bind(loop)
+        # A broken TLS setup stops the start before anything is opened.
+        ssl_context = tls.server_context(self.config) if tls.enabled(self.config) else None
         self._open_store(loop)
         self._listener = await loop.create_server(
             lambda: AMQPProtocol(self.broker, self.protocols),
@@ -64,7 +74,32 @@ class Server:
         self.port = sockets[0].getsockname()[1]
         addresses = ", ".join(_address(sock.getsockname()) for sock in sockets)
         log.info("Lapine %s started; AMQP 0-9-1 listening on %s", __version__, addresses)
+        if ssl_context is not None:
+            await self._start_tls(loop, ssl_context)
+        self.alarms.start(loop)
         await self.http.start(self.port)
+
+    async def _start_tls(self, loop: asyncio.AbstractEventLoop, context: ssl.SSLContext) -> None:
+        self._tls_listener = await loop.create_server(
+            lambda: AMQPProtocol(self.broker, self.protocols),
+            host=self.config.host or None,
+            port=self.config.ssl_port,
+            reuse_address=True,
+            ssl=context,
+            # A client that never finishes the TLS handshake is dropped like one that never
+            # finishes AMQP's.
+            ssl_handshake_timeout=self.config.handshake_timeout,
+        )
+        sockets = self._tls_listener.sockets
+        self.ssl_port = sockets[0].getsockname()[1]
+        addresses = ", ".join(_address(sock.getsockname()) for sock in sockets)
+        log.info("AMQP 0-9-1 over TLS listening on %s", addresses)
+
+    def _alarms_changed(self) -> None:
+        """An alarm was set or cleared: blocked publishers may go on."""
+        for protocol in list(self.protocols):
+            if protocol.throttle is not None:
+                protocol.throttle.alarms_changed()
 
     def _open_store(self, loop: asyncio.AbstractEventLoop) -> None:
         """Open (and lock) the data directory, then recover what it holds, before listening."""
@@ -81,6 +116,10 @@ class Server:
         if self._listener is None:
             return
         self._listener.close()
+        if self._tls_listener is not None:
+            self._tls_listener.close()
+            self._tls_listener = None
+        self.alarms.stop()
         await self.http.stop()
         self.broker.close_all("shutdown")
         # Let the close frames reach the clients and their close-ok come back.

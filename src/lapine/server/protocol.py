@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, cast
 
 from lapine.amqp.frames import HEARTBEAT_FRAME
 from lapine.broker.connection import Connection, State
+from lapine.server.throttle import PublisherThrottle
 
 if TYPE_CHECKING:
     from lapine.broker.broker import Broker
@@ -35,6 +36,9 @@ class AMQPProtocol(asyncio.Protocol):
         self._heartbeat_started = False
         self.last_received = 0.0
         self.last_sent = 0.0
+        self.throttle: PublisherThrottle | None = None
+        self._reading_paused = False
+        self._output_held = False
 
     # --- asyncio callbacks -------------------------------------------------------------------
 
@@ -45,11 +49,14 @@ class AMQPProtocol(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.broker.config.tcp_keepalive:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         peer = transport.get_extra_info("peername") or ("unknown", 0)
         local = transport.get_extra_info("sockname") or ("", 0)
         self.connection = Connection(
             self.broker, (str(peer[0]), int(peer[1])), self._wakeup, local=(str(local[0]), int(local[1]))
         )
+        self.throttle = PublisherThrottle(self.broker, self.connection, self._pause_reading, self._resume_reading)
         self.last_received = self.last_sent = self.loop.time()
         timeout = self.broker.config.handshake_timeout
         self._timers.append(self.loop.call_later(timeout, self._handshake_deadline))
@@ -60,6 +67,10 @@ class AMQPProtocol(asyncio.Protocol):
         self.last_received = self.loop.time()
         connection.bytes_received += len(data)
         connection.data_received(data)
+        if connection.published:
+            connection.published = False
+            assert self.throttle is not None
+            self.throttle.publish_received()
         if not self._heartbeat_started and connection.state in (State.AWAIT_OPEN, State.OPEN):
             self._start_heartbeat(connection.heartbeat)
 
@@ -68,6 +79,8 @@ class AMQPProtocol(asyncio.Protocol):
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
+        if self.throttle is not None:
+            self.throttle.close()
         if self.connection is not None:
             self.connection.connection_lost()
 
@@ -82,6 +95,18 @@ class AMQPProtocol(asyncio.Protocol):
     def resume_writing(self) -> None:
         if self.connection is not None:
             self.connection.set_writable(True)
+
+    def _pause_reading(self) -> None:
+        if not self._reading_paused and self.transport is not None:
+            self._reading_paused = True
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self._reading_paused and self.transport is not None and not self.transport.is_closing():
+            self._reading_paused = False
+            # We were not listening: silence while paused is not a missed heartbeat.
+            self.last_received = self.loop.time()
+            self.transport.resume_reading()
 
     def abort(self) -> None:
         if self.transport is not None:
@@ -100,6 +125,11 @@ class AMQPProtocol(asyncio.Protocol):
         transport = self.transport
         if connection is None or transport is None or transport.is_closing():
             return
+        if connection.output_delay:
+            self._hold_output(connection.output_delay)
+            connection.output_delay = 0.0
+        if self._output_held:
+            return
         if connection.output:
             data = connection.take_output()
             connection.bytes_sent += len(data)
@@ -110,6 +140,19 @@ class AMQPProtocol(asyncio.Protocol):
             transport.close()
         elif connection.state is State.CLOSING:
             self._timers.append(self.loop.call_later(CLOSE_OK_TIMEOUT, transport.close))
+
+    def _hold_output(self, delay: float) -> None:
+        """Answer (a failed login) only after ``delay`` seconds, without blocking the loop; the
+        client is not read from meanwhile."""
+        self._output_held = True
+        self._pause_reading()
+        self._timers.append(self.loop.call_later(delay, self._release_output))
+
+    def _release_output(self) -> None:
+        self._output_held = False
+        if self.throttle is None or not self.throttle.paused:
+            self._resume_reading()
+        self._flush()
 
     # --- timers ------------------------------------------------------------------------------
 
@@ -131,7 +174,7 @@ class AMQPProtocol(asyncio.Protocol):
         if transport is None or transport.is_closing() or connection is None:
             return
         now = self.loop.time()
-        if now - self.last_received > 2 * interval:
+        if not self._reading_paused and now - self.last_received > 2 * interval:
             log.warning(
                 "closing connection %s: missed heartbeats from client, timeout: %ds",
                 connection.name,
