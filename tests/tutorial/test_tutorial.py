@@ -35,16 +35,37 @@ def _port_in_use(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+class Broker5672:
+    """Lapine on localhost:5672 with a data directory that outlives a restart."""
+
+    def __init__(self, data_dir: str) -> None:
+        self.data_dir = data_dir
+        self.thread: BrokerThread | None = None
+
+    def start(self) -> None:
+        self.thread = BrokerThread(
+            host="127.0.0.1", port=5672, data_dir=self.data_dir, management_port=-1, prometheus_port=-1
+        ).start()
+
+    def restart(self) -> None:
+        assert self.thread is not None
+        self.thread.stop()
+        self.start()
+
+
 @pytest.fixture(scope="module")
-def broker_on_5672() -> Iterator[None]:
+def broker_on_5672(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker5672 | None]:
     url = os.environ.get("AMQP_URL", "")
     if url and ":5672/" in url:
-        yield
+        yield None  # an outside broker (RabbitMQ): nothing here can restart it
         return
     if _port_in_use(5672):
         pytest.fail("port 5672 is taken by another process; the tutorial scripts need it")
-    with BrokerThread(host="127.0.0.1", port=5672):
-        yield
+    broker = Broker5672(str(tmp_path_factory.mktemp("tutorial-data")))
+    broker.start()
+    yield broker
+    if broker.thread is not None:
+        broker.thread.stop()
 
 
 class Script:
@@ -99,7 +120,7 @@ def run(name: str, *args: str) -> str:
     return done.stdout
 
 
-def test_hello_world(broker_on_5672: None) -> None:
+def test_hello_world(broker_on_5672: Broker5672 | None) -> None:
     assert run("sender.py") == " [x] Sent 'Hello, World!'\n"
     receiver = Script("receiver.py")
     try:
@@ -109,7 +130,7 @@ def test_hello_world(broker_on_5672: None) -> None:
         receiver.stop()
 
 
-def test_log_receivers_get_only_their_severities(broker_on_5672: None) -> None:
+def test_log_receivers_get_only_their_severities(broker_on_5672: Broker5672 | None) -> None:
     errors = Script("log_receiver.py", "error")
     infos = Script("log_receiver.py", "info", "warning")
     try:
@@ -128,7 +149,7 @@ def test_log_receivers_get_only_their_severities(broker_on_5672: None) -> None:
         infos.stop()
 
 
-def test_workers_share_tasks_fairly(broker_on_5672: None) -> None:
+def test_workers_share_tasks_fairly(broker_on_5672: Broker5672 | None) -> None:
     connection = pika.BlockingConnection(pika.ConnectionParameters("localhost"))
     channel = connection.channel()
     channel.queue_declare(queue="task_queue", durable=True)
@@ -158,12 +179,17 @@ def test_workers_share_tasks_fairly(broker_on_5672: None) -> None:
         connection.close()
 
 
-def test_durable_sender_leaves_a_persistent_message(broker_on_5672: None) -> None:
+def test_durable_sender_message_survives_a_restart(broker_on_5672: Broker5672 | None) -> None:
     connection = pika.BlockingConnection(pika.ConnectionParameters("localhost"))
     channel = connection.channel()
     channel.queue_declare(queue="durable_queue", durable=True)
     channel.queue_purge("durable_queue")
+    connection.close()
     assert run("durable_sender.py") == " [x] Sent 'This message will survive a restart!'\n"
+    if broker_on_5672 is not None:
+        broker_on_5672.restart()
+    connection = pika.BlockingConnection(pika.ConnectionParameters("localhost"))
+    channel = connection.channel()
     method, properties, body = channel.basic_get("durable_queue", auto_ack=True)
     assert method is not None
     assert body == b"This message will survive a restart!"

@@ -152,7 +152,15 @@ class Queue:
             self._loaded_upto = first_seq - 1
         if last_seq is not None:
             self._next_seq = last_seq + 1
-        self._page_in()
+        self._page_in_now()
+
+    def _page_in_now(self) -> None:
+        """Read the next page at once (blocking): the queue must not look empty while messages
+        wait on disk. A read already on its way is then dropped when it lands."""
+        assert self.store is not None
+        self._generation += 1
+        self._paging_in = False
+        self._paged_in(self._generation, self.store.read_messages(self.store_id, self._loaded_upto, self._page_size))
 
     def _write(self, message: Message, seq: int, ttl: int | None, persistent: bool) -> None:
         assert self.store is not None
@@ -180,15 +188,18 @@ class Queue:
             return
         self._paging_in = True
         generation = self._generation
-        limit = max(self.window // 2, 1)
         self.store.read_messages_async(
-            self.store_id, self._loaded_upto, limit, lambda page: self._paged_in(generation, page)
+            self.store_id, self._loaded_upto, self._page_size, lambda page: self._paged_in(generation, page)
         )
 
+    @property
+    def _page_size(self) -> int:
+        return max(self.window // 2, 1)
+
     def _paged_in(self, generation: int, page: list[StoredMessage]) -> None:
-        self._paging_in = False
         if generation != self._generation or self.deleted:
-            return
+            return  # read before a purge, a delete or a blocking read: its page is stale
+        self._paging_in = False
         if not page:
             # The disk holds less than counted (purged meanwhile): trust the disk.
             self.paged = self.paged_bytes = 0
@@ -459,6 +470,8 @@ class Queue:
         self.touch()
         if self._expiring:
             self.expire()
+        if not self.ready and self.paged:
+            self._page_in_now()
         if not self.ready:
             return None
         entry = self._take_head()
@@ -493,6 +506,7 @@ class Queue:
         self.ready_bytes = 0
         self.paged = self.paged_bytes = 0
         self._generation += 1
+        self._paging_in = False
         return count
 
     # --- consumers ---------------------------------------------------------------------------
