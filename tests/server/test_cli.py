@@ -87,3 +87,18 @@ def test_port_in_use_is_a_clear_error() -> None:
         )
     assert done.returncode == 1
     assert "cannot start" in done.stderr
+
+
+def test_a_second_server_on_the_same_data_directory_says_why(tmp_path: Path) -> None:
+    port = free_port()
+    args = [sys.executable, "-m", "lapine", "--host", "127.0.0.1", "--data-dir", str(tmp_path)]
+    args += ["--management-port", "-1", "--prometheus-port", "-1"]
+    first = subprocess.Popen([*args, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+        second = subprocess.run([*args, "--port", str(free_port())], capture_output=True, text=True, timeout=30)
+        assert second.returncode == 1
+        assert f"data directory {tmp_path} is in use by another Lapine (pid {first.pid})" in second.stderr
+    finally:
+        first.terminate()
+        first.wait(timeout=20)

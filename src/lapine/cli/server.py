@@ -13,6 +13,7 @@ from lapine import __version__
 from lapine.config import Config
 from lapine.server.app import Server
 from lapine.server.loop import new_event_loop
+from lapine.store import StoreError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
             runner.run(serve(config))
-    except OSError as error:
+    except (OSError, StoreError) as error:
         print(f"lapine-server: cannot start: {error}", file=sys.stderr)
         return 1
     return 0
