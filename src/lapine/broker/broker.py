@@ -67,6 +67,9 @@ class Broker:
         """The store cannot write: nothing more is confirmed, and the operator must hear of it."""
         log.error("storage failure, persistent messages are no longer accepted safely: %s", error)
         self.store_error = error
+        for connection in list(self.connections):
+            for channel in list(connection.channels.values()):
+                channel.store_failed()
 
     def server_properties(self) -> dict[str, Any]:
         return server_properties(self.cluster_name)

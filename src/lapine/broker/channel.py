@@ -398,12 +398,27 @@ class Channel:
         self._confirm_requested = upto
         nacks, self._nacks = self._nacks, []
         store = self.connection.broker.store
+        if store is not None and store.failed is not None and (self._durable_since_flush or self._confirms_waiting):
+            # The disk failed: what needed it is nacked, never confirmed as if it were safe, and the
+            # barriers still waiting will never complete.
+            self._durable_since_flush = False
+            self._confirms_waiting = 0
+            first = self.confirmed_seq + 1
+            self._confirm_through(upto, sorted({*nacks, *range(first, upto + 1)}))
+            return
         if store is not None and (self._durable_since_flush or self._confirms_waiting):
             self._durable_since_flush = False
             self._confirms_waiting += 1
             store.submit_barrier(lambda: self._confirms_durable(upto, nacks))
             return
         self._confirm_through(upto, nacks)
+
+    def store_failed(self) -> None:
+        """The store died: confirms waiting for it will never come, so the publisher hears nack."""
+        if self._confirms_waiting and not self.closed:
+            self._confirms_waiting = 0
+            first = self.confirmed_seq + 1
+            self._confirm_through(self._confirm_requested, list(range(first, self._confirm_requested + 1)))
 
     def _confirms_durable(self, upto: int, nacks: list[int]) -> None:
         self._confirms_waiting -= 1
@@ -779,6 +794,8 @@ class Channel:
         finally:
             self.tx = Transaction()
         store = self.connection.broker.store
+        if durable and store is not None and store.failed is not None:
+            raise ConnectionError(541, f"the transaction cannot be made durable: {store.failed}", 90, 20)
         if durable and store is not None:
             # commit-ok means the transaction's messages are on disk, as in RabbitMQ.
             store.submit_barrier(lambda: None if self.closed else self.send_method(spec.TxCommitOk()))

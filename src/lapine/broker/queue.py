@@ -164,6 +164,8 @@ class Queue:
 
     def _write(self, message: Message, seq: int, ttl: int | None, persistent: bool) -> None:
         assert self.store is not None
+        if self.store.failed is not None:
+            return  # nothing can be written; the channel nacks what needed the disk
         expires = int(time.time() * 1000) + ttl if ttl is not None else None
         self.store.enqueue(
             self.store_id,
@@ -178,13 +180,13 @@ class Queue:
 
     def _forget(self, entries: list[QueuedMessage]) -> None:
         """Entries left the queue for good: remove the stored ones from disk."""
-        if self.store is not None:
+        if self.store is not None and self.store.failed is None:
             seqs = [entry.seq for entry in entries if entry.stored]
             if seqs:
                 self.store.ack(self.store_id, seqs)
 
     def _page_in(self) -> None:
-        if self._paging_in or not self.paged or self.store is None or self.deleted:
+        if self._paging_in or not self.paged or self.store is None or self.deleted or self.store.failed:
             return
         self._paging_in = True
         generation = self._generation
@@ -241,8 +243,9 @@ class Queue:
             self.unacked_count += 1
             if entry.stored and not entry.redelivered:
                 assert self.store is not None
-                # After a crash it must come back flagged redelivered.
-                self.store.mark_delivered(self.store_id, [entry.seq])
+                if self.store.failed is None:
+                    # After a crash it must come back flagged redelivered.
+                    self.store.mark_delivered(self.store_id, [entry.seq])
 
     @property
     def consumer_count(self) -> int:
@@ -493,7 +496,7 @@ class Queue:
 
     def purge(self) -> int:
         count = len(self.ready) + self.paged
-        if self.store is not None:
+        if self.store is not None and self.store.failed is None:
             if not self.unacked_count:
                 self.store.purge(self.store_id)
             else:

@@ -187,7 +187,8 @@ class AlarmMonitor:
         return True
 
     def _disk_changed(self) -> bool:
-        low = self.disk_free < self.disk_free_limit
+        # A store that failed to write keeps the disk alarm on: nothing more could be made durable.
+        low = self.disk_free < self.disk_free_limit or self.broker.store_error is not None
         if low == (DISK in self.broker.alarms):
             return False
         word = "insufficient" if low else "sufficient"

@@ -95,6 +95,11 @@ class Server:
         addresses = ", ".join(_address(sock.getsockname()) for sock in sockets)
         log.info("AMQP 0-9-1 over TLS listening on %s", addresses)
 
+    def _store_failed(self, error: BaseException) -> None:
+        """A failed write: publishers are blocked by the disk alarm rather than told a lie."""
+        self.broker.store_failed(error)
+        self.alarms.check()
+
     def _alarms_changed(self) -> None:
         """An alarm was set or cleared: blocked publishers may go on."""
         for protocol in list(self.protocols):
@@ -104,7 +109,7 @@ class Server:
     def _open_store(self, loop: asyncio.AbstractEventLoop) -> None:
         """Open (and lock) the data directory, then recover what it holds, before listening."""
         path = self.config.data_dir or default_data_dir()
-        self.store = SqliteStore(path, notify=loop.call_soon_threadsafe, on_error=self.broker.store_failed)
+        self.store = SqliteStore(path, notify=loop.call_soon_threadsafe, on_error=self._store_failed)
         log.info("data directory %s", self.store.path)
         try:
             self.broker.attach_store(self.store)
