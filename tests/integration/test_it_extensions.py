@@ -147,7 +147,7 @@ def test_retry_through_a_delay_queue_counts_deaths(channel: BlockingChannel) -> 
         exclusive=True,
         arguments={"x-message-ttl": 10, "x-dead-letter-exchange": "", "x-dead-letter-routing-key": work},
     )
-    count = 300
+    count = 1000
     for n in range(count):
         channel.basic_publish("", work, str(n).encode())
     laps: dict[bytes, int] = {}
