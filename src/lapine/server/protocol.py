@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lapine.server")
 
+# Bytes read from one socket in one event-loop iteration before the others get their turn.
+READ_PER_TICK = 64 * 1024
 # After we send connection.close, how long the client has to answer close-ok.
 CLOSE_OK_TIMEOUT = 3.0
 
@@ -38,6 +40,8 @@ class AMQPProtocol(asyncio.Protocol):
         self.last_sent = 0.0
         self.throttle: PublisherThrottle | None = None
         self._reading_paused = False
+        self._read_this_tick = 0
+        self._paused_for_tick = False
         self._output_held = False
 
     # --- asyncio callbacks -------------------------------------------------------------------
@@ -66,6 +70,7 @@ class AMQPProtocol(asyncio.Protocol):
         assert connection is not None
         self.last_received = self.loop.time()
         connection.bytes_received += len(data)
+        self._count_read(len(data))
         connection.data_received(data)
         if connection.published:
             connection.published = False
@@ -95,6 +100,24 @@ class AMQPProtocol(asyncio.Protocol):
     def resume_writing(self) -> None:
         if self.connection is not None:
             self.connection.set_writable(True)
+
+    def _count_read(self, size: int) -> None:
+        """Fairness between sockets: past READ_PER_TICK bytes, this one waits for the next loop
+        iteration. uvloop would otherwise read a flooding publisher many times over before it
+        looks at another socket, and its consumers' acks would wait behind the flood."""
+        if not self._read_this_tick:
+            self.loop.call_soon(self._tick_over)
+        self._read_this_tick += size
+        if self._read_this_tick >= READ_PER_TICK and not self._reading_paused:
+            self._paused_for_tick = True
+            self._pause_reading()
+
+    def _tick_over(self) -> None:
+        self._read_this_tick = 0
+        if self._paused_for_tick:
+            self._paused_for_tick = False
+            if not self._output_held and (self.throttle is None or not self.throttle.paused):
+                self._resume_reading()
 
     def _pause_reading(self) -> None:
         if not self._reading_paused and self.transport is not None:
