@@ -45,10 +45,9 @@ def rss_mb(pid: int) -> float:
 
 def start(data_dir: str, port: int) -> tuple[subprocess.Popen[bytes], float]:
     began = time.monotonic()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "lapine", "--host", "127.0.0.1", "--port", str(port), "--data-dir", data_dir]
-        + ["--management-port", "-1", "--prometheus-port", "-1", "--log-level", "warning"]
-    )
+    command = [sys.executable, "-m", "lapine", "--host", "127.0.0.1", "--port", str(port), "--data-dir", data_dir]
+    quiet = ["--management-port", "-1", "--prometheus-port", "-1", "--log-level", "warning"]
+    process = subprocess.Popen([*command, *quiet])
     while True:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2):
@@ -133,7 +132,8 @@ def main() -> None:
             began = time.monotonic()
             recovered = count(port)
             rows.append(("restart: listening after", f"{listening:.2f} s"))
-            rows.append(("restart: queue answers with its count after", f"{listening + time.monotonic() - began:.2f} s"))
+            answered = listening + time.monotonic() - began
+            rows.append(("restart: queue answers with its count after", f"{answered:.2f} s"))
             rows.append(("messages recovered", f"{recovered:,}"))
             rows.append(("broker RSS after restart", f"{rss_mb(broker.pid):.0f} MB"))
         rows.append(("drain rate (pika, no-ack)", f"{drain(port, total):,.0f} msg/s"))
