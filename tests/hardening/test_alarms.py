@@ -98,6 +98,8 @@ def test_memory_alarm_blocks_publisher_while_consumer_drains(start_broker: Start
     queue = pub_channel.queue_declare("alarmed").method.queue
     for n in range(100):
         pub_channel.basic_publish("", queue, f"before {n}".encode())
+    # A round trip: the broker has read all of them before the alarm goes off.
+    assert pub_channel.queue_declare(queue, passive=True).method.message_count == 100
 
     fake.memory = monitor.memory_limit + 1
     _wait_for(lambda: _alarms(broker) == {"memory"})
