@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import datetime
-import decimal
 from collections.abc import Mapping
 from typing import Any
 
-from lapine.amqp.codec import LongStr, Timestamp
+from lapine.broker.exchanges.headers import field_type
 
 # Queue arguments whose values must match on a redeclare; RabbitMQ ignores unknown ones.
 QUEUE_EQUIVALENT_ARGS = (
@@ -28,25 +26,7 @@ EXCHANGE_EQUIVALENT_ARGS = ("alternate-exchange",)
 
 def type_name(value: Any) -> str:
     """The AMQP field type RabbitMQ names in its messages for a decoded value."""
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, Timestamp | datetime.datetime):
-        return "timestamp"
-    if isinstance(value, int):
-        return "signedint" if -(2**31) <= value < 2**31 else "long"
-    if isinstance(value, float):
-        return "double"
-    if isinstance(value, decimal.Decimal):
-        return "decimal"
-    if isinstance(value, str | LongStr):
-        return "longstr"
-    if isinstance(value, bytes):
-        return "binary"
-    if isinstance(value, Mapping):
-        return "table"
-    if isinstance(value, list | tuple):
-        return "array"
-    return "void"
+    return field_type(value)
 
 
 def describe(value: Any) -> str:

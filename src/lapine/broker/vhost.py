@@ -156,20 +156,12 @@ class VirtualHost:
                 PRECONDITION_FAILED,
                 f"inequivalent arg 'type' {where}: received '{type_name}' but current is '{existing.type}'",
             )
-        for field, new, old in (
+        flags = [
             ("durable", durable, existing.durable),
             ("auto_delete", auto_delete, existing.auto_delete),
             ("internal", internal, existing.internal),
-        ):
-            if new != old:
-                raise ChannelError(
-                    PRECONDITION_FAILED,
-                    f"inequivalent arg '{field}' {where}: received '{args.bool_text(new)}' "
-                    f"but current is '{args.bool_text(old)}'",
-                )
-        diff = args.first_inequivalent(args.EXCHANGE_EQUIVALENT_ARGS, arguments, existing.arguments)
-        if diff is not None:
-            raise ChannelError(PRECONDITION_FAILED, args.inequivalent_text(diff[0], where, diff[1], diff[2]))
+        ]
+        _check_equivalent(where, flags, args.EXCHANGE_EQUIVALENT_ARGS, arguments, existing.arguments)
 
     def delete_exchange(self, name: str, *, if_unused: bool = False) -> None:
         exchange = self.exchanges.get(name)
@@ -272,16 +264,7 @@ class VirtualHost:
         if not exclusive:
             # Exclusive queues live and die with their connection; RabbitMQ ignores 'durable' for them.
             checks.insert(0, ("durable", durable, existing.durable))
-        for field, new, old in checks:
-            if new != old:
-                raise ChannelError(
-                    PRECONDITION_FAILED,
-                    f"inequivalent arg '{field}' {where}: received '{args.bool_text(new)}' "
-                    f"but current is '{args.bool_text(old)}'",
-                )
-        diff = args.first_inequivalent(args.QUEUE_EQUIVALENT_ARGS, arguments, existing.arguments)
-        if diff is not None:
-            raise ChannelError(PRECONDITION_FAILED, args.inequivalent_text(diff[0], where, diff[1], diff[2]))
+        _check_equivalent(where, checks, args.QUEUE_EQUIVALENT_ARGS, arguments, existing.arguments)
 
     def delete_queue(self, queue: Queue, *, if_unused: bool = False, if_empty: bool = False) -> int:
         if if_unused and queue.consumers:
@@ -428,3 +411,23 @@ class VirtualHost:
                     seen_exchanges.add(destination)
                     pending.append(destination)
         return list(queues)
+
+
+def _check_equivalent(
+    where: str,
+    flags: list[tuple[str, bool, bool]],
+    keys: tuple[str, ...],
+    received: Mapping[str, Any],
+    current: Mapping[str, Any],
+) -> None:
+    """A redeclare must match the flags and the arguments that matter, or 406 as RabbitMQ says."""
+    for field, new, old in flags:
+        if new != old:
+            raise ChannelError(
+                PRECONDITION_FAILED,
+                f"inequivalent arg '{field}' {where}: received '{args.bool_text(new)}' "
+                f"but current is '{args.bool_text(old)}'",
+            )
+    diff = args.first_inequivalent(keys, received, current)
+    if diff is not None:
+        raise ChannelError(PRECONDITION_FAILED, args.inequivalent_text(diff[0], where, diff[1], diff[2]))
