@@ -80,6 +80,14 @@ def machine() -> dict[str, Any]:
     }
 
 
+def durability(args: argparse.Namespace) -> str:
+    """Whether the Lapine under test writes persistent messages to its store, as far as its files tell."""
+    root = Path(args.lapine_path) if args.lapine_path else BENCH.parent / "src"
+    if (root / "lapine" / "broker" / "persistence.py").exists():
+        return "the Lapine measured here has a message store (lapine/broker/persistence.py)."
+    return "the Lapine measured here has no message store yet: its figure is of an in-memory broker."
+
+
 # --- measurements --------------------------------------------------------------------------------
 
 
@@ -417,7 +425,8 @@ def compare(
     both = "rabbitmq" in brokers
     print()
     print(table(rows, both))
-    notes = [f"(*) {s.footnote}" for s in selected if s.footnote]
+    notes = [f"(*) {s.footnote.format(durability=durability(args))}" for s in selected if s.footnote]
+    meta["notes"] = notes
     issues = [
         f"{run['broker']} {run['scenario']} run {run['rep'] + 1}: {issue}"
         for run in runs

@@ -156,8 +156,8 @@ SCENARIOS: list[Scenario] = [
             ackEvery=50,
         ),
         THROUGHPUT,
-        footnote="Lapine's persistent figure is only meaningful once durability has landed "
-        "(until then it keeps persistent messages in memory only).",
+        footnote="Lapine's persistent figure is only meaningful once durability has landed (confirms sent "
+        "after the message is on disk); {durability}",
     ),
     Scenario(
         "fanout",

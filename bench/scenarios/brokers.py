@@ -33,6 +33,17 @@ def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) != 0
 
 
+def free_port(preferred: int, tries: int = 20) -> int:
+    """``preferred`` if nothing listens there, else the next free port above it."""
+    for port in range(preferred, preferred + tries):
+        if port_is_free(port):
+            if port != preferred:
+                holder = subprocess.run(["ss", "-ltnpH", f"sport = :{preferred}"], capture_output=True, text=True)
+                print(f"port {preferred} is in use ({holder.stdout.strip()[:160]}); using {port}", file=sys.stderr)
+            return port
+    raise BrokerError(f"ports {preferred}..{preferred + tries - 1} are all in use")
+
+
 def wait_for_port(port: int, timeout: float, alive: object = None, host: str = "127.0.0.1") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -115,7 +126,7 @@ class LapineBroker(Broker):
     name = "lapine"
 
     def __init__(self, port: int, log_dir: Path, pythonpath: str | None = None) -> None:
-        self.port = port
+        self.port = self.preferred_port = port
         self.log_dir = log_dir
         self.pythonpath = pythonpath
         self.process: subprocess.Popen[bytes] | None = None
@@ -124,8 +135,7 @@ class LapineBroker(Broker):
         self.problems: list[str] = []
 
     def start(self) -> None:
-        if not port_is_free(self.port):
-            raise BrokerError(f"port {self.port} is already in use")
+        self.port = free_port(self.preferred_port)
         self.data_dir = tempfile.mkdtemp(prefix="lapine-bench-")
         command = [
             sys.executable,
@@ -190,8 +200,8 @@ class RabbitBroker(Broker):
     name = "rabbitmq"
 
     def __init__(self, port: int, dist_port: int, log_dir: Path, node: str = "rabbit-bench@localhost") -> None:
-        self.port = port
-        self.dist_port = dist_port
+        self.port = self.preferred_port = port
+        self.dist_port = self.preferred_dist_port = dist_port
         self.node = node
         self.log_dir = log_dir
         self.base: Path | None = None
@@ -227,9 +237,8 @@ class RabbitBroker(Broker):
         )
 
     def start(self) -> None:
-        for port in (self.port, self.dist_port):
-            if not port_is_free(port):
-                raise BrokerError(f"port {port} is already in use")
+        self.port = free_port(self.preferred_port)
+        self.dist_port = free_port(self.preferred_dist_port)
         self.base = Path(tempfile.mkdtemp(prefix="rabbitmq-bench-"))
         (self.base / "home").mkdir()
         (self.base / "enabled_plugins").write_text("[].\n")
