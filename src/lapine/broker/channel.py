@@ -28,20 +28,22 @@ ACCESS_REFUSED = 403
 NOT_FOUND = 404
 PRECONDITION_FAILED = 406
 FRAME_ERROR = 501
+COMMAND_INVALID = 503
 UNEXPECTED_FRAME = 505
 NOT_ALLOWED = 530
 NOT_IMPLEMENTED = 540
+INTERNAL_ERROR = 541
 
-# Property-flag bits, read straight from the raw content header (user-id in the low byte,
-# reply-to in the high one) so that properties are decoded only when they matter.
+# Property-flag bits, read straight from the raw content header (user-id in the low byte; the
+# others in the high one) so that properties are decoded only when one of them is set.
 _USER_ID_FLAG = 0x0010
-COMMAND_INVALID = 503
+_REPLY_TO_FLAG_HIGH = 0x02
+_INSPECT_FLAGS_HIGH = 0x23  # headers (for CC/BCC), reply-to, expiration
+
 # RabbitMQ's words (rabbit_command_assembler) for content frames out of order.
 NO_METHOD = "expected method frame, got non method frame instead"
 _NO_HEADER = "expected content header for class 60, got non content header frame instead"
 _NO_BODY = "expected content body, got non content body frame instead"
-_REPLY_TO_FLAG_HIGH = 0x02
-_INSPECT_FLAGS_HIGH = 0x23  # headers (for CC/BCC), reply-to, expiration
 
 
 class Delivery:
@@ -130,7 +132,6 @@ class Channel:
         """RabbitMQ's check: may this user configure/write/read the named exchange or queue?"""
         broker = self.connection.broker
         broker.permissions.check(self.connection.username, self.vhost.name, kind, resource, name or "amq.default")
-
 
     # --- output ------------------------------------------------------------------------------
 
@@ -795,7 +796,7 @@ class Channel:
             self.tx = Transaction()
         store = self.connection.broker.store
         if durable and store is not None and store.failed is not None:
-            raise ConnectionError(541, f"the transaction cannot be made durable: {store.failed}", 90, 20)
+            raise ConnectionError(INTERNAL_ERROR, f"the transaction cannot be made durable: {store.failed}", 90, 20)
         if durable and store is not None:
             # commit-ok means the transaction's messages are on disk, as in RabbitMQ.
             store.submit_barrier(lambda: None if self.closed else self.send_method(spec.TxCommitOk()))
