@@ -1,7 +1,8 @@
 """The web UI in a real headless browser: Debian's chromium driven by Playwright.
 
 Log in as guest, watch a queue declared by a pika client appear, publish and get a message
-through the UI, and see the message-rate chart move. Screenshots go to $LAPINE_UI_SHOTS when set.
+through the UI, see the message-rate chart move, and add a policy that a client's queue obeys.
+Screenshots go to $LAPINE_UI_SHOTS when set.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pika
 import pytest
 
 from lapine.testing import BrokerThread
+from tests.management.client import Http
 from tests.management.conftest import amqp_params
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -148,3 +150,57 @@ def _publish_path(page: Any) -> str:
 def _legend_rate(page: Any) -> float:
     text = page.inner_text("#chart-rates .legend span:first-child .val")
     return float(text.rstrip("/s").replace("k", "e3") or 0)
+
+
+def _logged_in(page: Any, url: str) -> None:
+    """Open url, logging in as guest if the login form shows (it does when this test runs alone)."""
+    page.goto(url)
+    page.wait_for_selector("#shell:not(.hidden), #login:not(.hidden)")
+    if page.is_visible("#login"):
+        page.fill("input[name=username]", "guest")
+        page.fill("input[name=password]", "guest")
+        page.click("#login-form button[type=submit]")
+        page.wait_for_selector("#shell:not(.hidden)")
+
+
+def test_policy_added_in_the_ui_limits_a_client_queue(page: Any, ui_broker: BrokerThread) -> None:
+    http = Http(ui_broker.management_url)
+    _logged_in(page, ui_broker.management_url + "/#/admin/policies")
+    page.wait_for_selector("#policies table")
+    assert page.inner_text(".subnav a.active") == "Policies"
+    page.click("#policy-form summary")
+    form = "form#add-policy"
+    page.select_option(f"{form} select[name=vhost]", "/")
+    page.fill(f"{form} input[name=name]", "ui-limit")
+    page.fill(f"{form} input[name=pattern]", "^ui-")
+    page.select_option(f"{form} select[name=apply-to]", "queues")
+    page.fill(f"{form} textarea[name=definition]", "max-length=1")
+    page.click(f"{form} button[type=submit]")
+    row = "#policies tr:has(td strong:text-is('ui-limit'))"
+    page.wait_for_selector(row)
+    cells = page.locator(f"{row} td").all_inner_texts()
+    assert cells[:4] == ["/", "ui-limit", "^ui-", "Queues"]
+    assert "max-length" in cells[4] and "1" in cells[4]
+
+    reply = http.get("/api/policies/%2F/ui-limit")
+    assert reply.status == 200
+    assert reply.json["definition"] == {"max-length": 1}
+    assert reply.json["pattern"] == "^ui-"
+    assert reply.json["apply-to"] == "queues"
+
+    connection = pika.BlockingConnection(amqp_params(ui_broker.url))
+    try:
+        channel = connection.channel()
+        channel.queue_declare("ui-q")
+        for n in range(3):
+            channel.basic_publish("", "ui-q", f"m{n}".encode())
+        assert channel.queue_declare("ui-q", passive=True).method.message_count == 1
+        channel.queue_delete("ui-q")
+    finally:
+        connection.close()
+    shot(page, "policies")
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click(f"{row} button[data-delete-policy]")
+    page.wait_for_selector(row, state="detached")
+    assert http.get("/api/policies/%2F/ui-limit").status == 404

@@ -5,6 +5,7 @@ import { admin } from "./page-admin.js";
 import { channels, connections } from "./page-connections.js";
 import { exchangeList, exchangePage } from "./page-exchanges.js";
 import * as overview from "./page-overview.js";
+import { policies } from "./page-policies.js";
 import { queueList, queuePage } from "./page-queues.js";
 import { esc, notify } from "./ui.js";
 
@@ -18,6 +19,7 @@ function route() {
   const [tab, vhost, name] = parts;
   if (tab === "queues" && name !== undefined) return ["queues", queuePage(vhost, name)];
   if (tab === "exchanges" && name !== undefined) return ["exchanges", exchangePage(vhost, name)];
+  if (tab === "admin" && vhost === "policies") return ["admin", policies];
   const pages = { connections, channels, exchanges: exchangeList, queues: queueList, admin };
   return pages[tab] ? [tab, pages[tab]] : ["overview", overview];
 }
@@ -28,7 +30,10 @@ async function show() {
   page = next;
   // A notice belongs to the page it was raised on.
   document.getElementById("banner").classList.add("hidden");
-  const root = document.getElementById("page");
+  // A fresh element for each page: the listeners an earlier page put on it go away with it.
+  const old = document.getElementById("page");
+  const root = old.cloneNode(false);
+  old.replaceWith(root);
   page.mount(root, ctx);
   await refresh();
 }

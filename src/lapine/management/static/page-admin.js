@@ -1,17 +1,25 @@
-// Admin: users (with tags), virtual hosts, and permissions. Administrators only.
+// Admin: users (with tags), virtual hosts, and permissions (administrators only); policies are on
+// their own tab (page-policies.js).
 
 import { api, get, seg } from "./api.js";
 import { Table, esc, formValues, notify, num, vhostOptions } from "./ui.js";
 
+// The tabs of the Admin section, as in RabbitMQ's Admin page.
+export function adminTabs(current) {
+  const tabs = [["users", "#/admin", "Users, virtual hosts and permissions"], ["policies", "#/admin/policies", "Policies"]];
+  return `<nav class="subnav">${tabs.map(([id, href, title]) => `<a href="${href}"${id === current ? ' class="active"' : ""}>${title}</a>`).join("")}</nav>`;
+}
+
 export const admin = {
   mount(root, ctx) {
     if (!ctx.tags.includes("administrator")) {
-      root.innerHTML = '<h1>Admin</h1><section class="card"><p class="muted">Only administrators manage users, virtual hosts and permissions.</p></section>';
+      root.innerHTML = `<h1>Admin</h1>${adminTabs("users")}<section class="card"><p class="muted">Only administrators manage users, virtual hosts and permissions.</p></section>`;
       this.disabled = true;
       return;
     }
+    this.disabled = false;
     root.innerHTML = `
-      <h1>Admin</h1>
+      <h1>Admin</h1>${adminTabs("users")}
       <div class="stack">
         <section class="card"><h2>Users</h2><div id="users"></div>
           <details style="margin-top:14px"><summary>Add or update a user</summary>
