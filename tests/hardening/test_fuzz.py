@@ -15,6 +15,7 @@ at a time. The broker must:
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
@@ -32,9 +33,9 @@ from hypothesis import strategies as st
 from lapine.server.alarms import _malloc_trim, resident_memory
 from lapine.testing import BrokerThread
 from tests.hardening.conftest import StartBroker
-from tests.hardening.fuzz_frames import HEADER, OPEN, RAW, Attack, attacks, hand_made
+from tests.hardening.fuzz_frames import HEADER, OPEN, Attack, attacks, hand_made
 from tests.hardening.good_traffic import GoodTraffic
-from tests.helpers.raw_amqp import PROTOCOL_HEADER, ConnectionClosedError, RawAMQP
+from tests.helpers.raw_amqp import ConnectionClosedError, RawAMQP
 
 # Reply codes a connection.close may carry for bad input. 541 only for content properties that
 # cannot be decoded, where RabbitMQ's channel process crashes and it says INTERNAL_ERROR too.
@@ -43,6 +44,7 @@ PLAUSIBLE = {403, 501, 502, 503, 504, 505, 530, 540}
 EXAMPLES = int(os.environ.get("LAPINE_FUZZ_EXAMPLES", "30"))
 QUIET = 0.4  # seconds of silence after which a connection that was not closed is left alone
 CONCURRENCY = 12
+POKE = bytes(140_000)
 
 
 @dataclass
@@ -51,13 +53,13 @@ class Outcome:
     close_code: int | None = None
     close_text: str = ""
     dropped: bool = False  # the broker closed the socket
+    poked: bool = False  # silent at first: the broker was waiting for more input
     error: str = ""
 
     @property
     def kind(self) -> str:
-        if self.close_code is not None:
-            return f"close {self.close_code}"
-        return "dropped" if self.dropped else "left open"
+        kind = f"close {self.close_code}" if self.close_code is not None else "dropped"
+        return f"{kind} after a poke" if self.poked else kind
 
 
 class CrashLog(logging.Handler):
@@ -90,29 +92,42 @@ def run_attack(port: int, attack: Attack) -> Outcome:
             client.send(piece)
     except OSError:
         pass  # closed on us mid-send: what it said is still in the receive buffer
-    _read_answer(client, outcome)
+    if not _read_answer(client, outcome, QUIET):
+        # Silence: the broker may rightly be waiting for the rest of a frame, or the input was
+        # valid. Zeros complete any frame it waits for (none is over frame_max) and then are
+        # frames of type 0, which it must refuse: an answer now proves it was not stuck.
+        outcome.poked = True
+        with contextlib.suppress(OSError):
+            client.send(POKE)
+        if not _read_answer(client, outcome, 5.0):
+            outcome.error = "no answer after the poke: the connection is stuck"
     client.close()
     return outcome
 
 
-def _read_answer(client: RawAMQP, outcome: Outcome) -> None:
-    deadline = time.monotonic() + 8
+def _read_answer(client: RawAMQP, outcome: Outcome, quiet: float) -> bool:
+    """Read what the broker says until it closes (True) or is silent for ``quiet`` s (False)."""
     try:
-        while time.monotonic() < deadline:
-            if outcome.attack.prelude == RAW and client._buf.startswith(b"AMQP"):
-                # A refused protocol header is answered with ours; then the socket closes.
-                client._buf = client._buf[8:] if client._buf[:8] != PROTOCOL_HEADER else client._buf
-            frame = client.recv_frame(timeout=QUIET)
+        while True:
+            if client._buf.startswith(b"AMQP"):
+                client._buf = client._buf[8:]  # our protocol header, the answer to a wrong one
+            frame = client.recv_frame(timeout=quiet)
             if frame.type == 1 and frame.channel == 0 and frame.payload[:4] == b"\x00\x0a\x00\x32":
                 close = frame.method()
                 outcome.close_code, outcome.close_text = close.reply_code, close.reply_text
-                client.send_method(0, pika.spec.Connection.CloseOk())
+                # After a fatal frame error the broker reads nothing more and closes the socket
+                # 3 s later (RabbitMQ's grace period too): no need to wait for it here.
+                with contextlib.suppress(OSError):
+                    client.send_method(0, pika.spec.Connection.CloseOk())
+                return True
     except ConnectionClosedError:
         outcome.dropped = True
+        return True
     except TimeoutError:
-        pass
+        return False
     except (OSError, AssertionError, KeyError, struct.error) as error:
         outcome.error = repr(error)
+        return True
 
 
 def _check(outcome: Outcome) -> None:

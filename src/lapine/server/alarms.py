@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import logging
 import os
 from collections.abc import Callable
@@ -95,9 +96,11 @@ def data_directory(config: Config) -> str:
     return config.data_dir or str(default_data_dir())
 
 
+@functools.cache
 def _malloc_trim() -> Callable[[], None]:
     """glibc's malloc_trim, which hands freed heap back to the OS. Python frees memory to its
-    allocator, not always to the OS: without this an alarm could outlive the backlog that set it."""
+    allocator, not always to the OS: without this an alarm could outlive the backlog that set it.
+    Looked up once: find_library runs ldconfig."""
     name = ctypes.util.find_library("c")
     try:
         trim = ctypes.CDLL(name).malloc_trim if name else None
