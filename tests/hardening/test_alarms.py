@@ -94,6 +94,7 @@ def fake() -> FakeResources:
 def test_memory_alarm_blocks_publisher_while_consumer_drains(start_broker: StartBroker, fake: FakeResources) -> None:
     broker = start_broker(alarm_check_interval=0.05)
     monitor = fake.install(broker)
+    model = broker.server.broker  # type: ignore[union-attr]
     publisher = _connect(broker)
     events = BlockEvents(publisher)
     pub_channel = publisher.channel()
@@ -110,6 +111,7 @@ def test_memory_alarm_blocks_publisher_while_consumer_drains(start_broker: Start
     pub_channel.basic_publish("", queue, b"during 1")  # its frames are the last the broker reads
     _pump(publisher, lambda: bool(events.events))
     assert events.events == [("blocked", "low on memory")]
+    assert broker.call(lambda: [c.blocked for c in model.connections]) == [True]  # for the management API
     pub_channel.basic_publish("", queue, b"during 2")  # not read while blocked
 
     # A consumer on another connection drains the queue meanwhile. ("during 1" may or may not be
@@ -127,6 +129,7 @@ def test_memory_alarm_blocks_publisher_while_consumer_drains(start_broker: Start
     fake.memory = 0
     _pump(publisher, lambda: len(events.events) == 2)
     assert events.events[1] == ("unblocked",)
+    assert broker.call(lambda: [c.blocked for c in model.connections]) == [False, False]
     _pump(consumer, lambda: len(got) == 102, state=got)
     assert got[100:] == [b"during 1", b"during 2"]
     publisher.close()

@@ -88,7 +88,7 @@ def _slow_consumer(broker: BrokerThread, queue: str) -> RawAMQP:
 @pytest.mark.parametrize(
     "queue_window",
     [
-        10_000,  # the default: the backlog pages out to disk, memory stays low without any alarm
+        10_000,  # the default: the backlog pages out to disk, memory stays low even without the alarm
         10**9,  # everything in memory: the memory alarm must stop the publisher
     ],
 )

@@ -107,6 +107,8 @@ class Connection:
         self.bytes_sent = 0
         # Set on every publish; the asyncio layer reads and clears it to block publishers (alarms).
         self.published = False
+        # Not read from because of a resource alarm (RabbitMQ's connection state "blocked").
+        self.blocked = False
         # Seconds the transport should hold the output it has now before writing it (a failed
         # login is answered late, to slow down password guessing); the transport resets it.
         self.output_delay = 0.0

@@ -63,7 +63,7 @@ class PublisherThrottle:
     def publish_received(self) -> None:
         """The connection published during the last read: stop reading if we must."""
         if self.broker.alarms and not self.blocked:
-            self.blocked = True
+            self.blocked = self.connection.blocked = True
             self._pause()
             if not self._blocked_sent and self.connection.client_capability("connection.blocked"):
                 self._blocked_sent = True
@@ -78,7 +78,7 @@ class PublisherThrottle:
         """An alarm was set or cleared: a blocked connection goes on once none is left."""
         if not self.blocked or self.broker.alarms:
             return
-        self.blocked = False
+        self.blocked = self.connection.blocked = False
         if self._blocked_sent:
             self._blocked_sent = False
             self.connection.send_unblocked()
