@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,8 @@ def render(rows: list[dict[str, Any]], path: Path, title: str = "Lapine vs Rabbi
     rabbit: list[float] = []
     for row in rows:
         better = "higher" if row["better"] == "higher" else "lower"
-        labels.append(f"{row['title']}\n{row['metric']} ({better} is better)")
+        name = "\n".join(textwrap.wrap(row["title"], 48))
+        labels.append(f"{name}\n{row['metric']} ({better} is better)")
         base = row.get("rabbitmq")
         if base:
             lapine.append(row["lapine"] / base)
@@ -39,7 +41,7 @@ def render(rows: list[dict[str, Any]], path: Path, title: str = "Lapine vs Rabbi
             rabbit.append(float("nan"))
 
     height = 0.38
-    fig, ax = plt.subplots(figsize=(11, 0.62 * len(rows) + 1.6))
+    fig, ax = plt.subplots(figsize=(11, 0.75 * len(rows) + 1.6))
     positions = list(range(len(rows)))
     ax.barh([p - height / 2 for p in positions], lapine, height, label="Lapine", color="#d9822b")
     ax.barh([p + height / 2 for p in positions], rabbit, height, label="RabbitMQ = 1", color="#8a8f98")
@@ -48,6 +50,8 @@ def render(rows: list[dict[str, Any]], path: Path, title: str = "Lapine vs Rabbi
             ax.text(
                 value, p - height / 2, f" {value:.2f}x ({_fmt(row['lapine'], row['unit'])})", va="center", fontsize=7
             )
+        if row.get("rabbitmq"):
+            ax.text(1.0, p + height / 2, f" {_fmt(row['rabbitmq'], row['unit'])}", va="center", fontsize=7)
     ax.axvline(1.0, color="black", linewidth=0.8)
     ax.set_yticks(positions)
     ax.set_yticklabels(labels, fontsize=7)

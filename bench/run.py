@@ -268,7 +268,7 @@ def table(rows: list[dict[str, Any]], both: bool) -> str:
 # --- the profile -----------------------------------------------------------------------------------
 
 
-def profile(args: argparse.Namespace, options: Options, selected: list[Scenario]) -> int:
+def profile(args: argparse.Namespace, options: Options, selected: list[Scenario], quiet: tuple[float, float]) -> int:
     """Run each scenario against Lapine with py-spy attached for the measured window only."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -281,7 +281,7 @@ def profile(args: argparse.Namespace, options: Options, selected: list[Scenario]
         broker = make_broker("lapine", args)
         # The load generator connects and warms up first; py-spy samples the measured window only.
         spy = Spy(out, rate=args.profile_rate, delay=options.warmup + 0.5, duration=max(1, int(options.duration) - 1))
-        result = measure(scenario, broker, options, (args.quiet_wait or 0.0, args.quiet_threshold), spy=spy)
+        result = measure(scenario, broker, options, quiet, spy=spy)
         figure = [f"{m.label} {fmt(m.pick(result), m.unit)}" for m in scenario.metrics]
         for issue in issues_of(result):
             log(f"  ! {issue}")
@@ -369,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
         args.lapine_path = str(snapshot_lapine(BENCH.parent / "src"))
     try:
         if args.profile:
-            return profile(args, options, selected)
+            return profile(args, options, selected, quiet)
         return compare(args, options, selected, wanted, repeat, quiet)
     finally:
         if args.lapine_path:
