@@ -278,3 +278,28 @@ def test_settings_from_the_environment() -> None:
     assert config.ssl_fail_if_no_peer_cert is True
     with pytest.raises(ValueError, match="not a boolean"):
         config.update({"tcp_keepalive": "maybe"})
+
+
+def test_alarms_show_in_the_management_api_and_prometheus(start_broker: StartBroker, fake: FakeResources) -> None:
+    import base64
+    import json
+    import urllib.error
+    import urllib.request
+
+    broker = start_broker(management_port=0, prometheus_port=0, alarm_check_interval=60)
+    fake.install(broker)
+    fake.memory = 10**12
+    broker.call(broker.server.alarms.check)  # type: ignore[union-attr]
+    auth = {"Authorization": "Basic " + base64.b64encode(b"guest:guest").decode()}
+    request = urllib.request.Request(broker.management_url + "/api/nodes", headers=auth)
+    (node,) = json.load(urllib.request.urlopen(request, timeout=5))
+    assert node["mem_alarm"] is True and node["disk_free_alarm"] is False
+    health = urllib.request.Request(broker.management_url + "/api/health/checks/alarms", headers=auth)
+    try:
+        urllib.request.urlopen(health, timeout=5)
+        raise AssertionError("the alarms health check passed under an alarm")
+    except urllib.error.HTTPError as error:
+        assert error.code == 503
+        assert json.load(error)["alarms"][0]["resource"] == "memory"
+    metrics = urllib.request.urlopen(broker.prometheus_url + "/metrics", timeout=5).read().decode()
+    assert "rabbitmq_alarms_memory_used_watermark 1" in metrics

@@ -1,7 +1,7 @@
 """Health checks (/api/health/checks/...) and the aliveness test, answered as RabbitMQ does.
 
 A check answers 200 {"status": "ok"} when healthy and 503 {"status": "failed", "reason": ...}
-otherwise. Lapine has no memory or disk alarms and no quorum queues, so those checks pass.
+otherwise. Lapine has no quorum queues, so that check passes.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from aiohttp import web
 
 from lapine.broker.message import Message
 from lapine.management.auth import vhost_from_path
-from lapine.management.context import node_of
+from lapine.management.context import broker_of, node_of
 from lapine.management.http import json_response
 from lapine.management.messages import header_payload
 
@@ -26,6 +26,12 @@ def failed(reason: str, **extra: object) -> web.Response:
 
 
 async def alarms(request: web.Request) -> web.Response:
+    """RabbitMQ's answer: 503 and the alarms in effect, or ok."""
+    in_effect = sorted(broker_of(request).alarms)
+    if in_effect:
+        node = node_of(request).name
+        alarms = [{"node": node, "resource": resource} for resource in in_effect]
+        return failed("There are alarms in effect in the cluster", alarms=alarms)
     return ok()
 
 
@@ -79,6 +85,6 @@ def routes() -> list[web.RouteDef]:
         web.get("/api/health/checks/node-is-mirror-sync-critical", quorum_critical),
         web.get("/api/health/checks/port-listener/{port}", port_listener),
         web.get("/api/health/checks/protocol-listener/{protocol}", protocol_listener),
-        web.get("/api/health/checks/certificate-expiration/{within}/{unit}", alarms),
+        web.get("/api/health/checks/certificate-expiration/{within}/{unit}", virtual_hosts),
         web.get("/api/aliveness-test/{vhost}", aliveness),
     ]

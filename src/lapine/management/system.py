@@ -6,9 +6,8 @@ import os
 import resource
 import shutil
 
-# RabbitMQ's defaults: memory high watermark 0.4 of RAM, disk free limit 50 MB.
-MEMORY_WATERMARK = 0.4
-DISK_FREE_LIMIT = 50_000_000
+from lapine.config import Config
+from lapine.server.alarms import memory_limit as alarm_memory_limit
 
 
 def resident_memory() -> int:
@@ -29,8 +28,9 @@ def total_memory() -> int:
         return 0
 
 
-def memory_limit() -> int:
-    return int(total_memory() * MEMORY_WATERMARK)
+def memory_limit(config: Config) -> int:
+    """The memory high watermark in force (the alarm monitor's own rule)."""
+    return alarm_memory_limit(config)
 
 
 def open_fds() -> int:

@@ -130,7 +130,7 @@ def node_families(broker: Broker, started_at: float) -> list[Family]:
         ),
         Family("rabbitmq_process_resident_memory_bytes", "gauge", "Memory used in bytes").add(system.resident_memory()),
         Family("rabbitmq_resident_memory_limit_bytes", "gauge", "Memory high watermark in bytes").add(
-            system.memory_limit()
+            system.memory_limit(broker.config)
         ),
         Family("rabbitmq_process_open_fds", "gauge", "Open file descriptors").add(system.open_fds()),
         Family("rabbitmq_process_max_fds", "gauge", "Open file descriptors limit").add(system.max_fds()),
@@ -138,16 +138,16 @@ def node_families(broker: Broker, started_at: float) -> list[Family]:
             system.disk_free(broker.config.data_dir)
         ),
         Family("rabbitmq_disk_space_available_limit_bytes", "gauge", "Free disk space low watermark in bytes").add(
-            system.DISK_FREE_LIMIT
+            broker.config.disk_free_limit
         ),
         Family("rabbitmq_alarms_memory_used_watermark", "gauge", "is 1 if VM memory watermark alarm is in effect").add(
-            0
+            int("memory" in broker.alarms)
         ),
         Family(
             "rabbitmq_alarms_free_disk_space_watermark",
             "gauge",
             "is 1 if free disk space watermark alarm is in effect",
-        ).add(0),
+        ).add(int("disk" in broker.alarms)),
         Family(
             "rabbitmq_alarms_file_descriptor_limit", "gauge", "is 1 if file descriptor limit alarm is in effect"
         ).add(0),
