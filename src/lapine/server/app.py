@@ -110,7 +110,7 @@ class Server:
         """Open (and lock) the data directory, then recover what it holds, before listening."""
         path = self.config.data_dir or default_data_dir()
         self.store = SqliteStore(path, notify=loop.call_soon_threadsafe, on_error=self._store_failed)
-        log.info("data directory %s", self.store.path)
+        log.info("data in %s", self.store.path)
         try:
             self.broker.attach_store(self.store)
         except BaseException:
