@@ -326,21 +326,14 @@ class Channel:
 
     def route_and_enqueue(self, exchange: Exchange, message: Message, mandatory: bool) -> bool:
         """Route and enqueue; False when a queue refused the message (its publisher gets a nack)."""
-        queues: list[Queue]
-        if exchange.is_default and message.cc is None and message.bcc is None:
-            queue = self.vhost.queues.get(message.routing_key)
-            if queue is not None:
-                queues = [queue]
-            elif message.routing_key.startswith(direct_reply_to.PREFIX):
-                if direct_reply_to.deliver(self.connection.broker, message):
-                    return True
-                queues = []
-            else:
-                queues = []
-        else:
-            queues = self.vhost.route(exchange, message)
-        exchange.stats.publish_in += 1
-        if not queues:
+        if (
+            exchange.is_default
+            and message.routing_key.startswith(direct_reply_to.PREFIX)
+            and direct_reply_to.deliver(self.connection.broker, message)
+        ):
+            return True
+        routed, accepted = self.vhost.publish(exchange, message)
+        if not routed:
             if mandatory:
                 self.stats.return_unroutable += 1
                 self.send_content(
@@ -354,13 +347,6 @@ class Channel:
                 )
             else:
                 self.stats.drop_unroutable += 1
-            return True
-        exchange.stats.publish_out += len(queues)
-        accepted = True
-        for queue in queues:
-            queue.stats.publish += 1
-            if not queue.publish(message):
-                accepted = False
         return accepted
 
     def _expiration(self, message: Message) -> int | None:

@@ -348,6 +348,28 @@ class VirtualHost:
 
     # --- routing -----------------------------------------------------------------------------
 
+    def publish(self, exchange: Exchange, message: Message) -> tuple[bool, bool]:
+        """Route a message and enqueue it in every queue it reaches, counting as RabbitMQ does.
+
+        Returns (routed, accepted): accepted is False when a queue refused it (overflow
+        reject-publish), which its publisher hears as a nack.
+        """
+        if exchange.is_default and message.cc is None and message.bcc is None:
+            queue = self.queues.get(message.routing_key)
+            queues = [queue] if queue is not None else []
+        else:
+            queues = self.route(exchange, message)
+        exchange.stats.publish_in += 1
+        if not queues:
+            return False, True
+        exchange.stats.publish_out += len(queues)
+        accepted = True
+        for queue in queues:
+            queue.stats.publish += 1
+            if not queue.publish(message):
+                accepted = False
+        return True, accepted
+
     def route(self, exchange: Exchange, message: Message) -> list[Queue]:
         """The queues a message goes to, each once, for its routing key and any CC/BCC keys."""
         if message.cc is None and message.bcc is None:

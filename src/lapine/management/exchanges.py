@@ -9,7 +9,6 @@ from aiohttp import web
 from lapine.amqp.errors import AMQPError
 from lapine.broker.exchange import Exchange
 from lapine.broker.message import Message
-from lapine.broker.queue import Queue
 from lapine.broker.vhost import VirtualHost
 from lapine.management import counters
 from lapine.management.auth import act_in, check, scoped_vhosts, user_of, vhost_for_write, vhost_from_path
@@ -155,18 +154,12 @@ def _message(exchange: str, routing_key: str, properties: dict[str, Any], payloa
 
 
 def route(vhost: VirtualHost, exchange: Exchange, message: Message) -> bool:
-    """Route and enqueue, counting as Channel.route_and_enqueue does; the vhost keeps the totals."""
-    queues: list[Queue] = vhost.route(exchange, message)
+    """Route and enqueue as a channel's publish does; the vhost keeps the publisher's counts."""
+    routed, _accepted = vhost.publish(exchange, message)
     vhost.stats.publish += 1
-    exchange.stats.publish_in += 1
-    if not queues:
+    if not routed:
         vhost.stats.drop_unroutable += 1
-        return False
-    exchange.stats.publish_out += len(queues)
-    for queue in queues:
-        queue.stats.publish += 1
-        queue.publish(message)
-    return True
+    return routed
 
 
 async def bindings_source(request: web.Request) -> web.Response:
