@@ -640,3 +640,24 @@ def test_policy_lifecycle(api: Http, unique: Callable[[str], str]) -> None:
     finally:
         api.delete(path)
         api.delete(f"/api/queues/%2F/{q(queue)}")
+
+
+def test_single_active_consumer_is_the_only_active_one(
+    api: Http, connect: Callable[..., Any], unique: Callable[[str], str]
+) -> None:
+    name = unique("sac")
+    channel = connect().channel()
+    channel.queue_declare(name, durable=True, arguments={"x-single-active-consumer": True})
+    try:
+        first = channel.basic_consume(name, lambda *args: None, consumer_tag=unique("first"))
+        second = channel.basic_consume(name, lambda *args: None, consumer_tag=unique("second"))
+
+        def states() -> dict[str, bool] | None:
+            found = {c["consumer_tag"]: c["active"] for c in api.get("/api/consumers").json}
+            return found if first in found and second in found else None
+
+        assert eventually(states) == {first: True, second: False}
+        queue = eventually(lambda: api.get(f"/api/queues/%2F/{q(name)}").json)
+        assert queue["single_active_consumer_tag"] == first
+    finally:
+        channel.queue_delete(name)

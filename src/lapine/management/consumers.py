@@ -31,7 +31,7 @@ def consumer_info(consumer: Consumer, node: str) -> dict[str, Any]:
     return {
         "arguments": dict(consumer.arguments),
         "ack_required": not consumer.no_ack,
-        "active": True,
+        "active": queue.active_consumer in (None, consumer),
         "activity_status": "up",
         "channel_details": channel_details(consumer, node),
         "consumer_tag": consumer.tag,

@@ -56,7 +56,7 @@ def queue_info(queue: Queue, sampler: Sampler, node: str, unacked_bytes: int = 0
         "consumer_capacity": _capacity(queue),
         "consumer_utilisation": _capacity(queue),
         "exclusive_consumer_tag": queue.exclusive_consumer.tag if queue.exclusive_consumer else None,
-        "single_active_consumer_tag": None,
+        "single_active_consumer_tag": queue.active_consumer.tag if queue.active_consumer else None,
         "policy": policy.name if policy is not None else None,
         "operator_policy": None,
         "effective_policy_definition": dict(policy.definition) if policy is not None else {},
