@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from lapine.auth.passwords import HASHING_ALGORITHM, check_password, hash_password
 
 DEFAULT_USER = "guest"
-DEFAULT_PASSWORD = "guest"
 
 
 @dataclass

@@ -490,10 +490,7 @@ class Connection:
         self._shutdown_channels()
         self.state = State.CLOSED
         self.finished = True
-        for queue in list(self.exclusive_queues):
-            if not queue.deleted:
-                queue.vhost.delete_queue(queue)
-        self.exclusive_queues.clear()
+        self._delete_exclusive_queues()
         self.broker.connections.discard(self)
 
     def _shutdown_channels(self) -> None:
@@ -501,9 +498,11 @@ class Connection:
         self.channels.clear()
         for channel in channels:
             channel.shutdown()
-        if self.state in (State.CLOSING, State.CLOSED):
-            return
-        # Exclusive queues go with the connection, as soon as it starts closing.
+        if self.state not in (State.CLOSING, State.CLOSED):
+            # Exclusive queues go with the connection, as soon as it starts closing.
+            self._delete_exclusive_queues()
+
+    def _delete_exclusive_queues(self) -> None:
         for queue in list(self.exclusive_queues):
             if not queue.deleted:
                 queue.vhost.delete_queue(queue)

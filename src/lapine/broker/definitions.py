@@ -33,8 +33,6 @@ RABBITMQ_COMPATIBLE_VERSION = "3.13.7"
 CONNECTION_FORCED = 320
 RESOURCE_LOCKED = 405
 PRECONDITION_FAILED = 406
-# The tags RabbitMQ's management plugin gives a meaning to; others are stored and shown as given.
-KNOWN_TAGS = ("administrator", "monitoring", "policymaker", "management", "impersonator")
 # RabbitMQ's password hashing algorithms (lapine.auth.passwords checks all three).
 HASHING_ALGORITHMS = ("rabbit_password_hashing_sha256", "rabbit_password_hashing_sha512", "rabbit_password_hashing_md5")
 

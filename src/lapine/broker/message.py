@@ -12,6 +12,7 @@ from lapine.amqp.spec import BasicProperties
 class Message:
     __slots__ = (
         "_exchange_bytes",
+        "_persistent",
         "_properties",
         "_routing_key_bytes",
         "bcc",
@@ -20,7 +21,6 @@ class Message:
         "durably_written",
         "exchange",
         "header_payload",
-        "persistent",
         "routing_key",
         "ttl",
     )
@@ -36,7 +36,7 @@ class Message:
         self._exchange_bytes: bytes | None = None
         self._routing_key_bytes: bytes | None = None
         # delivery_mode lives in the properties; flags bit 12 (0x1000) says whether it is present.
-        self.persistent = _delivery_mode(header_payload) == 2
+        self._persistent: bool | None = None
         # The expiration property in milliseconds, set by the channel when the property is there.
         self.ttl: int | None = None
         # CC routing keys from the headers (sender-selected distribution); None when there are none.
@@ -45,6 +45,13 @@ class Message:
         self.bcc: list[str] | None = None
         # Written to disk for a durable queue: a publisher confirm must wait for the store.
         self.durably_written = False
+
+    @property
+    def persistent(self) -> bool:
+        """delivery_mode 2; read from the raw header only when a durable queue needs to know."""
+        if self._persistent is None:
+            self._persistent = _delivery_mode(self.header_payload) == 2
+        return self._persistent
 
     @property
     def properties(self) -> BasicProperties:
