@@ -1,11 +1,11 @@
-"""Publisher back-pressure: a fast publisher and a consumer that stops reading its socket cannot
-grow the broker's memory without bound.
+"""Publisher back-pressure: a fast publisher cannot grow the broker's memory without bound.
 
-The consumer's socket fills, so its connection gets no more deliveries (AMQPProtocol.pause_writing)
-and the messages stay in their queue, whose backlog past ``queue_window`` lives on disk; the
-publisher is paused while the store's write backlog is high (server/throttle.py) and blocked by
-the memory alarm if memory still climbs past the watermark. Either way what the publisher sends
-waits in TCP buffers and in the publisher, not in the broker.
+Into a consumer that stops reading its socket: the consumer's socket fills, so its connection gets
+no more deliveries (AMQPProtocol.pause_writing), the queue falls behind and credit flow holds the
+publisher (broker/flow.py). Into a queue with no consumer: its backlog past ``queue_window`` lives
+on disk, the publisher is paused while the store's write backlog is high (server/throttle.py), and
+with everything in memory the memory alarm blocks it once memory climbs past the watermark. Either
+way what the publisher sends waits in TCP buffers and in the publisher, not in the broker.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import pika
 import pika.spec
 import pytest
 
+from lapine.broker import flow
 from lapine.server.alarms import resident_memory
 from lapine.testing import BrokerThread
 from tests.hardening.conftest import StartBroker
@@ -86,20 +87,21 @@ def _slow_consumer(broker: BrokerThread, queue: str) -> RawAMQP:
 
 
 @pytest.mark.parametrize(
-    "queue_window",
+    ("queue_window", "stalled_consumer"),
     [
-        10_000,  # the default: the backlog pages out to disk, memory stays low even without the alarm
-        10**9,  # everything in memory: the memory alarm must stop the publisher
+        (10_000, True),  # credit flow holds the publisher to the stalled consumer's pace
+        (10_000, False),  # no consumer: the backlog pages out to disk, memory stays low without the alarm
+        (10**9, False),  # no consumer, everything in memory: the memory alarm must stop the publisher
     ],
 )
-def test_flood_into_a_stalled_consumer_keeps_memory_bounded(start_broker: StartBroker, queue_window: int) -> None:
+def test_a_flood_keeps_memory_bounded(start_broker: StartBroker, queue_window: int, stalled_consumer: bool) -> None:
     broker = start_broker(alarm_check_interval=0.05, queue_window=queue_window)
     assert broker.server is not None
     model = broker.server.broker
     connection = pika.BlockingConnection(pika.URLParameters(broker.url))
     channel = connection.channel()
     channel.queue_declare("flood")
-    consumer = _slow_consumer(broker, "flood")
+    consumer = _slow_consumer(broker, "flood") if stalled_consumer else None
     baseline = resident_memory()
     watermark = baseline + 48 * MIB
     broker.call(setattr, broker.server.alarms, "memory_limit", watermark)
@@ -120,10 +122,15 @@ def test_flood_into_a_stalled_consumer_keeps_memory_bounded(start_broker: StartB
         f"{publisher.stalls} stalled writes; RSS {baseline / MIB:.0f} MiB -> peak {peak / MIB:.0f} MiB "
         f"(watermark {watermark / MIB:.0f} MiB); alarms: {sorted(alarms)}"
     )
-    assert queued > 10_000, "messages should wait in the queue"
     assert peak < watermark + 32 * MIB, f"RSS peaked at {peak / MIB:.0f} MiB"
+    if stalled_consumer:
+        assert flow.BEHIND_MESSAGES <= queued < 2 * flow.BEHIND_MESSAGES, "credit flow should hold the backlog"
+        assert publisher.stalls > 0 and not alarms, "credit flow, not an alarm, should have held the publisher"
+    else:
+        assert queued > 10_000, "messages should wait in the queue"
     if queue_window > 10**6:
         assert alarms == {"memory"} and publisher.stalls > 0, "the memory alarm should have held the publisher"
     connection.close()
-    consumer.close()
+    if consumer is not None:
+        consumer.close()
     publisher.client.close()

@@ -32,6 +32,8 @@ class Broker:
         self.users = Users()
         self.permissions = Permissions()
         self.connections: set[Connection] = set()
+        # Times any connection was held by credit flow (broker/flow.py), for Prometheus.
+        self.flow_holds = 0
         self.reply_consumers: dict[str, ReplyConsumer] = {}
         # Resource alarms in effect, "memory" and/or "disk": kept by server/alarms.py; publishers
         # are blocked while it is not empty.

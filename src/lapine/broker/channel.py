@@ -332,7 +332,7 @@ class Channel:
             and direct_reply_to.deliver(self.connection.broker, message)
         ):
             return True
-        routed, accepted = self.vhost.publish(exchange, message)
+        routed, accepted = self.vhost.publish(exchange, message, self.connection)
         if not routed:
             if mandatory:
                 self.stats.return_unroutable += 1

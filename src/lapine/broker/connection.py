@@ -23,6 +23,7 @@ from lapine.amqp.codec import frame_description
 from lapine.amqp.errors import AMQPError, ChannelError, ConnectionError
 from lapine.amqp.frames import PROTOCOL_HEADER, FrameReader, FrameReaderError, decode_publish, method_frame
 from lapine.auth import sasl
+from lapine.broker import flow
 from lapine.broker.channel import NO_METHOD, Channel
 
 if TYPE_CHECKING:
@@ -42,7 +43,9 @@ CONNECTION_FORCED = 320
 
 _PUBLISH_IDS = b"\x00\x3c\x00\x28"
 # Output gathered for one socket write; past it, deliveries to this connection wait a tick.
-OUTPUT_PER_TICK = 256 * 1024  # basic.publish: class 60, method 40
+OUTPUT_PER_TICK = 256 * 1024
+# Output a client may leave unread beyond one message of the largest size, before its requests wait.
+OUTPUT_SLACK = 4 * 1024 * 1024  # basic.publish: class 60, method 40
 _HANDSHAKE_FRAME_MAX = 131072
 
 
@@ -112,6 +115,24 @@ class Connection:
         # Seconds the transport should hold the output it has now before writing it (a failed
         # login is answered late, to slow down password guessing); the transport resets it.
         self.output_delay = 0.0
+        # Credit flow (broker/flow.py): messages put into queues that are behind this tick, the
+        # frames that wait for the next tick once that is past the credit, and when that last
+        # happened (scheduler time; -inf for never).
+        self.flow_spent = 0
+        self.flow_credit = flow.MIN_CREDIT
+        # The queues that were behind when we published to them since the last grant, with how
+        # many messages each had handed out then.
+        self._behind: dict[Queue, int] = {}
+        self.held_frames: list[tuple[int, int, Any]] | None = None
+        self.flow_held_at = float("-inf")
+        # Output not yet taken by the socket (the transport's buffer, told by the asyncio layer).
+        # Past ``output_limit`` with ours, requests wait: a client that does not read what we send
+        # cannot make us buffer without bound (basic.get after basic.get of a big message).
+        # Deliveries stop much earlier (``writable``), so this is reached only by replies.
+        self.output_pending = 0
+        self.output_limit = config.max_message_size + OUTPUT_SLACK
+        # Set when the next frame must wait: out of credit, or too much output unread.
+        self._hold_next = False
 
     def __repr__(self) -> str:
         return f"<Connection {self.name} {self.state.value}>"
@@ -123,11 +144,14 @@ class Connection:
             self.wakeup()
         self.output.append(data)
         self.output_size += len(data)
-        if self.output_size > OUTPUT_PER_TICK and not self._output_full:
-            # Enough for one write: deliveries wait for the next loop tick, so that one busy
-            # consumer's burst neither starves other sockets nor builds one giant buffer.
-            self._output_full = True
-            self._update_writable()
+        if self.output_size > OUTPUT_PER_TICK:
+            if not self._output_full:
+                # Enough for one write: deliveries wait for the next loop tick, so that one busy
+                # consumer's burst neither starves other sockets nor builds one giant buffer.
+                self._output_full = True
+                self._update_writable()
+            if self.output_size + self.output_pending > self.output_limit:
+                self._hold_next = True
 
     def send_method(self, channel_id: int, method: spec.Method) -> None:
         self.send(method_frame(channel_id, method))
@@ -191,20 +215,95 @@ class Connection:
                 frames = self.reader.feed(data)
             except FrameReaderError as error:
                 # RabbitMQ acts on the good frames that came before the bad one, then closes.
-                self._frames_received(error.frames)
+                self._take_frames(error.frames)
                 raise
-            self._frames_received(frames)
+            self._take_frames(frames)
         except ConnectionError as error:
             self.close_with_error(error)
         except Exception:
             log.exception("internal error on connection %s", self.name)
             self.close_with_error(ConnectionError(INTERNAL_ERROR, "internal error"))
         finally:
-            if self._confirming:
-                for channel in self._confirming:
-                    if not channel.closed:
-                        channel.flush_confirms()
-                self._confirming.clear()
+            self._flush_confirms()
+
+    def _take_frames(self, frames: list[tuple[int, int, Any]]) -> None:
+        if self.held_frames is not None:
+            # Still waiting for credit: new frames queue up behind the held ones, in order.
+            self.held_frames.extend(frames)
+        else:
+            self._frames_received(frames)
+
+    def set_output_pending(self, size: int) -> None:
+        """What the transport still has to write; below the limit, held requests may go on."""
+        self.output_pending = size
+        if self.output_over_limit():
+            self._hold_next = True
+
+    def output_over_limit(self) -> bool:
+        return self.output_size + self.output_pending > self.output_limit
+
+    def grant_credit(self, trickle: bool = False) -> None:
+        """Credit again (each event-loop tick): as many messages as the slowest of the queues
+        that were behind handed out since the last grant. None when they all stood still,
+        except a trickle when ``trickle`` (the retry timer), so that nothing waits forever."""
+        self.flow_spent = 0
+        behind = self._behind
+        for queue in [queue for queue in behind if queue.deleted or not flow.is_behind(queue)]:
+            del behind[queue]  # caught up (or gone): it holds nobody back any more
+        if not behind:
+            self.flow_credit = flow.MIN_CREDIT
+            return
+        progress = min(queue.stats.deliver_get - then for queue, then in behind.items())
+        if progress > 0:
+            behind.clear()
+            self.flow_credit = progress
+        else:
+            # Keep the marks: progress is counted from them at the next grant.
+            self.flow_credit = flow.MIN_CREDIT if trickle else 0
+
+    def release_held(self) -> None:
+        """Held frames go on, if there is credit and our output is under its limit."""
+        self._hold_next = self.flow_spent >= self.flow_credit or self.output_over_limit()
+        held = self.held_frames
+        if held is None or self._hold_next or self.state is State.CLOSED:
+            return
+        self.held_frames = None
+        try:
+            self._frames_received(held)
+        except ConnectionError as error:
+            self.close_with_error(error)
+        except Exception:
+            log.exception("internal error on connection %s", self.name)
+            self.close_with_error(ConnectionError(INTERNAL_ERROR, "internal error"))
+        finally:
+            self._flush_confirms()
+
+    def charge(self, queue: Queue) -> None:
+        """A message of ours went into ``queue``, which is behind (broker/flow.py)."""
+        if queue not in self._behind:
+            self._behind[queue] = queue.stats.deliver_get
+        self.flow_spent += 1
+        if self.flow_spent >= self.flow_credit:
+            self._hold_next = True
+
+    @property
+    def in_flow(self) -> bool:
+        """Held by credit flow within the last few seconds: RabbitMQ's state "flow"."""
+        return self.broker.scheduler.time() - self.flow_held_at < flow.FLOW_STATE_SECONDS
+
+    def _hold(self, frames: list[tuple[int, int, Any]], index: int) -> None:
+        """Out of credit or output room: the rest of this read waits for the next tick."""
+        self.held_frames = frames[index:]
+        if self.flow_spent >= self.flow_credit:
+            self.flow_held_at = self.broker.scheduler.time()
+            self.broker.flow_holds += 1
+
+    def _flush_confirms(self) -> None:
+        if self._confirming:
+            for channel in self._confirming:
+                if not channel.closed:
+                    channel.flush_confirms()
+            self._confirming.clear()
 
     def _protocol_header(self, data: bytes) -> bytes:
         needed = 8 - len(self._header)
@@ -225,6 +324,9 @@ class Connection:
         index = 0
         count = len(frames)
         while index < count:
+            if self._hold_next:
+                self._hold(frames, index)
+                return
             frame_type, channel_id, payload = frames[index]
             index += 1
             if self.state is State.CLOSED:
@@ -487,6 +589,8 @@ class Connection:
 
     def connection_lost(self) -> None:
         """The socket is gone: release everything the connection held."""
+        self.held_frames = None
+        self._behind.clear()
         self._shutdown_channels()
         self.state = State.CLOSED
         self.finished = True

@@ -13,6 +13,7 @@ from lapine.amqp.errors import ChannelError, ConnectionError
 from lapine.broker import arguments as args
 from lapine.broker.exchange import Exchange
 from lapine.broker.exchanges import router_for
+from lapine.broker.flow import is_behind
 from lapine.broker.message import Message
 from lapine.broker.policies import Policies, Policy
 from lapine.broker.queue import Queue
@@ -20,6 +21,7 @@ from lapine.broker.stats import MessageStats
 
 if TYPE_CHECKING:
     from lapine.broker.connection import Connection
+    from lapine.broker.flow import Publisher
     from lapine.broker.persistence import Persistence
     from lapine.broker.scheduler import Scheduler
 
@@ -348,11 +350,14 @@ class VirtualHost:
 
     # --- routing -----------------------------------------------------------------------------
 
-    def publish(self, exchange: Exchange, message: Message) -> tuple[bool, bool]:
+    def publish(
+        self, exchange: Exchange, message: Message, publisher: Publisher | None = None
+    ) -> tuple[bool, bool]:
         """Route a message and enqueue it in every queue it reaches, counting as RabbitMQ does.
 
         Returns (routed, accepted): accepted is False when a queue refused it (overflow
-        reject-publish), which its publisher hears as a nack.
+        reject-publish), which its publisher hears as a nack. The ``publisher`` is charged
+        credit for every queue that is behind (broker/flow.py).
         """
         if exchange.is_default and message.cc is None and message.bcc is None:
             queue = self.queues.get(message.routing_key)
@@ -368,6 +373,8 @@ class VirtualHost:
             queue.stats.publish += 1
             if not queue.publish(message):
                 accepted = False
+            if publisher is not None and is_behind(queue):
+                publisher.charge(queue)
         return True, accepted
 
     def route(self, exchange: Exchange, message: Message) -> list[Queue]:

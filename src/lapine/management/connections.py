@@ -14,6 +14,17 @@ from lapine.management.http import ApiError, listing, no_content, not_found, one
 
 # RabbitMQ's names for a connection's states.
 STATES = {State.OPEN: "running", State.CLOSING: "closing", State.CLOSED: "closed"}
+
+
+def connection_state(connection: Connection) -> str:
+    """RabbitMQ's state: "blocked" by an alarm, "flow" if held by credit flow lately, else by
+    the protocol's state."""
+    if connection.state is State.OPEN:
+        if connection.blocked:
+            return "blocked"
+        if connection.in_flow:
+            return "flow"
+    return STATES.get(connection.state, "starting")
 BYTE_FIELDS = ("recv_oct", "send_oct")
 
 
@@ -43,7 +54,7 @@ def connection_info(request: web.Request, connection: Connection) -> dict[str, A
         "peer_cert_subject": None,
         "peer_cert_issuer": None,
         "peer_cert_validity": None,
-        "state": STATES.get(connection.state, "starting"),
+        "state": connection_state(connection),
         "channels": len(connection.channels),
         "channel_max": connection.channel_max,
         "frame_max": connection.frame_max,

@@ -154,6 +154,13 @@ def node_families(broker: Broker, started_at: float) -> list[Family]:
         Family("rabbitmq_erlang_uptime_seconds", "gauge", "Node uptime").add(round(time.time() - started_at, 3)),
         Family("rabbitmq_connections", "gauge", "Connections currently open").add(len(connections)),
         Family("rabbitmq_channels", "gauge", "Channels currently open").add(sum(len(c.channels) for c in connections)),
+        # Credit flow (broker/flow.py); RabbitMQ has no such metric, so these carry Lapine's name.
+        Family("lapine_connections_flow", "gauge", "Connections held by credit flow in the last 5 seconds").add(
+            sum(1 for c in connections if c.in_flow)
+        ),
+        Family("lapine_connection_flow_holds_total", "counter", "Times a connection was held by credit flow").add(
+            broker.flow_holds
+        ),
         Family("rabbitmq_consumers", "gauge", "Consumers currently connected").add(
             sum(len(q.consumers) for q in queues)
         ),

@@ -12,7 +12,9 @@ import socket
 from typing import TYPE_CHECKING, cast
 
 from lapine.amqp.frames import HEARTBEAT_FRAME
+from lapine.broker import flow
 from lapine.broker.connection import Connection, State
+from lapine.server.read_gate import Pause, ReadGate
 from lapine.server.throttle import PublisherThrottle
 
 if TYPE_CHECKING:
@@ -39,9 +41,11 @@ class AMQPProtocol(asyncio.Protocol):
         self.last_received = 0.0
         self.last_sent = 0.0
         self.throttle: PublisherThrottle | None = None
+        self.gate = ReadGate(self._pause_reading, self._resume_reading)
         self._reading_paused = False
         self._read_this_tick = 0
-        self._paused_for_tick = False
+        self._tick_scheduled = False
+        self._flow_timer: asyncio.TimerHandle | None = None
         self._output_held = False
 
     # --- asyncio callbacks -------------------------------------------------------------------
@@ -60,7 +64,7 @@ class AMQPProtocol(asyncio.Protocol):
         self.connection = Connection(
             self.broker, (str(peer[0]), int(peer[1])), self._wakeup, local=(str(local[0]), int(local[1]))
         )
-        self.throttle = PublisherThrottle(self.broker, self.connection, self._pause_reading, self._resume_reading)
+        self.throttle = PublisherThrottle(self.broker, self.connection, self.gate)
         self.last_received = self.last_sent = self.loop.time()
         timeout = self.broker.config.handshake_timeout
         self._timers.append(self.loop.call_later(timeout, self._handshake_deadline))
@@ -72,6 +76,9 @@ class AMQPProtocol(asyncio.Protocol):
         connection.bytes_received += len(data)
         self._count_read(len(data))
         connection.data_received(data)
+        if connection.held_frames is not None:
+            # Out of credit (or the client does not read us): what it sent waits for next tick.
+            self.gate.pause(Pause.HELD)
         if connection.published:
             connection.published = False
             assert self.throttle is not None
@@ -84,6 +91,8 @@ class AMQPProtocol(asyncio.Protocol):
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
+        if self._flow_timer is not None:
+            self._flow_timer.cancel()
         if self.throttle is not None:
             self.throttle.close()
         if self.connection is not None:
@@ -98,26 +107,58 @@ class AMQPProtocol(asyncio.Protocol):
             self.connection.set_writable(False)
 
     def resume_writing(self) -> None:
-        if self.connection is not None:
+        if self.connection is not None and self.transport is not None:
             self.connection.set_writable(True)
+            self.connection.set_output_pending(self.transport.get_write_buffer_size())
+            self._go_on()
 
     def _count_read(self, size: int) -> None:
         """Fairness between sockets: past READ_PER_TICK bytes, this one waits for the next loop
         iteration. uvloop would otherwise read a flooding publisher many times over before it
         looks at another socket, and its consumers' acks would wait behind the flood."""
-        if not self._read_this_tick:
-            self.loop.call_soon(self._tick_over)
+        self._tick_soon()
         self._read_this_tick += size
-        if self._read_this_tick >= READ_PER_TICK and not self._reading_paused:
-            self._paused_for_tick = True
-            self._pause_reading()
+        if self._read_this_tick >= READ_PER_TICK:
+            self.gate.pause(Pause.TICK)
+
+    def _tick_soon(self) -> None:
+        if not self._tick_scheduled:
+            self._tick_scheduled = True
+            self.loop.call_soon(self._tick_over)
 
     def _tick_over(self) -> None:
+        """The loop went round: a new read share, new credit, and held frames go on."""
+        self._tick_scheduled = False
         self._read_this_tick = 0
-        if self._paused_for_tick:
-            self._paused_for_tick = False
-            if not self._output_held and (self.throttle is None or not self.throttle.paused):
-                self._resume_reading()
+        self.gate.resume(Pause.TICK)
+        if self.connection is not None:
+            self.connection.grant_credit()
+            self._go_on()
+
+    def _go_on(self) -> None:
+        connection = self.connection
+        if connection is None or connection.held_frames is None:
+            return
+        connection.release_held()
+        if connection.published:
+            connection.published = False
+            assert self.throttle is not None
+            self.throttle.publish_received()
+        if connection.held_frames is None:
+            self.gate.resume(Pause.HELD)
+        elif connection.output_over_limit():
+            pass  # the client is not reading us: resume_writing calls again once it does
+        elif connection.flow_credit:
+            self._tick_soon()  # out of credit: more next tick, as the queues hand out
+        elif self._flow_timer is None:
+            # The queues stood still: no use asking every tick.
+            self._flow_timer = self.loop.call_later(flow.RETRY_SECONDS, self._flow_retry)
+
+    def _flow_retry(self) -> None:
+        self._flow_timer = None
+        if self.connection is not None and self.connection.held_frames is not None:
+            self.connection.grant_credit(trickle=True)
+            self._go_on()
 
     def _pause_reading(self) -> None:
         if not self._reading_paused and self.transport is not None:
@@ -159,6 +200,9 @@ class AMQPProtocol(asyncio.Protocol):
             transport.write(data)
             self.last_sent = self.loop.time()
             connection.output_written()
+            connection.set_output_pending(transport.get_write_buffer_size())
+            if connection.held_frames is not None:
+                self._go_on()
         if connection.finished:
             transport.close()
         elif connection.state is State.CLOSING:
@@ -168,13 +212,12 @@ class AMQPProtocol(asyncio.Protocol):
         """Answer (a failed login) only after ``delay`` seconds, without blocking the loop; the
         client is not read from meanwhile."""
         self._output_held = True
-        self._pause_reading()
+        self.gate.pause(Pause.LOGIN)
         self._timers.append(self.loop.call_later(delay, self._release_output))
 
     def _release_output(self) -> None:
         self._output_held = False
-        if self.throttle is None or not self.throttle.paused:
-            self._resume_reading()
+        self.gate.resume(Pause.LOGIN)
         self._flush()
 
     # --- timers ------------------------------------------------------------------------------

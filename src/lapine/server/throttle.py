@@ -18,8 +18,9 @@ the client, not in the broker.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+from lapine.server.read_gate import Pause, ReadGate
 
 if TYPE_CHECKING:
     from lapine.broker.broker import Broker
@@ -40,38 +41,27 @@ def blocked_reason(alarms: set[str]) -> str:
 class PublisherThrottle:
     """Decides when the protocol stops and restarts reading from its connection."""
 
-    def __init__(
-        self,
-        broker: Broker,
-        connection: Connection,
-        pause: Callable[[], None],
-        resume: Callable[[], None],
-    ) -> None:
+    def __init__(self, broker: Broker, connection: Connection, gate: ReadGate) -> None:
         self.broker = broker
         self.connection = connection
-        self._pause = pause
-        self._resume = resume
+        self.gate = gate
         self.blocked = False  # by an alarm
         self.flow = False  # by the store's backlog
         self._blocked_sent = False
         self._timer: asyncio.TimerHandle | None = None
 
-    @property
-    def paused(self) -> bool:
-        return self.blocked or self.flow
-
     def publish_received(self) -> None:
         """The connection published during the last read: stop reading if we must."""
         if self.broker.alarms and not self.blocked:
             self.blocked = self.connection.blocked = True
-            self._pause()
+            self.gate.pause(Pause.ALARM)
             if not self._blocked_sent and self.connection.client_capability("connection.blocked"):
                 self._blocked_sent = True
                 self.connection.send_blocked(blocked_reason(self.broker.alarms))
         store = self.broker.store
         if store is not None and not self.flow and store.backlog > STORE_BACKLOG_HIGH:
             self.flow = True
-            self._pause()
+            self.gate.pause(Pause.STORE)
             self._timer = asyncio.get_running_loop().call_later(STORE_RECHECK, self._recheck_store)
 
     def alarms_changed(self) -> None:
@@ -82,8 +72,7 @@ class PublisherThrottle:
         if self._blocked_sent:
             self._blocked_sent = False
             self.connection.send_unblocked()
-        if not self.paused:
-            self._resume()
+        self.gate.resume(Pause.ALARM)
 
     def _recheck_store(self) -> None:
         store = self.broker.store
@@ -92,8 +81,7 @@ class PublisherThrottle:
             return
         self._timer = None
         self.flow = False
-        if not self.paused:
-            self._resume()
+        self.gate.resume(Pause.STORE)
 
     def close(self) -> None:
         if self._timer is not None:

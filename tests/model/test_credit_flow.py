@@ -1,0 +1,181 @@
+"""Credit flow in the sans-IO model: a publisher into a queue whose consumers are behind gets only
+as much credit per tick as the queue hands out, the rest of what it sent waits, in order, and a
+client that does not read our replies stops being served. No sockets: ticks are called by hand."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from lapine.amqp import spec
+from lapine.amqp.frames import encode_frame, method_frame
+from lapine.broker import flow
+from lapine.broker.broker import Broker
+from lapine.broker.scheduler import ManualScheduler
+from tests.model.harness import Client, Content
+
+_RAW_PROPERTIES = spec.BasicProperties().encode()
+
+
+def publishes(first: int, count: int, routing_key: str = "q") -> bytes:
+    """``count`` publishes whose 8-byte bodies carry their sequence numbers, as one read."""
+    method = method_frame(1, spec.BasicPublish(routing_key=routing_key))
+    header = encode_frame(spec.FRAME_HEADER, 1, spec.encode_content_header(60, 8, _RAW_PROPERTIES))
+    bodies = (encode_frame(spec.FRAME_BODY, 1, struct.pack(">Q", seq)) for seq in range(first, first + count))
+    return b"".join(method + header + body for body in bodies)
+
+
+@pytest.fixture
+def broker() -> Broker:
+    return Broker(scheduler=ManualScheduler())
+
+
+def _client(broker: Broker) -> Client:
+    client = Client(broker)
+    client.handshake()
+    client.open_channel(1)
+    return client
+
+
+@pytest.fixture
+def publisher(broker: Broker) -> Client:
+    client = _client(broker)
+    client.method(1, spec.QueueDeclare(queue="q"))
+    client.expect(spec.QueueDeclareOk)
+    return client
+
+
+def consume(client: Client, prefetch: int) -> None:
+    client.method(1, spec.BasicQos(prefetch_count=prefetch))
+    client.expect(spec.BasicQosOk)
+    client.method(1, spec.BasicConsume(queue="q", consumer_tag="c"))
+    client.expect(spec.BasicConsumeOk)
+
+
+def deliveries(client: Client) -> list[Content]:
+    return [item for _channel, item in client.take() if isinstance(item, Content)]
+
+
+def tick(client: Client, trickle: bool = False) -> None:
+    """What the server does when the loop goes round (or, with ``trickle``, when the retry
+    timer fires): credit again, and held frames go on."""
+    client.connection.grant_credit(trickle)
+    client.connection.release_held()
+
+
+def ready(broker: Broker) -> int:
+    return broker.vhosts["/"].queues["q"].message_count
+
+
+def test_a_queue_without_consumers_takes_everything(broker: Broker, publisher: Client) -> None:
+    publisher.send(publishes(0, flow.BEHIND_MESSAGES * 3))
+    assert ready(broker) == flow.BEHIND_MESSAGES * 3
+    assert publisher.connection.held_frames is None
+    assert not publisher.connection.in_flow
+
+
+def test_past_the_backlog_a_publisher_gets_little_credit_and_the_rest_waits(broker: Broker, publisher: Client) -> None:
+    consumer = _client(broker)
+    consume(consumer, prefetch=10)
+    publisher.send(publishes(0, flow.BEHIND_MESSAGES * 3))
+    # 10 went to the consumer; past the backlog, the first credit; the rest is held.
+    assert ready(broker) == flow.BEHIND_MESSAGES + flow.MIN_CREDIT
+    assert publisher.connection.held_frames
+    assert publisher.connection.in_flow
+    tick(publisher)  # the consumer took nothing meanwhile: no credit
+    assert ready(broker) == flow.BEHIND_MESSAGES + flow.MIN_CREDIT
+    tick(publisher, trickle=True)  # but a trickle when the retry timer fires
+    assert ready(broker) == flow.BEHIND_MESSAGES + 2 * flow.MIN_CREDIT
+
+
+def test_credit_follows_what_the_consumers_take(broker: Broker, publisher: Client) -> None:
+    publisher.send(publishes(0, 8_000))  # no consumer yet: all taken
+    consumer = _client(broker)
+    consume(consumer, prefetch=500)
+    assert len(deliveries(consumer)) == 500
+    flooder = _client(broker)
+    flooder.send(publishes(10_000, 10_000))
+    assert ready(broker) == 7_500 + flow.MIN_CREDIT  # behind from the first: the first credit
+    consumer.method(1, spec.BasicAck(delivery_tag=500, multiple=True))  # 500 more go out
+    assert len(deliveries(consumer)) == 500
+    tick(flooder)
+    # As much as the queue handed out since the last grant: the backlog holds its level.
+    assert ready(broker) == 7_500 + flow.MIN_CREDIT
+    tick(flooder)  # nothing handed out since: nothing more
+    assert ready(broker) == 7_500 + flow.MIN_CREDIT
+    tick(flooder, trickle=True)
+    assert ready(broker) == 7_500 + 2 * flow.MIN_CREDIT
+    assert flooder.connection.held_frames
+
+
+def test_a_queue_that_loses_its_consumers_holds_nobody_back(broker: Broker, publisher: Client) -> None:
+    consumer = _client(broker)
+    consume(consumer, prefetch=10)
+    publisher.send(publishes(0, 10_000))
+    assert publisher.connection.held_frames
+    consumer.method(1, spec.BasicCancel(consumer_tag="c"))
+    tick(publisher)
+    assert ready(broker) == 10_000 - 10
+    assert publisher.connection.held_frames is None
+
+
+def test_the_consumers_acks_are_not_held_behind_the_publisher(broker: Broker, publisher: Client) -> None:
+    consumer = _client(broker)
+    consume(consumer, prefetch=100)
+    publisher.send(publishes(0, 50_000))
+    assert publisher.connection.held_frames
+    for _ in range(5):
+        got = deliveries(consumer)
+        assert len(got) == 100
+        last = got[-1].method.delivery_tag
+        consumer.method(1, spec.BasicAck(delivery_tag=last, multiple=True))
+    # Every ack was acted on at once: 100 more each time, while the publisher was still held.
+    assert len(deliveries(consumer)) == 100
+    assert publisher.connection.held_frames
+
+
+def test_held_publishes_arrive_all_and_in_order(broker: Broker, publisher: Client) -> None:
+    consumer = _client(broker)
+    consume(consumer, prefetch=1000)
+    total = 20_000
+    publisher.send(publishes(0, total))
+    publisher.send(publishes(total, 100))  # read while held: queued behind what waits
+    seen: list[int] = []
+    for _ in range(1000):
+        got = deliveries(consumer)
+        seen += [struct.unpack(">Q", item.body)[0] for item in got]
+        if got:
+            consumer.method(1, spec.BasicAck(delivery_tag=got[-1].method.delivery_tag, multiple=True))
+        tick(publisher)
+        if len(seen) == total + 100:
+            break
+    assert seen == list(range(total + 100))
+    assert publisher.connection.held_frames is None
+
+
+def test_a_client_that_does_not_read_stops_being_served(broker: Broker, publisher: Client) -> None:
+    """basic.get after basic.get of a big message, by a client that reads nothing: we stop reading
+    its requests once what waits for it is past the limit, instead of buffering without bound."""
+    big = b"x" * (4 * 1024 * 1024)
+    raw = spec.BasicProperties().encode()
+    publisher.send(
+        method_frame(1, spec.BasicPublish(routing_key="q"))
+        + encode_frame(spec.FRAME_HEADER, 1, spec.encode_content_header(60, len(big), raw))
+        + b"".join(encode_frame(spec.FRAME_BODY, 1, big[i : i + 100_000]) for i in range(0, len(big), 100_000))
+    )
+    greedy = _client(broker)
+    connection = greedy.connection
+    get = method_frame(1, spec.BasicGet(queue="q"))
+    requeue_all = method_frame(1, spec.BasicNack(delivery_tag=0, multiple=True, requeue=True))
+    connection.data_received((get + requeue_all) * 100)
+    # Nothing was written: the output never left. Stop at the limit, one message past it at most.
+    assert connection.held_frames
+    assert connection.output_size <= connection.output_limit + len(big) + 1024
+    connection.set_output_pending(connection.output_size)
+    connection.take_output()
+    connection.release_held()
+    assert connection.held_frames  # the transport still has it all: still waiting
+    connection.set_output_pending(0)  # the client read everything
+    connection.release_held()
+    assert connection.output_size > 0  # served again
