@@ -318,8 +318,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--window",
         type=int,
-        default=10_000,
-        help="max messages in flight per publisher (0: no limit, the publisher floods)",
+        default=0,
+        help="max messages in flight per throughput publisher (default 0: no limit, as applications publish)",
     )
     parser.add_argument("--backlog-count", type=int, help="messages in the backlog scenario (default 1,000,000)")
     parser.add_argument("--profile", action="store_true", help="profile Lapine with py-spy (auto_ack, manual_ack)")
