@@ -34,6 +34,10 @@ class Config:
     prometheus_port: int = 15692
     # Seconds between samples of the message counters behind the API's rates (RabbitMQ: 5).
     management_sample_interval: float = 5.0
+    # Host names the management listener answers to beside localhost names, the addresses it
+    # listens on and this machine's hostname (comma-separated; "*": any). Other names are refused
+    # (403): a DNS-rebinding page cannot reach the API under its own name.
+    management_allowed_hosts: str = ""
     # Client connections the node accepts (RabbitMQ's connection_max); 0: no limit, its default.
     connection_max: int = 0
     # Memory alarm: publishers are blocked while the broker's resident memory is above this share of
@@ -45,8 +49,13 @@ class Config:
     disk_free_limit: int = 50_000_000
     # Seconds between samples of memory and disk for the alarms.
     alarm_check_interval: float = 1.0
-    # Seconds a failed login waits for its answer: slows down password guessing (0: none).
+    # Seconds a failed login waits for its answer: slows down password guessing (0: none). Over
+    # HTTP, failures from one source address (an IPv6 /64) are answered one at a time.
     login_failure_delay: float = 1.0
+    # How new passwords are hashed (RabbitMQ's password_hashing_module): RabbitMQ's
+    # rabbit_password_hashing_sha256 by default, or lapine_password_hashing_pbkdf2_sha256 (much
+    # slower to guess; such hashes do not import into RabbitMQ).
+    password_hashing_module: str = "rabbit_password_hashing_sha256"
     # SO_KEEPALIVE on accepted sockets (RabbitMQ's tcp_listen_options.keepalive), so that the kernel
     # finds peers that vanished without a FIN; heartbeats find the rest.
     tcp_keepalive: bool = True

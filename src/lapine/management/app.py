@@ -22,10 +22,13 @@ from lapine.management import (
     users,
     vhosts,
 )
-from lapine.management.auth import authenticate
+from lapine.management.auth import THROTTLE, authenticate
 from lapine.management.context import BROKER, NODE, SAMPLER, Node
 from lapine.management.http import not_found
+from lapine.management.login_throttle import LoginThrottle
 from lapine.management.rates import Sampler
+from lapine.management.request_guard import AllowedHosts, request_guard
+from lapine.management.security_headers import add_security_headers
 
 RESOURCES = (
     overview,
@@ -65,7 +68,11 @@ async def unknown_api_path(request: web.Request, handler: web.RequestHandler) ->
 
 
 def create_app(broker: Broker, sampler: Sampler, node: Node) -> web.Application:
-    app = web.Application(middlewares=[unknown_api_path, authenticate], client_max_size=64 * 1024 * 1024)
+    config = broker.config
+    guard = request_guard(AllowedHosts(config.host, config.management_allowed_hosts))
+    app = web.Application(middlewares=[guard, unknown_api_path, authenticate], client_max_size=64 * 1024 * 1024)
+    app.on_response_prepare.append(add_security_headers)
+    app[THROTTLE] = LoginThrottle(config.login_failure_delay)
     app[BROKER] = broker
     app[SAMPLER] = sampler
     app[NODE] = node
