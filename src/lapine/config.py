@@ -32,6 +32,9 @@ class Config:
     # port (tests); a negative port turns the listener off.
     management_port: int = 15672
     prometheus_port: int = 15692
+    # Seconds a Prometheus scrape's answer is reused: however many scrapers, the metrics are rendered
+    # at most once per interval on the event loop (0: every scrape). RabbitMQ's are 5 s old too.
+    prometheus_cache_ttl: float = 5.0
     # Seconds between samples of the message counters behind the API's rates (RabbitMQ: 5).
     management_sample_interval: float = 5.0
     # Host names the management listener answers to beside localhost names, the addresses it
@@ -67,6 +70,20 @@ class Config:
     ssl_cacertfile: str = ""
     ssl_verify: str = "verify_none"  # or verify_peer: check client certificates against ssl_cacertfile
     ssl_fail_if_no_peer_cert: bool = False  # with verify_peer: refuse clients without a certificate
+    # HTTPS for the management API and UI: a listener on management_ssl_port starts when a
+    # certificate and its key are set (RabbitMQ's management.ssl.*); the settings mean what the
+    # ssl_* ones mean. management_port = -1 turns plain HTTP off and leaves HTTPS on.
+    management_ssl_port: int = 15671
+    management_ssl_certfile: str = ""
+    management_ssl_keyfile: str = ""
+    management_ssl_cacertfile: str = ""
+    management_ssl_verify: str = "verify_none"
+    management_ssl_fail_if_no_peer_cert: bool = False
+    # Seconds an HTTP socket (management, Prometheus) may take to send a whole request head, from
+    # connecting or from its previous answer, before it is closed (cowboy's request_timeout).
+    http_request_timeout: float = 20.0
+    # HTTP sockets open before anyone logged in on them, per source address (16 times as many in all).
+    http_max_unauthenticated: int = 64
 
     @classmethod
     def field_names(cls) -> list[str]:

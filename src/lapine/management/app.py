@@ -23,6 +23,7 @@ from lapine.management import (
     vhosts,
 )
 from lapine.management.auth import THROTTLE, authenticate
+from lapine.management.connection_gate import GATE, ConnectionGate, track_requests
 from lapine.management.context import BROKER, NODE, SAMPLER, Node
 from lapine.management.http import not_found
 from lapine.management.login_throttle import LoginThrottle
@@ -70,8 +71,10 @@ async def unknown_api_path(request: web.Request, handler: web.RequestHandler) ->
 def create_app(broker: Broker, sampler: Sampler, node: Node) -> web.Application:
     config = broker.config
     guard = request_guard(AllowedHosts(config.host, config.management_allowed_hosts))
-    app = web.Application(middlewares=[guard, unknown_api_path, authenticate], client_max_size=64 * 1024 * 1024)
+    middlewares = [track_requests, guard, unknown_api_path, authenticate]
+    app = web.Application(middlewares=middlewares, client_max_size=64 * 1024 * 1024)
     app.on_response_prepare.append(add_security_headers)
+    app[GATE] = ConnectionGate(config.http_request_timeout, config.http_max_unauthenticated)
     app[THROTTLE] = LoginThrottle(config.login_failure_delay)
     app[BROKER] = broker
     app[SAMPLER] = sampler

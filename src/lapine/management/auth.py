@@ -20,6 +20,7 @@ from aiohttp import web
 from lapine.auth.passwords import is_costly
 from lapine.auth.users import User
 from lapine.broker.vhost import VirtualHost
+from lapine.management.connection_gate import GATE
 from lapine.management.context import broker_of
 from lapine.management.http import ApiError, json_response, not_found
 from lapine.management.login_throttle import LoginThrottle
@@ -54,6 +55,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     user = await request.app[THROTTLE].attempt(request.remote or "", lambda: _login(request, *credentials))
     if user is None:
         return login_failed(request)
+    request.app[GATE].logged_in(request)
     request[USER] = user
     try:
         return await handler(request)
