@@ -91,6 +91,22 @@ def test_catastrophic_pattern_does_not_stall_declares(api: Http, running: Broker
         connection.close()
 
 
+@pytest.mark.parametrize(
+    ("policy", "reason"),
+    [
+        ({"pattern": 7, "definition": {"max-length": 1}}, "pattern should be a binary but was 7"),
+        ({"pattern": "^a", "definition": {"max-length": -1}}, "-1 is not a valid maximum length"),
+        ({"pattern": "^a", "definition": [1]}, "definition must be a dictionary: [1]"),
+    ],
+)
+def test_imported_policies_are_checked_too(api: Http, policy: dict[str, object], reason: str) -> None:
+    definitions = {"policies": [{"vhost": "/", "name": "imported", "apply-to": "all", "priority": 0, **policy}]}
+    reply = api.post("/api/definitions", definitions)
+    assert reply.status == 400, reply.body
+    assert reason in reply.body["reason"]
+    assert api.get("/api/policies").body == []
+
+
 def test_accepted_policy_values_still_work(api: Http) -> None:
     ten_years = 315_360_000_000
     body = {"pattern": "^a", "definition": {"message-ttl": ten_years, "expires": 1, "max-length": 0}}

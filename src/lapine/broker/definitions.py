@@ -20,7 +20,7 @@ from lapine.amqp.errors import AMQPError, ConnectionError
 from lapine.auth.passwords import ALGORITHMS, HASHING_ALGORITHM
 from lapine.auth.permissions import Permission
 from lapine.auth.users import User
-from lapine.broker.policies import Policy, validate
+from lapine.broker.policies import Policy, erlang_term, validate
 
 if TYPE_CHECKING:
     from lapine.broker.broker import Broker
@@ -237,6 +237,8 @@ def set_policy(
     target = broker.vhosts.get(vhost)
     if target is None:
         raise DefinitionError("vhost_not_found", "not_found")
+    if not isinstance(definition, Mapping):
+        raise DefinitionError(f"Validation failed\n\ndefinition must be a dictionary: {erlang_term(definition)}\n")
     policy = Policy(vhost, name, pattern, dict(definition), int(priority), apply_to)
     problem = validate(policy)
     if problem is not None:

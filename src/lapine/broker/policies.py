@@ -86,6 +86,8 @@ def validate(policy: Policy) -> str | None:
     if policy.apply_to not in APPLY_TO:
         choices = ", ".join(f"'{choice}'" for choice in APPLY_TO if choice != "all")
         return f"apply-to '{policy.apply_to}' unrecognised; should be one of: {choices}, or 'all'"
+    if not isinstance(policy.pattern, str):
+        return f"pattern should be a binary but was {erlang_term(policy.pattern)}"
     try:
         compile_pattern(policy.pattern)
     except re2.error as error:
