@@ -117,6 +117,9 @@ class Config:
 
 def _convert(kind: type, value: Any) -> Any:
     """A setting's value as its field's type; bool("false") would be True, so booleans are parsed."""
+    if kind is str and isinstance(value, list):
+        # A TOML list, e.g. management_allowed_hosts = ["broker.example", "mq.example"].
+        return ",".join(str(item) for item in value)
     if kind is bool and isinstance(value, str):
         lowered = value.strip().lower()
         if lowered in ("1", "true", "yes", "on"):

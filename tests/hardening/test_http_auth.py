@@ -13,11 +13,13 @@ import json
 import logging
 import threading
 import time
+from pathlib import Path
 
 import pika
 import pika.exceptions
 import pytest
 
+from lapine.config import Config
 from lapine.testing import BrokerThread
 from tests.hardening.conftest import StartBroker
 from tests.management.client import Http, Reply
@@ -120,6 +122,16 @@ def test_configured_host_names_are_allowed(start_broker: StartBroker) -> None:
     assert raw(running, "GET", "/api/overview", headers={"Host": "broker.example:15672"}).status == 200
     assert raw(running, "GET", "/api/overview", headers={"Host": "other.example"}).status == 200
     assert raw(running, "GET", "/api/overview", headers={"Host": "third.example"}).status == 403
+
+
+def test_allowed_hosts_from_a_toml_list(tmp_path: Path) -> None:
+    config_file = tmp_path / "lapine.toml"
+    config_file.write_text('management_allowed_hosts = ["broker.example", "mq.example"]\n')
+    config = Config(host="127.0.0.1", port=0, management_port=0, prometheus_port=-1)
+    config.update_from_file(config_file)
+    assert config.management_allowed_hosts == "broker.example,mq.example"
+    with BrokerThread(config) as running:
+        assert raw(running, "GET", "/api/overview", headers={"Host": "mq.example"}).status == 200
 
 
 def test_failed_logins_wait_in_line_per_source_and_nobody_else_waits(
