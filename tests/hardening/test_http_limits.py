@@ -3,6 +3,7 @@ login, Prometheus answers rendered at most once per interval, and HTTPS for the 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import socket
 import ssl
@@ -10,6 +11,9 @@ import urllib.request
 
 import pytest
 
+from lapine.broker.broker import Broker
+from lapine.broker.scheduler import ManualScheduler
+from lapine.prometheus import per_object
 from lapine.prometheus.app import RENDERED
 from lapine.testing import BrokerThread
 from tests.hardening.certs import Certificates, make_certificates
@@ -108,6 +112,29 @@ def test_prometheus_renders_at_most_once_per_interval(start_broker: StartBroker)
     Http(fresh.management_url).put("/api/queues/%2F/late", {"durable": False})
     _scrape(fresh, "/metrics/per-object")
     assert 'queue="late"' in _scrape(fresh, "/metrics/per-object")
+
+
+async def test_per_object_rendering_gives_the_loop_back() -> None:
+    """Thousands of queues are rendered in slices: other work on the loop runs in between."""
+    broker = Broker(scheduler=ManualScheduler())
+    vhost = broker.vhosts["/"]
+    for n in range(per_object.SLICE * 3):
+        vhost.declare_queue(f"q{n}", None, durable=False)
+    finished: list[str] = []
+
+    async def render() -> None:
+        await per_object.render_per_object(broker)
+        finished.append("render")
+
+    async def other_client() -> None:
+        finished.append("other")
+
+    rendering = asyncio.ensure_future(render())
+    await asyncio.sleep(0)  # the rendering starts and reaches its first slice
+    await other_client()
+    await rendering
+    assert finished == ["other", "render"]
+    assert 'rabbitmq_queue_messages_ready{vhost="/",queue="q1499"} 0' in await per_object.render_per_object(broker)
 
 
 @pytest.fixture(scope="module")
