@@ -32,8 +32,15 @@ class Config:
     # port (tests); a negative port turns the listener off.
     management_port: int = 15672
     prometheus_port: int = 15692
+    # Seconds a Prometheus scrape's answer is reused: however many scrapers, the metrics are rendered
+    # at most once per interval on the event loop (0: every scrape). RabbitMQ's are 5 s old too.
+    prometheus_cache_ttl: float = 5.0
     # Seconds between samples of the message counters behind the API's rates (RabbitMQ: 5).
     management_sample_interval: float = 5.0
+    # Host names the management listener answers to beside localhost names, the addresses it
+    # listens on and this machine's hostname (comma-separated; "*": any). Other names are refused
+    # (403): a DNS-rebinding page cannot reach the API under its own name.
+    management_allowed_hosts: str = ""
     # Client connections the node accepts (RabbitMQ's connection_max); 0: no limit, its default.
     connection_max: int = 0
     # Memory alarm: publishers are blocked while the broker's resident memory is above this share of
@@ -45,8 +52,13 @@ class Config:
     disk_free_limit: int = 50_000_000
     # Seconds between samples of memory and disk for the alarms.
     alarm_check_interval: float = 1.0
-    # Seconds a failed login waits for its answer: slows down password guessing (0: none).
+    # Seconds a failed login waits for its answer: slows down password guessing (0: none). Over
+    # HTTP, failures from one source address (an IPv6 /64) are answered one at a time.
     login_failure_delay: float = 1.0
+    # How new passwords are hashed (RabbitMQ's password_hashing_module): RabbitMQ's
+    # rabbit_password_hashing_sha256 by default, or lapine_password_hashing_pbkdf2_sha256 (much
+    # slower to guess; such hashes do not import into RabbitMQ).
+    password_hashing_module: str = "rabbit_password_hashing_sha256"
     # SO_KEEPALIVE on accepted sockets (RabbitMQ's tcp_listen_options.keepalive), so that the kernel
     # finds peers that vanished without a FIN; heartbeats find the rest.
     tcp_keepalive: bool = True
@@ -58,6 +70,20 @@ class Config:
     ssl_cacertfile: str = ""
     ssl_verify: str = "verify_none"  # or verify_peer: check client certificates against ssl_cacertfile
     ssl_fail_if_no_peer_cert: bool = False  # with verify_peer: refuse clients without a certificate
+    # HTTPS for the management API and UI: a listener on management_ssl_port starts when a
+    # certificate and its key are set (RabbitMQ's management.ssl.*); the settings mean what the
+    # ssl_* ones mean. management_port = -1 turns plain HTTP off and leaves HTTPS on.
+    management_ssl_port: int = 15671
+    management_ssl_certfile: str = ""
+    management_ssl_keyfile: str = ""
+    management_ssl_cacertfile: str = ""
+    management_ssl_verify: str = "verify_none"
+    management_ssl_fail_if_no_peer_cert: bool = False
+    # Seconds an HTTP socket (management, Prometheus) may take to send a whole request head, from
+    # connecting or from its previous answer, before it is closed (cowboy's request_timeout).
+    http_request_timeout: float = 20.0
+    # HTTP sockets open before anyone logged in on them, per source address (16 times as many in all).
+    http_max_unauthenticated: int = 64
 
     @classmethod
     def field_names(cls) -> list[str]:
@@ -91,6 +117,9 @@ class Config:
 
 def _convert(kind: type, value: Any) -> Any:
     """A setting's value as its field's type; bool("false") would be True, so booleans are parsed."""
+    if kind is str and isinstance(value, list):
+        # A TOML list, e.g. management_allowed_hosts = ["broker.example", "mq.example"].
+        return ",".join(str(item) for item in value)
     if kind is bool and isinstance(value, str):
         lowered = value.strip().lower()
         if lowered in ("1", "true", "yes", "on"):

@@ -51,6 +51,8 @@ def page(ui_broker: BrokerThread) -> Iterator[Any]:
         tab = browser.new_page(viewport={"width": 1400, "height": 900})
         errors: list[str] = []
         tab.on("pageerror", lambda error: errors.append(str(error)))
+        # The broker's Content-Security-Policy must let the whole UI work: a refusal is an error too.
+        tab.on("console", lambda message: "Content Security Policy" in message.text and errors.append(message.text))
         # Refresh every 2 s (the fastest the UI offers) so that the test need not wait long.
         tab.add_init_script("localStorage.setItem('lapine.refresh', '2000')")
         yield tab

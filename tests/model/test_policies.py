@@ -60,5 +60,6 @@ def test_policy_alternate_exchange_applies_to_exchanges_only() -> None:
 def test_invalid_policies_are_explained() -> None:
     assert validate(Policy("/", "p", "(", {"max-length": 1})) is not None
     assert validate(Policy("/", "p", ".*", {"max-length": 1}, apply_to="streams")) is not None
-    assert validate(Policy("/", "p", ".*", {"no-such-key": 1})) == "Unrecognised terms ['no-such-key'] in policy"
+    unknown = Policy("/", "p", ".*", {"no-such-key": 1})
+    assert validate(unknown) == '[{<<"no-such-key">>,1}] are not recognised policy settings'
     assert validate(Policy("/", "p", ".*", {"max-length": 1})) is None

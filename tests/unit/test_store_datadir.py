@@ -33,6 +33,17 @@ def test_created_private_on_first_start(tmp_path: Path) -> None:
     assert not data_dir.locked
 
 
+def test_existing_directory_made_private(tmp_path: Path) -> None:
+    """A directory made beforehand (mkdir with a 022 umask) holds password hashes too."""
+    path = tmp_path / "made-by-hand"
+    path.mkdir(mode=0o755)
+    directory = DataDirectory(path)
+    try:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o700
+    finally:
+        directory.close()
+
+
 def test_second_opener_fails_clearly(tmp_path: Path) -> None:
     first = DataDirectory(tmp_path)
     with pytest.raises(DataDirectoryInUseError) as raised:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from lapine.auth.passwords import HASHING_ALGORITHM, check_password, hash_password
+from lapine.auth.passwords import ALGORITHMS, HASHING_ALGORITHM, check_password, hash_password
 
 DEFAULT_USER = "guest"
 
@@ -22,14 +22,20 @@ class User:
 
 
 class Users:
-    """The user database. ``loopback_users`` may log in only from 127.0.0.0/8 or ::1."""
+    """The user database. ``loopback_users`` may log in only from 127.0.0.0/8 or ::1. New passwords
+    are hashed with ``hashing_algorithm`` (RabbitMQ's password_hashing_module)."""
 
-    def __init__(self) -> None:
+    def __init__(self, hashing_algorithm: str = HASHING_ALGORITHM) -> None:
+        if hashing_algorithm not in ALGORITHMS:
+            choices = ", ".join(ALGORITHMS)
+            raise ValueError(f"password_hashing_module must be one of {choices}, not '{hashing_algorithm}'")
+        self.hashing_algorithm = hashing_algorithm
         self.users: dict[str, User] = {}
         self.loopback_users: set[str] = {DEFAULT_USER}
 
     def add(self, name: str, password: str, tags: list[str] | None = None) -> User:
-        user = User(name, hash_password(password), list(tags or []))
+        algorithm = self.hashing_algorithm
+        user = User(name, hash_password(password, algorithm), list(tags or []), algorithm)
         self.users[name] = user
         return user
 

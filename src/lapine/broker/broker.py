@@ -29,7 +29,7 @@ class Broker:
         self.scheduler: Scheduler = scheduler or ManualScheduler()
         self.cluster_name = default_cluster_name()
         self.vhosts: dict[str, VirtualHost] = {}
-        self.users = Users()
+        self.users = Users(self.config.password_hashing_module)
         self.permissions = Permissions()
         self.connections: set[Connection] = set()
         # Times any connection was held by credit flow (broker/flow.py), for Prometheus.

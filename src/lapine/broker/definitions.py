@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from lapine import __version__
 from lapine.amqp.errors import AMQPError, ConnectionError
-from lapine.auth.passwords import HASHING_ALGORITHM
+from lapine.auth.passwords import ALGORITHMS, HASHING_ALGORITHM
 from lapine.auth.permissions import Permission
 from lapine.auth.users import User
-from lapine.broker.policies import Policy, validate
+from lapine.broker.policies import Policy, erlang_term, validate
 
 if TYPE_CHECKING:
     from lapine.broker.broker import Broker
@@ -33,8 +33,8 @@ RABBITMQ_COMPATIBLE_VERSION = "3.13.7"
 CONNECTION_FORCED = 320
 RESOURCE_LOCKED = 405
 PRECONDITION_FAILED = 406
-# RabbitMQ's password hashing algorithms (lapine.auth.passwords checks all three).
-HASHING_ALGORITHMS = ("rabbit_password_hashing_sha256", "rabbit_password_hashing_sha512", "rabbit_password_hashing_md5")
+# RabbitMQ's password hashing algorithms, and Lapine's PBKDF2 one (lapine.auth.passwords).
+HASHING_ALGORITHMS = ALGORITHMS
 
 
 class DefinitionError(Exception):
@@ -237,6 +237,8 @@ def set_policy(
     target = broker.vhosts.get(vhost)
     if target is None:
         raise DefinitionError("vhost_not_found", "not_found")
+    if not isinstance(definition, Mapping):
+        raise DefinitionError(f"Validation failed\n\ndefinition must be a dictionary: {erlang_term(definition)}\n")
     policy = Policy(vhost, name, pattern, dict(definition), int(priority), apply_to)
     problem = validate(policy)
     if problem is not None:

@@ -3,13 +3,22 @@
 At most one policy applies to an object: the matching one with the highest priority. A queue's
 own arguments take precedence over its policy; for the numeric limits (TTLs, lengths) RabbitMQ
 applies the lower of the two, and so do we.
+
+Patterns are matched by RE2 (google-re2), whose time is linear in the name: a pattern such as
+``^(a+)+$`` that makes a backtracking engine run for ever against a long name costs nothing here,
+and matching runs on the event loop. RE2 refuses what needs backtracking (backreferences,
+lookarounds); such a pattern is refused when the policy is set, with RE2's reason.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import re2
+
+from lapine.broker.arguments import MAX_EXPIRY
 
 APPLY_TO = ("all", "queues", "exchanges", "classic_queues")
 
@@ -37,7 +46,7 @@ class Policy:
     definition: dict[str, Any]
     priority: int = 0
     apply_to: str = "all"
-    _compiled: re.Pattern[str] | None = field(default=None, repr=False, compare=False)
+    _compiled: Any = field(default=None, repr=False, compare=False)
 
     def matches(self, name: str, kind: str) -> bool:
         if kind == "queue" and self.apply_to not in ("all", "queues", "classic_queues"):
@@ -45,7 +54,11 @@ class Policy:
         if kind == "exchange" and self.apply_to not in ("all", "exchanges"):
             return False
         if self._compiled is None:
-            self._compiled = re.compile(self.pattern)
+            try:
+                self._compiled = compile_pattern(self.pattern)
+            except re2.error:
+                # Only a policy stored before patterns were checked by RE2 gets here: it matches nothing.
+                self._compiled = _NOTHING
         return self._compiled.search(name) is not None
 
     def as_arguments(self, kind: str) -> dict[str, Any]:
@@ -53,21 +66,109 @@ class Policy:
         return {keys[key]: value for key, value in self.definition.items() if key in keys}
 
 
+class _MatchesNothing:
+    def search(self, name: str) -> None:
+        return None
+
+
+_NOTHING = _MatchesNothing()
+
+
+def compile_pattern(pattern: str) -> Any:
+    """The RE2 program for a pattern; raises re2.error (its reason in bytes) when RE2 refuses it."""
+    options = re2.Options()
+    options.log_errors = False  # the reason goes back to whoever set the policy, not to stderr
+    return re2.compile(pattern, options)
+
+
 def validate(policy: Policy) -> str | None:
-    """Why RabbitMQ would refuse this policy, or None."""
+    """Why RabbitMQ would refuse this policy, or None (rabbit_policy.erl, rabbit_policies.erl)."""
     if policy.apply_to not in APPLY_TO:
-        return f"'{policy.apply_to}' is not a valid apply-to value"
+        choices = ", ".join(f"'{choice}'" for choice in APPLY_TO if choice != "all")
+        return f"apply-to '{policy.apply_to}' unrecognised; should be one of: {choices}, or 'all'"
+    if not isinstance(policy.pattern, str):
+        return f"pattern should be a binary but was {erlang_term(policy.pattern)}"
     try:
-        re.compile(policy.pattern)
-    except re.error as error:
-        return f"invalid regular expression '{policy.pattern}': {error}"
+        compile_pattern(policy.pattern)
+    except re2.error as error:
+        reason = error.args[0].decode("utf-8", "replace") if error.args else "invalid"
+        return f"pattern should be regular expression but is invalid: {reason}"
     if not policy.definition:
-        return "policy definition must not be empty"
-    known = set(QUEUE_KEYS) | set(EXCHANGE_KEYS) | {"ha-mode", "ha-params", "delivery-limit"}
-    unknown = sorted(set(policy.definition) - known)
+        return "no policy provided"
+    unknown = [(key, value) for key, value in policy.definition.items() if key not in VALUE_CHECKS]
     if unknown:
-        return f"Unrecognised terms {unknown} in policy"
+        terms = ",".join(f"{{{erlang_term(key)},{erlang_term(value)}}}" for key, value in unknown)
+        return f"[{terms}] are not recognised policy settings"
+    for key, value in policy.definition.items():
+        check, what = VALUE_CHECKS[key]
+        if not check(value):
+            return f"{erlang_term(value)} is not a valid {what}"
     return None
+
+
+def _integer(low: int, high: int | None = None) -> Callable[[Any], bool]:
+    """Integers from ``low`` (and up to ``high``: the ceiling Lapine's queues accept for a TTL)."""
+
+    def check(value: Any) -> bool:
+        return (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and value >= low
+            and (high is None or value <= high)
+        )
+
+    return check
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _one_of(*choices: str) -> Callable[[Any], bool]:
+    return lambda value: isinstance(value, str) and value in choices
+
+
+def _anything(value: Any) -> bool:
+    return True
+
+
+# Each policy key: its check and the words of RabbitMQ's refusal ("~p is not a valid <words>").
+VALUE_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "alternate-exchange": (_text, "alternate exchange name"),
+    "consumer-timeout": (_integer(0, MAX_EXPIRY), "consumer timeout"),
+    "dead-letter-exchange": (_text, "dead letter exchange name"),
+    "dead-letter-routing-key": (_text, "dead letter routing key"),
+    "message-ttl": (_integer(0, MAX_EXPIRY), "message TTL"),
+    "expires": (_integer(1, MAX_EXPIRY), "queue expiry"),
+    "max-length": (_integer(0), "maximum length"),
+    "max-length-bytes": (_integer(0), "maximum length in bytes"),
+    "queue-mode": (_one_of("default", "lazy"), "queue-mode value"),
+    "overflow": (_one_of("drop-head", "reject-publish", "reject-publish-dlx"), "overflow value"),
+    "delivery-limit": (_integer(-(2**63)), "delivery limit"),
+    # Mirroring settings are accepted, as RabbitMQ 3.x accepts them, and have no effect.
+    "ha-mode": (_anything, "ha-mode"),
+    "ha-params": (_anything, "ha-params"),
+}
+
+
+def erlang_term(value: Any) -> str:
+    """A JSON value as RabbitMQ's ~p prints it in its refusals: <<"text">>, 1.0e20, true."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, str):
+        return '<<"' + value.replace("\\", "\\\\").replace('"', '\\"') + '">>'
+    if isinstance(value, float):
+        mantissa, _, exponent = repr(value).partition("e")
+        if "." not in mantissa and mantissa.lstrip("-").isdigit():
+            mantissa += ".0"
+        return f"{mantissa}e{int(exponent)}" if exponent else mantissa
+    if isinstance(value, list):
+        return "[" + ",".join(erlang_term(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "#{" + ",".join(f"{erlang_term(k)} => {erlang_term(v)}" for k, v in value.items()) + "}"
+    return str(value)
 
 
 def effective(arguments: dict[str, Any], policy: Policy | None, kind: str) -> dict[str, Any]:

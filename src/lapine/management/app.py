@@ -22,10 +22,14 @@ from lapine.management import (
     users,
     vhosts,
 )
-from lapine.management.auth import authenticate
+from lapine.management.auth import THROTTLE, authenticate
+from lapine.management.connection_gate import GATE, ConnectionGate, track_requests
 from lapine.management.context import BROKER, NODE, SAMPLER, Node
 from lapine.management.http import not_found
+from lapine.management.login_throttle import LoginThrottle
 from lapine.management.rates import Sampler
+from lapine.management.request_guard import AllowedHosts, request_guard
+from lapine.management.security_headers import add_security_headers
 
 RESOURCES = (
     overview,
@@ -65,7 +69,13 @@ async def unknown_api_path(request: web.Request, handler: web.RequestHandler) ->
 
 
 def create_app(broker: Broker, sampler: Sampler, node: Node) -> web.Application:
-    app = web.Application(middlewares=[unknown_api_path, authenticate], client_max_size=64 * 1024 * 1024)
+    config = broker.config
+    guard = request_guard(AllowedHosts(config.host, config.management_allowed_hosts))
+    middlewares = [track_requests, guard, unknown_api_path, authenticate]
+    app = web.Application(middlewares=middlewares, client_max_size=64 * 1024 * 1024)
+    app.on_response_prepare.append(add_security_headers)
+    app[GATE] = ConnectionGate(config.http_request_timeout, config.http_max_unauthenticated)
+    app[THROTTLE] = LoginThrottle(config.login_failure_delay)
     app[BROKER] = broker
     app[SAMPLER] = sampler
     app[NODE] = node

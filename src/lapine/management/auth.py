@@ -9,19 +9,27 @@ A user with none of these tags cannot log in to the API, as in RabbitMQ.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from lapine.auth.passwords import is_costly
 from lapine.auth.users import User
 from lapine.broker.vhost import VirtualHost
+from lapine.management.connection_gate import GATE
 from lapine.management.context import broker_of
 from lapine.management.http import ApiError, json_response, not_found
+from lapine.management.login_throttle import LoginThrottle
+from lapine.management.printable import printable
 
 MANAGEMENT_TAGS = frozenset({"management", "policymaker", "monitoring", "administrator"})
 USER = "lapine.user"
+THROTTLE = web.AppKey("login_throttle", LoginThrottle)
+log = logging.getLogger("lapine.management")
 # Asked by a UI before anyone has logged in.
 PUBLIC_PATHS = frozenset({"/api/auth"})
 
@@ -41,9 +49,13 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     """Every /api/ path needs a user with a management tag; the UI's files are public."""
     if not request.path.startswith("/api/") or request.path in PUBLIC_PATHS:
         return await handler(request)
-    user = _user_from_header(request)
-    if user is None or not MANAGEMENT_TAGS.intersection(user.tags):
+    credentials = _credentials(request)
+    if credentials is None:
         return login_failed(request)
+    user = await request.app[THROTTLE].attempt(request.remote or "", lambda: _login(request, *credentials))
+    if user is None:
+        return login_failed(request)
+    request.app[GATE].logged_in(request)
     request[USER] = user
     try:
         return await handler(request)
@@ -51,7 +63,7 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
         return error.response()
 
 
-def _user_from_header(request: web.Request) -> User | None:
+def _credentials(request: web.Request) -> tuple[str, str] | None:
     header = request.headers.get("Authorization", "")
     scheme, _, encoded = header.partition(" ")
     if scheme.lower() != "basic":
@@ -61,10 +73,25 @@ def _user_from_header(request: web.Request) -> User | None:
     except (binascii.Error, UnicodeDecodeError):
         return None
     name, sep, password = decoded.partition(":")
-    if not sep:
-        return None
+    return (name, password) if sep else None
+
+
+async def _login(request: web.Request, name: str, password: str) -> User | None:
+    """The user these credentials log in as, or None (logged, as RabbitMQ logs it)."""
+    users = broker_of(request).users
     peer = request.remote or ""
-    return broker_of(request).users.authenticate(name, password, peer)
+    found = users.get(name)
+    if found is not None and is_costly(found.hashing_algorithm):
+        # A deliberately slow hash is checked on a worker thread: the loop serves everyone meanwhile.
+        user = await asyncio.to_thread(users.authenticate, name, password, peer)
+    else:
+        user = users.authenticate(name, password, peer)
+    if user is None:
+        log.warning("HTTP access denied: user %s - invalid credentials (from %s)", printable(name), peer)
+    elif not MANAGEMENT_TAGS.intersection(user.tags):
+        log.warning("HTTP access denied: user %s - not a management user (from %s)", printable(name), peer)
+        return None
+    return user
 
 
 def user_of(request: web.Request) -> User:

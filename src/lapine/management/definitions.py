@@ -1,7 +1,8 @@
 """/api/definitions: export and import users, vhosts, permissions, queues, exchanges and bindings.
 
-The JSON is RabbitMQ's, so a file exported from one broker imports into the other. The UI
-uploads a file as a multipart form; tools post the JSON itself.
+The JSON is RabbitMQ's, so a file exported from one broker imports into the other. It is posted
+as application/json (the UI reads the file and posts its JSON): a form upload, as RabbitMQ's UI
+sends, is refused, since any web page could send one and create an administrator.
 """
 
 from __future__ import annotations
@@ -35,13 +36,8 @@ async def export_vhost(request: web.Request) -> web.Response:
 
 
 async def _uploaded(request: web.Request) -> Any:
-    """The definitions a request carries: a JSON body, or a form's "file" field."""
-    if request.content_type.startswith("multipart/") or request.content_type == "application/x-www-form-urlencoded":
-        form = await request.post()
-        field = form.get("file")
-        text = field.file.read().decode("utf-8") if hasattr(field, "file") else str(field or "")
-    else:
-        text = await request.text()
+    """The definitions a request carries as its JSON body."""
+    text = await request.text()
     try:
         return json.loads(text)
     except ValueError:

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
 
 from lapine.amqp.errors import AMQPError
+from lapine.broker.broker import Broker
 from lapine.broker.exchange import Exchange
 from lapine.broker.message import Message
 from lapine.broker.vhost import VirtualHost
 from lapine.management import counters
 from lapine.management.auth import act_in, check, scoped_vhosts, user_of, vhost_for_write, vhost_from_path
 from lapine.management.bindings import all_bindings
-from lapine.management.context import sampler_of
+from lapine.management.context import broker_of, sampler_of
 from lapine.management.http import (
     ApiError,
     as_bool,
@@ -29,8 +31,11 @@ from lapine.management.http import (
     require_keys,
 )
 from lapine.management.messages import decode_payload, header_payload, properties_from_json
+from lapine.server.throttle import blocked_reason
 
 DEFAULT_NAME = "amq.default"
+# Seconds between looks at the store while a publish waits for its message to be on disk.
+STORE_FAILURE_CHECK = 0.5
 
 
 def path_name(request: web.Request) -> str:
@@ -124,23 +129,57 @@ async def delete_exchange(request: web.Request) -> web.Response:
 
 
 async def publish(request: web.Request) -> web.Response:
-    """Publish one message as a channel would, and say whether any queue took it."""
+    """Publish one message as a channel with confirms would, and say whether any queue took it.
+
+    As over AMQP: refused while a resource alarm is in effect and when larger than
+    max_message_size; answered once the message is on disk when a durable queue keeps it, and
+    refused when a queue rejects it (RabbitMQ's "Unable to publish message. Check queue limits.").
+    """
     vhost = vhost_from_path(request)
     name = path_name(request)
+    broker = broker_of(request)
     body = await read_json(request)
     require_keys(body, "routing_key", "properties", "payload", "payload_encoding")
     properties = properties_from_json(body["properties"])
     payload = decode_payload(body["payload"], body["payload_encoding"])
     act_in(request, vhost)
+    limit = broker.config.max_message_size
+    if len(payload) > limit:
+        size = len(payload)
+        raise bad_request(f"406 PRECONDITION_FAILED - message size {size} is larger than configured max size {limit}")
+    if broker.alarms:
+        raise ApiError(503, "service_unavailable", f"publishing is blocked: {blocked_reason(broker.alarms)}")
     try:
         check(request, vhost, "write", "exchange", name)
         exchange = vhost.exchange(name)
         if exchange.internal:
             raise bad_request(f"cannot publish to internal exchange '{name}' in vhost '{vhost.name}'")
-        routed = route(vhost, exchange, _message(name, str(body["routing_key"]), properties, payload))
+        message = _message(name, str(body["routing_key"]), properties, payload)
+        routed, accepted = route(vhost, exchange, message)
     except AMQPError as error:
         raise bad_request(f"{error.reply_code} {error.reply_text}") from None
+    if accepted and message.durably_written:
+        accepted = await _on_disk(broker)
+    if not accepted:
+        raise bad_request("rejected Unable to publish message. Check queue limits.")
     return json_response({"routed": routed})
+
+
+async def _on_disk(broker: Broker) -> bool:
+    """Wait for the store's next group commit; False when the disk has failed (a publisher's nack)."""
+    store = broker.store
+    if store is None:
+        return True
+    if store.failed is not None:
+        return False
+    written = asyncio.get_running_loop().create_future()
+    store.submit_barrier(lambda: written.done() or written.set_result(store.failed is None))
+    # A store that dies never runs its waiting barriers: look at it now and then while waiting.
+    while not written.done():
+        await asyncio.wait({written}, timeout=STORE_FAILURE_CHECK)
+        if store.failed is not None:
+            return False
+    return bool(written.result())
 
 
 def _message(exchange: str, routing_key: str, properties: dict[str, Any], payload: bytes) -> Message:
@@ -153,13 +192,14 @@ def _message(exchange: str, routing_key: str, properties: dict[str, Any], payloa
     return message
 
 
-def route(vhost: VirtualHost, exchange: Exchange, message: Message) -> bool:
-    """Route and enqueue as a channel's publish does; the vhost keeps the publisher's counts."""
-    routed, _accepted = vhost.publish(exchange, message)
+def route(vhost: VirtualHost, exchange: Exchange, message: Message) -> tuple[bool, bool]:
+    """Route and enqueue as a channel's publish does; the vhost keeps the publisher's counts.
+    Returns (routed, accepted), accepted False when a queue refused the message."""
+    routed, accepted = vhost.publish(exchange, message)
     vhost.stats.publish += 1
     if not routed:
         vhost.stats.drop_unroutable += 1
-    return routed
+    return routed, accepted
 
 
 async def bindings_source(request: web.Request) -> web.Response:

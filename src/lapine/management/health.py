@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from lapine.amqp.errors import AMQPError
 from lapine.broker.message import Message
-from lapine.management.auth import vhost_from_path
+from lapine.management.auth import check, vhost_from_path
 from lapine.management.context import broker_of, node_of
-from lapine.management.http import json_response
+from lapine.management.http import ApiError, bad_request, json_response
 from lapine.management.messages import header_payload
 
 ALIVENESS_QUEUE = "aliveness-test"
+ACCESS_REFUSED = 403
 
 
 def ok(**extra: object) -> web.Response:
@@ -65,14 +67,37 @@ async def protocol_listener(request: web.Request) -> web.Response:
 
 
 async def aliveness(request: web.Request) -> web.Response:
-    """Declare a queue, publish to it and get the message back, as RabbitMQ's aliveness test."""
+    """Declare a queue, publish to it and get the message back, as RabbitMQ's aliveness test, with
+    the user's configure, write and read permissions as over AMQP.
+
+    Only our own message is taken: when the aliveness-test queue already holds messages (someone
+    else's), the test fails rather than take one of them.
+    """
     vhost = vhost_from_path(request)
-    queue = vhost.declare_queue(ALIVENESS_QUEUE, None)
+    try:
+        for kind, resource, name in (
+            ("configure", "queue", ALIVENESS_QUEUE),
+            ("write", "exchange", ""),
+            ("read", "queue", ALIVENESS_QUEUE),
+        ):
+            check(request, vhost, kind, resource, name)
+        queue = vhost.declare_queue(ALIVENESS_QUEUE, None)
+    except AMQPError as error:
+        if error.reply_code == ACCESS_REFUSED:
+            raise ApiError(401, "not_authorised", error.reply_text) from None
+        raise bad_request(f"{error.reply_code} {error.reply_text}") from None
+    if queue.message_count or queue.unacked_count:
+        return failed(f"queue '{ALIVENESS_QUEUE}' in vhost '{vhost.name}' is not empty")
     body = b"test_message"
-    queue.publish(Message("", ALIVENESS_QUEUE, header_payload({}, len(body)), body))
-    entry = queue.get(no_ack=True)
-    if entry is None or entry.message.body != b"test_message":
+    sent = Message("", ALIVENESS_QUEUE, header_payload({}, len(body)), body)
+    queue.publish(sent)
+    entry = queue.get(no_ack=False)
+    if entry is None:
         return failed("aliveness test failed")
+    if entry.message is not sent:
+        queue.requeue([entry])
+        return failed("aliveness test failed")
+    queue.settled([entry])
     return ok()
 
 

@@ -137,18 +137,31 @@ def dig(row: Mapping[str, Any], path: str) -> Any:
 
 
 def select_columns(row: Mapping[str, Any], columns: str) -> dict[str, Any]:
-    """Keep the named columns; a dotted name keeps a nested field under its parents."""
-    out: dict[str, Any] = {}
+    """Keep the named columns, as RabbitMQ does: "a.b" keeps field b of object a (a kept, perhaps
+    empty, when it has no b); a dotted name under a value that is not an object keeps the value."""
+    wanted: dict[str, Any] = {}
     for column in columns.split(","):
-        parts = column.strip().split(".")
-        value = dig(row, column.strip())
-        if value is None and parts[0] not in row:
-            continue
-        target = out
-        for part in parts[:-1]:
-            target = target.setdefault(part, {})
-        target[parts[-1]] = value
-    return out
+        parts = [part for part in column.strip().split(".") if part]
+        node = wanted
+        for index, part in enumerate(parts):
+            last = index == len(parts) - 1
+            current = node.get(part)
+            if current is _ALL:
+                break
+            if last:
+                node[part] = _ALL
+            else:
+                node = node.setdefault(part, {})
+    return {key: _prune(row[key], sub) for key, sub in wanted.items() if key in row}
+
+
+_ALL: Any = object()
+
+
+def _prune(value: Any, wanted: Any) -> Any:
+    if wanted is _ALL or not isinstance(value, Mapping):
+        return value
+    return {key: _prune(value[key], sub) for key, sub in wanted.items() if key in value}
 
 
 def _page(rows: list[dict[str, Any]], query: Mapping[str, str], columns: str | None) -> dict[str, Any]:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
 from lapine.broker import definitions
+from lapine.broker.policies import erlang_term
 from lapine.management.auth import is_policymaker, user_of, vhost_from_path, visible_vhosts
 from lapine.management.context import broker_of
 from lapine.management.http import (
@@ -47,14 +50,15 @@ async def put_policy(request: web.Request) -> web.Response:
     vhost_from_path(request)
     body = await read_json(request)
     require_keys(body, "pattern", "definition")
-    if not isinstance(body["definition"], dict):
-        raise bad_request("definition must be an object")
+    problem = _shape_problem(body)
+    if problem is not None:
+        raise bad_request(f"Validation failed\n\n{problem}\n")
     try:
         was_created = definitions.set_policy(
             broker_of(request),
             name,
             request.match_info["name"],
-            pattern=str(body["pattern"]),
+            pattern=body["pattern"],
             definition=body["definition"],
             priority=int(body.get("priority", 0)),
             apply_to=str(body.get("apply-to", "all")),
@@ -62,6 +66,17 @@ async def put_policy(request: web.Request) -> web.Response:
     except (definitions.DefinitionError, ValueError) as error:
         raise bad_request(getattr(error, "reason", str(error))) from None
     return created() if was_created else no_content()
+
+
+def _shape_problem(body: dict[str, Any]) -> str | None:
+    """RabbitMQ's words for a priority or definition of the wrong JSON type (the pattern's type is
+    checked with the policy, for imports too)."""
+    priority, definition = body.get("priority", 0), body["definition"]
+    if isinstance(priority, bool) or not isinstance(priority, int | float):
+        return f"priority should be a number, actually was {erlang_term(priority)}"
+    if not isinstance(definition, dict):
+        return f"definition must be a dictionary: {erlang_term(definition)}"
+    return None
 
 
 async def delete_policy(request: web.Request) -> web.Response:

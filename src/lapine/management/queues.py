@@ -165,6 +165,8 @@ async def delete_queue(request: web.Request) -> web.Response:
     act_in(request, vhost)
     try:
         check(request, vhost, "configure", "queue", queue.name)
+        # The API has no connection: another connection's exclusive queue is locked to it, as over AMQP.
+        vhost.check_exclusive(queue, None)
         vhost.delete_queue(
             queue,
             if_unused=as_bool(request.query.get("if-unused", "false")),
@@ -180,6 +182,7 @@ async def purge(request: web.Request) -> web.Response:
     act_in(request, vhost)
     try:
         check(request, vhost, "read", "queue", queue.name)
+        vhost.check_exclusive(queue, None)
     except AMQPError as error:
         raise from_amqp(error) from None
     queue.purge()
@@ -187,7 +190,12 @@ async def purge(request: web.Request) -> web.Response:
 
 
 async def get_messages(request: web.Request) -> web.Response:
-    """Take up to ``count`` messages, then ack them or put them back, as the ackmode says."""
+    """Take up to ``count`` messages, then ack them or put them back, as the ackmode says.
+
+    Everything in the request is checked before a message is taken, and a message that cannot be
+    shown (a content header that does not decode) puts every taken message back: a failed get
+    never loses one.
+    """
     vhost, queue = find(request)
     body = await read_json(request)
     require_keys(body, "count", "ackmode", "encoding")
@@ -196,36 +204,51 @@ async def get_messages(request: web.Request) -> web.Response:
         raise bad_request(f"ackmode must be one of {', '.join(ACKMODES)}")
     if encoding not in ("auto", "base64"):
         raise bad_request("encoding must be 'auto' or 'base64'")
-    count, truncate = _int(body["count"], "count"), body.get("truncate")
+    count = _int(body["count"], "count")
+    truncate = None if body.get("truncate") is None else _int(body["truncate"], "truncate")
     act_in(request, vhost)
     try:
         check(request, vhost, "read", "queue", queue.name)
     except AMQPError as error:
         raise ApiError(401, "not_authorised", error.reply_text) from None
+    try:
+        vhost.check_exclusive(queue, None)
+    except AMQPError as error:
+        raise bad_request(f"{error.reply_code} {error.reply_text}") from None
     taken: list[QueuedMessage] = []
     answers = []
-    for _ in range(max(count, 0)):
-        entry = queue.get(no_ack=False)
-        if entry is None:
-            break
-        taken.append(entry)
-        answers.append(_answer(entry, queue.message_count, encoding, truncate))
+    shown = False
+    try:
+        for _ in range(max(count, 0)):
+            entry = queue.get(no_ack=False)
+            if entry is None:
+                break
+            taken.append(entry)
+            answers.append(_answer(entry, queue.message_count, encoding, truncate))
+        shown = True
+    finally:
+        if not shown:
+            queue.requeue(taken)
     _settle(vhost, queue, taken, requeue=ackmode.endswith("requeue_true"), acked=ackmode.startswith("ack"))
     return json_response(answers)
 
 
 def _int(value: Any, name: str) -> int:
+    if isinstance(value, bool):
+        raise bad_request(f"{name} must be an integer")
     try:
         return int(value)
     except (TypeError, ValueError):
         raise bad_request(f"{name} must be an integer") from None
 
 
-def _answer(entry: QueuedMessage, remaining: int, encoding: str, truncate: Any) -> dict[str, Any]:
+def _answer(entry: QueuedMessage, remaining: int, encoding: str, truncate: int | None) -> dict[str, Any]:
     message = entry.message
-    body = message.body
-    if truncate is not None:
-        body = body[: _int(truncate, "truncate")]
+    body = message.body if truncate is None else message.body[: max(truncate, 0)]
+    try:
+        properties = properties_to_json(message.properties)
+    except Exception as error:  # a header that arrived broken must not cost the message
+        raise ApiError(500, "internal_server_error", f"the message's properties cannot be decoded: {error}") from None
     payload, payload_encoding = encode_payload(body, encoding)
     return {
         "payload_bytes": len(message.body),
@@ -233,7 +256,7 @@ def _answer(entry: QueuedMessage, remaining: int, encoding: str, truncate: Any) 
         "exchange": message.exchange,
         "routing_key": message.routing_key,
         "message_count": remaining,
-        "properties": properties_to_json(message.properties),
+        "properties": properties,
         "payload": payload,
         "payload_encoding": payload_encoding,
     }

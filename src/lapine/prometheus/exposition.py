@@ -26,22 +26,22 @@ def render(families: Iterable[Family]) -> str:
         lines.append(f"# TYPE {family.name} {family.kind}")
         lines.append(f"# HELP {family.name} {family.help}")
         for labels, value in family.samples:
-            lines.append(f"{family.name}{_labels(labels)} {_number(value)}")
+            lines.append(f"{family.name}{_labels(labels)} {number(value)}")
     return "\n".join(lines) + "\n"
 
 
 def _labels(labels: Labels) -> str:
     if not labels:
         return ""
-    inside = ",".join(f'{key}="{_escape(value)}"' for key, value in labels.items())
+    inside = ",".join(f'{key}="{escape(value)}"' for key, value in labels.items())
     return "{" + inside + "}"
 
 
-def _escape(value: str) -> str:
+def escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def _number(value: float) -> str:
+def number(value: float) -> str:
     if isinstance(value, int) or float(value).is_integer():
         return str(int(value))
     return repr(float(value))

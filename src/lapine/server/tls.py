@@ -26,20 +26,33 @@ def enabled(config: Config) -> bool:
 def server_context(config: Config) -> ssl.SSLContext:
     """The listener's context; raises ValueError for a setting that makes no sense and OSError or
     ssl.SSLError for files that cannot be read, so that a broken setup stops the start."""
-    if config.ssl_verify not in VERIFY_MODES:
-        raise ValueError(f"ssl_verify must be one of {', '.join(VERIFY_MODES)}, not '{config.ssl_verify}'")
-    verify_peer = config.ssl_verify == "verify_peer"
-    if verify_peer and not config.ssl_cacertfile:
-        raise ValueError("ssl_verify = verify_peer needs ssl_cacertfile to check client certificates against")
+    return context_for(
+        config.ssl_certfile,
+        config.ssl_keyfile,
+        config.ssl_cacertfile,
+        config.ssl_verify,
+        config.ssl_fail_if_no_peer_cert,
+    )
+
+
+def context_for(
+    certfile: str, keyfile: str, cacertfile: str, verify: str, fail_if_no_peer_cert: bool, prefix: str = "ssl_"
+) -> ssl.SSLContext:
+    """A server context from RabbitMQ's ssl_options; ``prefix`` names the settings in errors."""
+    if verify not in VERIFY_MODES:
+        raise ValueError(f"{prefix}verify must be one of {', '.join(VERIFY_MODES)}, not '{verify}'")
+    verify_peer = verify == "verify_peer"
+    if verify_peer and not cacertfile:
+        raise ValueError(f"{prefix}verify = verify_peer needs {prefix}cacertfile to check client certificates against")
     # TLS 1.2 and later with Python's default ciphers, as RabbitMQ's defaults (no SSLv3, TLS 1.0/1.1).
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(config.ssl_certfile, config.ssl_keyfile)
-    if config.ssl_cacertfile:
-        context.load_verify_locations(cafile=config.ssl_cacertfile)
+    context.load_cert_chain(certfile, keyfile)
+    if cacertfile:
+        context.load_verify_locations(cafile=cacertfile)
     if not verify_peer:
         context.verify_mode = ssl.CERT_NONE
-    elif config.ssl_fail_if_no_peer_cert:
+    elif fail_if_no_peer_cert:
         context.verify_mode = ssl.CERT_REQUIRED
     else:
         context.verify_mode = ssl.CERT_OPTIONAL

@@ -36,6 +36,7 @@ class DataDirectory:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path).expanduser().absolute()
         self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.path.chmod(0o700)  # also when it existed, or a umask loosened it: nobody else may look in
         lock_path = self.path / LOCK_FILE
         # No O_TRUNC: the holder's pid must still be readable if the lock turns out to be taken.
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
