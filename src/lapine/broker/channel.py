@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from lapine.amqp import spec
 from lapine.amqp.errors import ChannelError, ConnectionError
 from lapine.amqp.frames import content_frames, decode_publish, encode_deliver_frames
+from lapine.amqp.properties import malformed_properties, properties_are_valid
 from lapine.broker import direct_reply_to, names
 from lapine.broker.consumer import Consumer
 from lapine.broker.exchange import Exchange
@@ -274,6 +275,9 @@ class Channel:
         if exchange is None or exchange.deleted or self._publish_version != self._permissions.version:
             exchange = self._publish_exchange(message.exchange)
         header = message.header_payload
+        if not properties_are_valid(header):
+            # Consumers get the header as it came: one that does not parse is refused here.
+            raise malformed_properties(header)
         # Properties matter here only when one of these flags is set; most messages skip it all.
         if header[12] & _INSPECT_FLAGS_HIGH or header[13] & _USER_ID_FLAG:
             self._inspect_properties(message)
