@@ -7,9 +7,12 @@ applies the lower of the two, and so do we.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from lapine.broker import names
 
 APPLY_TO = ("all", "queues", "exchanges", "classic_queues")
 
@@ -67,7 +70,27 @@ def validate(policy: Policy) -> str | None:
     unknown = sorted(set(policy.definition) - known)
     if unknown:
         return f"Unrecognised terms {unknown} in policy"
+    for key, what in SHORTSTR_KEYS.items():
+        if key in policy.definition:
+            problem = _shortstr_problem(key, what, policy.definition[key])
+            if problem is not None:
+                return problem
     return None
+
+
+# Policy keys whose values become exchange names or routing keys on the wire, with RabbitMQ's
+# words for a value that is not a string (rabbit_policies:validate_policy0).
+SHORTSTR_KEYS = {
+    "alternate-exchange": "alternate exchange name",
+    "dead-letter-exchange": "dead letter exchange name",
+    "dead-letter-routing-key": "dead letter routing key",
+}
+
+
+def _shortstr_problem(key: str, what: str, value: Any) -> str | None:
+    if not isinstance(value, str):
+        return f"{json.dumps(value, default=str)} is not a valid {what}"
+    return names.shortstr_problem(key, value)
 
 
 def effective(arguments: dict[str, Any], policy: Policy | None, kind: str) -> dict[str, Any]:
