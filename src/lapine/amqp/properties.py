@@ -116,8 +116,11 @@ def _sized_end(buf: bytes, pos: int, limit: int) -> int:
 
 def _table_end(buf: bytes, pos: int, limit: int, depth: int) -> int:
     """The end of the field table at ``pos``; keys are any octets, as RabbitMQ takes them."""
-    stop = _sized_end(buf, pos, limit)
-    pos += 4
+    start = pos + 4
+    stop = start + int.from_bytes(buf[pos:start], "big")
+    if start > limit or stop > limit:
+        raise _Malformed
+    pos = start
     size_of = _SIZE_OF
     while pos < stop:
         pos += 1 + buf[pos]
