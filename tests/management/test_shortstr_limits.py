@@ -168,3 +168,16 @@ def test_http_publish_with_properties_amqp_cannot_carry_is_a_bad_request(
     reply = http.post("/api/exchanges/%2F/amq.topic/publish", message)
     assert reply.status == 400
     assert reply.json["reason"].startswith("properties cannot be encoded: ")
+
+
+def test_a_binding_key_too_long_for_a_shortstr_is_refused(http: Http, unique: Callable[[str], str]) -> None:
+    queue = unique("bound")
+    assert http.put(f"/api/queues/%2F/{q(queue)}", {"durable": False}).status == 201
+    try:
+        reply = http.post(f"/api/bindings/%2F/e/amq.direct/q/{q(queue)}", {"routing_key": LONG, "arguments": {}})
+        reason = "routing_key should be less than 255 bytes, actually was 300"
+        assert (reply.status, reply.json["reason"]) == (400, reason)
+        bindings = http.get(f"/api/queues/%2F/{q(queue)}/bindings").json
+        assert [b for b in bindings if b["source"] == "amq.direct"] == []
+    finally:
+        http.delete(f"/api/queues/%2F/{q(queue)}")

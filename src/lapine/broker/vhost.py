@@ -320,6 +320,7 @@ class VirtualHost:
         self, source: Exchange, destination: Queue | Exchange, routing_key: str, arguments: Mapping[str, Any]
     ) -> None:
         self._check_not_default(source, destination)
+        _check_name_fits("routing_key", routing_key)
         problem = source.router.validate_binding_arguments(arguments)
         if problem is not None:
             raise ChannelError(PRECONDITION_FAILED, problem)
