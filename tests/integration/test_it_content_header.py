@@ -3,8 +3,8 @@
 The broker forwards the header's bytes unchanged, so one it let through would reach every
 consumer of the queue and kill the ones whose client decodes it (pika does). RabbitMQ 3.10 decodes
 the properties of every publish and closes the publisher's connection with 541 when they do not
-parse; the cases below are the ones it refuses, and it accepts the others (checked with the same
-raw-socket probes against RabbitMQ 3.10).
+parse; MALFORMED are cases it refuses and ACCEPTED cases it takes (run with AMQP_URL against
+RabbitMQ 3.10 to check). A lone continuation flag is where Lapine is stricter, on purpose.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ MALFORMED = {
     "delivery-mode promised, absent": _flags(0x1000),
     "timestamp cut short": _flags(0x0040, b"\x00\x00\x00"),
     "octets after the last property": _flags(0x1000, b"\x02junk"),
-    "continuation flag word": _flags(0x0001, b"\x00\x00"),
+    "continuation flag and a second flag word": _flags(0x0001, b"\x00\x00"),
     "table size past the header": _headers(b"\x01aSxx", size=20),
     "longstr past its table": _headers(b"\x01aS\x00\x00\x00\x09"),
     "unknown field type": _headers(b"\x01aZ\x00"),
@@ -121,3 +121,18 @@ def test_properties_rabbitmq_accepts_are_delivered_to_pika(
     client.send_method(1, pika.spec.Queue.Declare(queue=queue, passive=True))
     client.expect(pika.spec.Queue.DeclareOk)
     assert _consume_one(consumer, queue) == [b"odd"]
+
+
+def test_a_continuation_flag_is_refused(raw: Callable[..., RawAMQP], names: Names, against_rabbitmq: bool) -> None:
+    """RabbitMQ ignores bit 0x0001 and reads no second flag word; pika reads one, and fails on
+    the bare flags RabbitMQ forwards. No client sets it (basic has 14 properties): refused."""
+    if against_rabbitmq:
+        pytest.skip("RabbitMQ accepts a lone continuation bit, which pika consumers cannot decode")
+    queue = names.queue("bad-props")
+    client = raw()
+    client.handshake()
+    client.open_channel(1)
+    client.send_method(1, pika.spec.Queue.Declare(queue=queue))
+    client.expect(pika.spec.Queue.DeclareOk)
+    _publish_raw(client, queue, _flags(0x0001))
+    assert client.expect_connection_close().reply_code == INTERNAL_ERROR

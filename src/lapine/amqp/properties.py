@@ -8,10 +8,13 @@ accepts and refuses what RabbitMQ 3.10's decoder does (measured with raw-socket 
 walks the bytes: no value is built.
 
 What RabbitMQ refuses: a field the flags promise that is missing or runs past the end, bytes left
-over after the last field, a continuation flag word, a table or array entry that does not fit its
-container, an unknown field type letter, and NaN or infinite floats (Erlang has no such floats).
-What it lets through, and so do we: reserved flag bits (0x0002), malformed UTF-8 in shortstrs and
-table keys, any 64-bit timestamp.
+over after the last field, a table or array entry that does not fit its container, an unknown
+field type letter, and NaN or infinite floats (Erlang has no such floats). What it lets through,
+and so do we: the reserved flag bit 0x0002, malformed UTF-8 in shortstrs and table keys, any
+64-bit timestamp. One difference, on purpose: RabbitMQ ignores the continuation bit 0x0001 and
+reads no second flag word, where pika (and our full decoder) read one, so the same bytes mean
+different properties to the broker and to its consumers (a lone 0x0001 kills a pika consumer);
+no client sets it, since the basic class has only 14 properties, and it is refused here.
 """
 
 from __future__ import annotations
