@@ -19,6 +19,8 @@ no client sets it, since the basic class has only 14 properties, and it is refus
 
 from __future__ import annotations
 
+import struct
+
 from lapine.amqp.codec import MAX_TABLE_DEPTH, erlang_binary, rabbit_reply_text
 from lapine.amqp.errors import FrameError
 
@@ -62,6 +64,7 @@ for _letters, _size in ((b"tbB", 1), (b"su", 2), (b"Ii", 4), (b"lLT", 8), (b"D",
 _VALUE_SIZE[ord("F")], _VALUE_SIZE[ord("A")] = _NESTED_TABLE, _ARRAY
 _VALUE_SIZE[ord("d")], _VALUE_SIZE[ord("f")] = _DOUBLE, _FLOAT
 _SIZE_OF = tuple(_VALUE_SIZE)
+_u32_from = struct.Struct(">I").unpack_from
 
 
 class _Malformed(Exception):
@@ -89,7 +92,7 @@ def properties_are_valid(header_payload: bytes) -> bool:
                 pos += 1 + header_payload[pos]
             else:
                 pos = _table_end(header_payload, pos, end, 0)
-    except (IndexError, _Malformed):
+    except (IndexError, struct.error, _Malformed):
         return False
     return pos == end
 
@@ -107,7 +110,7 @@ def _plan(flags: int) -> tuple[int, ...]:
 
 def _sized_end(buf: bytes, pos: int, limit: int) -> int:
     """The end of the long-size-prefixed value at ``pos``, which must end by ``limit``."""
-    stop = pos + 4 + int.from_bytes(buf[pos : pos + 4], "big")
+    stop = pos + 4 + _u32_from(buf, pos)[0]
     if pos + 4 > limit or stop > limit:
         raise _Malformed
     return stop
@@ -120,7 +123,7 @@ def _sized_end(buf: bytes, pos: int, limit: int) -> int:
 def _table_end(buf: bytes, pos: int, limit: int, depth: int) -> int:
     """The end of the field table at ``pos``; keys are any octets, as RabbitMQ takes them."""
     start = pos + 4
-    stop = start + int.from_bytes(buf[pos:start], "big")
+    stop = start + _u32_from(buf, pos)[0]
     if start > limit or stop > limit:
         raise _Malformed
     pos = start
@@ -134,7 +137,7 @@ def _table_end(buf: bytes, pos: int, limit: int, depth: int) -> int:
         if size >= 0:
             pos += size
         elif size == _LONG:
-            pos += 4 + int.from_bytes(buf[pos : pos + 4], "big")
+            pos += 4 + _u32_from(buf, pos)[0]
         else:
             pos = _other_end(buf, pos, size, stop, depth)
     if pos != stop:
@@ -152,7 +155,7 @@ def _array_end(buf: bytes, pos: int, limit: int, depth: int) -> int:
         if size >= 0:
             pos += size
         elif size == _LONG:
-            pos += 4 + int.from_bytes(buf[pos : pos + 4], "big")
+            pos += 4 + _u32_from(buf, pos)[0]
         else:
             pos = _other_end(buf, pos, size, stop, depth)
     if pos != stop:
