@@ -2,8 +2,9 @@
 
     PYTHONPATH=src python bench/micro_codec.py [--seconds 0.5]
 
-basic.publish decode (decode_publish) and basic.deliver encode (encode_deliver_frames) run once
-per message; FrameReader.feed and the generic decode_method are shown for scale.
+basic.publish decode (decode_publish), the property-list check (properties_are_valid) and
+basic.deliver encode (encode_deliver_frames) run once per message; FrameReader.feed, the generic
+decode_method and the full properties decode are shown for scale.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 
 from lapine.amqp import spec
 from lapine.amqp.frames import FrameReader, decode_publish, encode_deliver_frames, method_frame
+from lapine.amqp.properties import properties_are_valid
 
 
 def measure(func: Callable[[], object], seconds: float) -> float:
@@ -70,6 +72,7 @@ def main() -> None:
         ),
         ("FrameReader.feed, per frame (3 frames per message)", lambda: reader.feed(stream), 300),
         ("spec.decode_method (basic.ack)", lambda: spec.decode_method(ack), 1),
+        ("properties_are_valid (2 properties)", lambda: properties_are_valid(header), 1),
         ("BasicProperties.decode (2 properties)", lambda: spec.BasicProperties.decode(properties), 1),
     ]
     for name, func, per_call in cases:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from lapine.broker import names
 from lapine.broker.exchanges.headers import field_type
 
 # Queue arguments whose values must match on a redeclare; RabbitMQ ignores unknown ones.
@@ -126,8 +127,14 @@ def _max_priority(value: Any) -> Any:
     return problem
 
 
-def _longstr(value: Any) -> Any:
-    return None if isinstance(value, str | bytes) else ("unacceptable_type", type_name(value))
+def _shortstr_in_longstr(value: Any) -> Any:
+    """A name or routing key given as a longstr: it still goes on the wire as a shortstr later."""
+    if not isinstance(value, str | bytes):
+        return ("unacceptable_type", type_name(value))
+    size = names.wire_size(value)
+    if size is None:
+        return "invalid UTF-8"
+    return ("too_long", size) if size > names.SHORTSTR_MAX else None
 
 
 def _one_of(choices: tuple[str, ...], error: str) -> Any:
@@ -147,8 +154,8 @@ def _boolean(value: Any) -> Any:
 QUEUE_VALIDATORS = {
     "x-expires": _expires,
     "x-message-ttl": _expiry,
-    "x-dead-letter-exchange": _longstr,
-    "x-dead-letter-routing-key": _longstr,
+    "x-dead-letter-exchange": _shortstr_in_longstr,
+    "x-dead-letter-routing-key": _shortstr_in_longstr,
     "x-max-length": _non_negative,
     "x-max-length-bytes": _non_negative,
     "x-max-priority": _max_priority,

@@ -7,12 +7,14 @@ publisher-confirm sequence numbers, and the open transaction.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lapine.amqp import spec
 from lapine.amqp.errors import ChannelError, ConnectionError
 from lapine.amqp.frames import content_frames, decode_publish, encode_deliver_frames
+from lapine.amqp.properties import malformed_properties, properties_are_valid
 from lapine.broker import direct_reply_to, names
 from lapine.broker.consumer import Consumer
 from lapine.broker.exchange import Exchange
@@ -23,6 +25,8 @@ from lapine.broker.stats import MessageStats
 if TYPE_CHECKING:
     from lapine.broker.connection import Connection
     from lapine.broker.scheduler import Timer
+
+log = logging.getLogger("lapine.channel")
 
 ACCESS_REFUSED = 403
 NOT_FOUND = 404
@@ -142,6 +146,23 @@ class Channel:
         self, consumer: Consumer | direct_reply_to.ReplyConsumer, entry: QueuedMessage, queue: Queue | None
     ) -> None:
         tag = self._next_delivery_tag
+        message = entry.message
+        # Encoded before anything is recorded: a message that cannot be sent is not left unacked.
+        try:
+            frames = encode_deliver_frames(
+                self.id,
+                consumer.tag_bytes,
+                tag,
+                entry.redelivered,
+                message.exchange_bytes,
+                message.routing_key_bytes,
+                message.header_payload,
+                message.body,
+                self.connection.frame_max,
+            )
+        except Exception:
+            self._undeliverable(entry, queue, consumer.no_ack, consumer)
+            return
         self._next_delivery_tag = tag + 1
         if consumer.no_ack:
             self.stats.deliver_no_ack += 1
@@ -156,20 +177,35 @@ class Channel:
             queue.stats.deliver += 1
         if entry.redelivered:
             self.stats.redeliver += 1
-        message = entry.message
-        self.connection.send(
-            encode_deliver_frames(
-                self.id,
-                consumer.tag_bytes,
-                tag,
-                entry.redelivered,
-                message.exchange_bytes,
-                message.routing_key_bytes,
-                message.header_payload,
-                message.body,
-                self.connection.frame_max,
-            )
+        self.connection.send(frames)
+
+    def _undeliverable(
+        self,
+        entry: QueuedMessage,
+        queue: Queue | None,
+        no_ack: bool,
+        consumer: Consumer | direct_reply_to.ReplyConsumer | None = None,
+    ) -> None:
+        """A message whose delivery cannot be encoded is dropped, with an error logged.
+
+        Only a name too long for a shortstr (or not UTF-8) can fail, and entry points refuse
+        those; should one get past them, dropping is the one safe end. Dead-lettering would
+        carry the same routing key on to the next queue, and as a rejection it would pass the
+        cycle check, so two queues dead-lettering to each other would loop. The consumer, its
+        connection and the queue's other messages are not affected.
+        """
+        log.exception(
+            "dropped a message from %r: its delivery on %r cannot be encoded (exchange %r, routing key %r)",
+            queue,
+            self,
+            entry.message.exchange[:64],
+            entry.message.routing_key[:64],
         )
+        if no_ack or queue is None:
+            return  # the queue has already let it go
+        if isinstance(consumer, Consumer):
+            consumer.unacked -= 1
+        queue.settled([entry])
 
     def send_content(self, method: spec.Method, message: Message) -> None:
         self.connection.send(
@@ -274,6 +310,9 @@ class Channel:
         if exchange is None or exchange.deleted or self._publish_version != self._permissions.version:
             exchange = self._publish_exchange(message.exchange)
         header = message.header_payload
+        if not properties_are_valid(header):
+            # Consumers get the header as it came: one that does not parse is refused here.
+            raise malformed_properties(header)
         # Properties matter here only when one of these flags is set; most messages skip it all.
         if header[12] & _INSPECT_FLAGS_HIGH or header[13] & _USER_ID_FLAG:
             self._inspect_properties(message)
@@ -641,13 +680,20 @@ class Channel:
         name = self._queue_name(method.queue)
         self.authorize("read", "queue", name)
         queue = self.vhost.queue(name, self.connection)
-        entry = queue.get(method.no_ack)
-        if entry is None:
-            self.stats.get_empty += 1
-            queue.stats.get_empty += 1
-            self.send_method(spec.BasicGetEmpty())
-            return
-        tag = self._next_delivery_tag
+        while True:
+            entry = queue.get(method.no_ack)
+            if entry is None:
+                self.stats.get_empty += 1
+                queue.stats.get_empty += 1
+                self.send_method(spec.BasicGetEmpty())
+                return
+            tag = self._next_delivery_tag
+            try:
+                frames = self._get_ok_frames(tag, entry, queue)
+            except Exception:
+                self._undeliverable(entry, queue, method.no_ack)
+                continue
+            break
         self._next_delivery_tag = tag + 1
         if method.no_ack:
             self.stats.get_no_ack += 1
@@ -661,17 +707,18 @@ class Channel:
         if entry.redelivered:
             self.stats.redeliver += 1
             queue.stats.redeliver += 1
+        self.connection.send(frames)
+
+    def _get_ok_frames(self, tag: int, entry: QueuedMessage, queue: Queue) -> bytes:
         message = entry.message
-        self.send_content(
-            spec.BasicGetOk(
-                delivery_tag=tag,
-                redelivered=entry.redelivered,
-                exchange=message.exchange,
-                routing_key=message.routing_key,
-                message_count=queue.message_count,
-            ),
-            message,
+        method = spec.BasicGetOk(
+            delivery_tag=tag,
+            redelivered=entry.redelivered,
+            exchange=message.exchange,
+            routing_key=message.routing_key,
+            message_count=queue.message_count,
         )
+        return content_frames(self.id, method, 60, message.raw_properties, message.body, self.connection.frame_max)
 
     # --- basic class: acknowledgements -------------------------------------------------------
 

@@ -20,6 +20,7 @@ from lapine.amqp.errors import AMQPError, ConnectionError
 from lapine.auth.passwords import ALGORITHMS, HASHING_ALGORITHM
 from lapine.auth.permissions import Permission
 from lapine.auth.users import User
+from lapine.broker import names
 from lapine.broker.policies import Policy, erlang_term, validate
 
 if TYPE_CHECKING:
@@ -80,6 +81,7 @@ def add_vhost(
     """Create a vhost (with its amq.* exchanges), or update its metadata; True when created."""
     if not name:
         raise DefinitionError("vhost name must not be empty")
+    _check_name_fits("vhost name", name)
     created = name not in broker.vhosts
     vhost = broker.add_vhost(name)
     metadata = vhost_metadata(vhost)
@@ -106,6 +108,13 @@ def delete_vhost(broker: Broker, name: str) -> bool:
     return True
 
 
+def _check_name_fits(what: str, name: str) -> None:
+    """A vhost name goes in connection.open and a user name in the user-id property: shortstrs."""
+    problem = names.shortstr_problem(what, name)
+    if problem is not None:
+        raise DefinitionError(problem)
+
+
 # --- users ---------------------------------------------------------------------------------------
 
 
@@ -129,6 +138,7 @@ def put_user(
     """Create or replace a user; True when created. A password wins over a hash when both come."""
     if not name:
         raise DefinitionError("user name must not be empty")
+    _check_name_fits("user name", name)
     algorithm = hashing_algorithm or HASHING_ALGORITHM
     if algorithm not in HASHING_ALGORITHMS:
         raise DefinitionError(f"unsupported hashing algorithm '{algorithm}'")

@@ -18,6 +18,7 @@ from typing import Any
 
 import re2
 
+from lapine.broker import names
 from lapine.broker.arguments import MAX_EXPIRY
 
 APPLY_TO = ("all", "queues", "exchanges", "classic_queues")
@@ -103,7 +104,17 @@ def validate(policy: Policy) -> str | None:
         check, what = VALUE_CHECKS[key]
         if not check(value):
             return f"{erlang_term(value)} is not a valid {what}"
+    for key in SHORTSTR_KEYS:
+        # These become exchange names and routing keys on the wire: at most 255 octets of UTF-8.
+        value = policy.definition.get(key)
+        if isinstance(value, str):
+            problem = names.shortstr_problem(key, value)
+            if problem is not None:
+                return problem
     return None
+
+
+SHORTSTR_KEYS = ("alternate-exchange", "dead-letter-exchange", "dead-letter-routing-key")
 
 
 def _integer(low: int, high: int | None = None) -> Callable[[Any], bool]:

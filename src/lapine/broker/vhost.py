@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from lapine.amqp.errors import ChannelError, ConnectionError
 from lapine.broker import arguments as args
+from lapine.broker import names
 from lapine.broker.exchange import Exchange
 from lapine.broker.exchanges import router_for
 from lapine.broker.flow import is_behind
@@ -105,6 +106,7 @@ class VirtualHost:
             raise ChannelError(ACCESS_REFUSED, "operation not permitted on the default exchange")
         if passive:
             return self.exchange(name)
+        _check_name_fits("exchange name", name)
         if name.startswith("amq."):
             existing = self.exchanges.get(name)
             if existing is None:
@@ -211,6 +213,7 @@ class VirtualHost:
     ) -> Queue:
         if passive:
             return self.queue(name, connection)
+        _check_name_fits("queue name", name)
         arguments = dict(arguments or {})
         problem = args.invalid_queue_argument(arguments, f"for queue '{name}' in vhost '{self.name}'")
         if problem is not None:
@@ -319,6 +322,7 @@ class VirtualHost:
         self, source: Exchange, destination: Queue | Exchange, routing_key: str, arguments: Mapping[str, Any]
     ) -> None:
         self._check_not_default(source, destination)
+        _check_name_fits("routing_key", routing_key)
         problem = source.router.validate_binding_arguments(arguments)
         if problem is not None:
             raise ChannelError(PRECONDITION_FAILED, problem)
@@ -460,3 +464,10 @@ def _check_equivalent(
     diff = args.first_inequivalent(keys, received, current)
     if diff is not None:
         raise ChannelError(PRECONDITION_FAILED, args.inequivalent_text(diff[0], where, diff[1], diff[2]))
+
+
+def _check_name_fits(what: str, name: str) -> None:
+    """Names from the wire always fit; those from the HTTP API or an import may not."""
+    problem = names.shortstr_problem(what, name)
+    if problem is not None:
+        raise ChannelError(PRECONDITION_FAILED, problem)

@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from lapine.amqp.errors import AMQPError
+from lapine.broker import names
 from lapine.broker.broker import Broker
 from lapine.broker.exchange import Exchange
 from lapine.broker.message import Message
@@ -140,6 +141,10 @@ async def publish(request: web.Request) -> web.Response:
     broker = broker_of(request)
     body = await read_json(request)
     require_keys(body, "routing_key", "properties", "payload", "payload_encoding")
+    routing_key = str(body["routing_key"])
+    problem = names.shortstr_problem("routing_key", routing_key)
+    if problem is not None:
+        raise bad_request(problem)
     properties = properties_from_json(body["properties"])
     payload = decode_payload(body["payload"], body["payload_encoding"])
     act_in(request, vhost)
@@ -154,7 +159,7 @@ async def publish(request: web.Request) -> web.Response:
         exchange = vhost.exchange(name)
         if exchange.internal:
             raise bad_request(f"cannot publish to internal exchange '{name}' in vhost '{vhost.name}'")
-        message = _message(name, str(body["routing_key"]), properties, payload)
+        message = _message(name, routing_key, properties, payload)
         routed, accepted = route(vhost, exchange, message)
     except AMQPError as error:
         raise bad_request(f"{error.reply_code} {error.reply_text}") from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import struct
 from collections.abc import Mapping
 from typing import Any
 
@@ -43,8 +44,15 @@ def properties_from_json(data: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def header_payload(properties: Mapping[str, Any], body_size: int) -> bytes:
-    """A full content-header payload for a message built here rather than read off a socket."""
-    return encode_content_header(60, body_size, BasicProperties(**properties).encode())
+    """A full content-header payload for a message built here rather than read off a socket.
+
+    JSON takes what AMQP cannot carry (a content_type of 300 octets, a header key too long, an
+    integer past 64 bits, a lone surrogate): such properties are the client's error, a 400.
+    """
+    try:
+        return encode_content_header(60, body_size, BasicProperties(**properties).encode())
+    except (ValueError, struct.error) as error:
+        raise bad_request(f"properties cannot be encoded: {error}") from None
 
 
 def decode_payload(payload: Any, encoding: Any) -> bytes:
