@@ -41,11 +41,11 @@ NOT_ALLOWED = 530
 INTERNAL_ERROR = 541
 CONNECTION_FORCED = 320
 
-_PUBLISH_IDS = b"\x00\x3c\x00\x28"
+_PUBLISH_IDS = b"\x00\x3c\x00\x28"  # basic.publish: class 60, method 40
 # Output gathered for one socket write; past it, deliveries to this connection wait a tick.
 OUTPUT_PER_TICK = 256 * 1024
 # Output a client may leave unread beyond one message of the largest size, before its requests wait.
-OUTPUT_SLACK = 4 * 1024 * 1024  # basic.publish: class 60, method 40
+OUTPUT_SLACK = 4 * 1024 * 1024
 _HANDSHAKE_FRAME_MAX = 131072
 
 
@@ -115,16 +115,10 @@ class Connection:
         # Seconds the transport should hold the output it has now before writing it (a failed
         # login is answered late, to slow down password guessing); the transport resets it.
         self.output_delay = 0.0
-        # Credit flow (broker/flow.py): messages put into queues that are behind this tick, the
-        # frames that wait for the next tick once that is past the credit, and when that last
-        # happened (scheduler time; -inf for never).
-        self.flow_spent = 0
-        self.flow_credit = flow.MIN_CREDIT
-        # The queues that were behind when we published to them since the last grant, with how
-        # many messages each had handed out then.
-        self._behind: dict[Queue, int] = {}
+        # Credit flow (broker/flow.py), and the frames read that wait for the next tick once the
+        # credit is used up (or the output is over its limit, below).
+        self.credit = flow.Credit()
         self.held_frames: list[tuple[int, int, Any]] | None = None
-        self.flow_held_at = float("-inf")
         # Output not yet taken by the socket (the transport's buffer, told by the asyncio layer).
         # Past ``output_limit`` with ours, requests wait: a client that does not read what we send
         # cannot make us buffer without bound (basic.get after basic.get of a big message).
@@ -243,27 +237,12 @@ class Connection:
         return self.output_size + self.output_pending > self.output_limit
 
     def grant_credit(self, trickle: bool = False) -> None:
-        """Credit again (each event-loop tick): as many messages as the slowest of the queues
-        that were behind handed out since the last grant. None when they all stood still,
-        except a trickle when ``trickle`` (the retry timer), so that nothing waits forever."""
-        self.flow_spent = 0
-        behind = self._behind
-        for queue in [queue for queue in behind if queue.deleted or not flow.is_behind(queue)]:
-            del behind[queue]  # caught up (or gone): it holds nobody back any more
-        if not behind:
-            self.flow_credit = flow.MIN_CREDIT
-            return
-        progress = min(queue.stats.deliver_get - then for queue, then in behind.items())
-        if progress > 0:
-            behind.clear()
-            self.flow_credit = progress
-        else:
-            # Keep the marks: progress is counted from them at the next grant.
-            self.flow_credit = flow.MIN_CREDIT if trickle else 0
+        """A new event-loop tick (or, with ``trickle``, the retry timer): credit again."""
+        self.credit.grant(trickle)
 
     def release_held(self) -> None:
         """Held frames go on, if there is credit and our output is under its limit."""
-        self._hold_next = self.flow_spent >= self.flow_credit or self.output_over_limit()
+        self._hold_next = self.credit.exhausted or self.output_over_limit()
         held = self.held_frames
         if held is None or self._hold_next or self.state is State.CLOSED:
             return
@@ -280,22 +259,19 @@ class Connection:
 
     def charge(self, queue: Queue) -> None:
         """A message of ours went into ``queue``, which is behind (broker/flow.py)."""
-        if queue not in self._behind:
-            self._behind[queue] = queue.stats.deliver_get
-        self.flow_spent += 1
-        if self.flow_spent >= self.flow_credit:
+        if self.credit.charge(queue):
             self._hold_next = True
 
     @property
     def in_flow(self) -> bool:
         """Held by credit flow within the last few seconds: RabbitMQ's state "flow"."""
-        return self.broker.scheduler.time() - self.flow_held_at < flow.FLOW_STATE_SECONDS
+        return self.broker.scheduler.time() - self.credit.held_at < flow.FLOW_STATE_SECONDS
 
     def _hold(self, frames: list[tuple[int, int, Any]], index: int) -> None:
         """Out of credit or output room: the rest of this read waits for the next tick."""
         self.held_frames = frames[index:]
-        if self.flow_spent >= self.flow_credit:
-            self.flow_held_at = self.broker.scheduler.time()
+        if self.credit.exhausted:
+            self.credit.held_at = self.broker.scheduler.time()
             self.broker.flow_holds += 1
 
     def _flush_confirms(self) -> None:
@@ -590,7 +566,7 @@ class Connection:
     def connection_lost(self) -> None:
         """The socket is gone: release everything the connection held."""
         self.held_frames = None
-        self._behind.clear()
+        self.credit.forget()
         self._shutdown_channels()
         self.state = State.CLOSED
         self.finished = True

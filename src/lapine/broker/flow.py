@@ -57,3 +57,51 @@ class Publisher(Protocol):
     def charge(self, queue: Queue) -> None:
         """One message went into ``queue``, which is behind."""
         ...
+
+
+class Credit:
+    """One connection's credit for the queues that are behind."""
+
+    __slots__ = ("_marks", "granted", "held_at", "spent")
+
+    def __init__(self) -> None:
+        self.spent = 0
+        self.granted = MIN_CREDIT
+        # The queues that were behind when charged since the last grant, with how many messages
+        # each had handed out then.
+        self._marks: dict[Queue, int] = {}
+        # When the connection last ran out (scheduler time), for the state "flow".
+        self.held_at = float("-inf")
+
+    @property
+    def exhausted(self) -> bool:
+        return self.spent >= self.granted
+
+    def charge(self, queue: Queue) -> bool:
+        """One message went into ``queue``, which is behind; True when that used the credit up."""
+        if queue not in self._marks:
+            self._marks[queue] = queue.stats.deliver_get
+        self.spent += 1
+        return self.spent >= self.granted
+
+    def grant(self, trickle: bool = False) -> None:
+        """Credit again (each event-loop tick): as many messages as the slowest of the queues
+        that were behind handed out since the last grant. None when they all stood still,
+        except a trickle when ``trickle`` (the retry timer), so that nothing waits forever."""
+        self.spent = 0
+        marks = self._marks
+        for queue in [queue for queue in marks if queue.deleted or not is_behind(queue)]:
+            del marks[queue]  # caught up (or gone): it holds nobody back any more
+        if not marks:
+            self.granted = MIN_CREDIT
+            return
+        progress = min(queue.stats.deliver_get - then for queue, then in marks.items())
+        if progress > 0:
+            marks.clear()
+            self.granted = progress
+        else:
+            # Keep the marks: progress is counted from them at the next grant.
+            self.granted = MIN_CREDIT if trickle else 0
+
+    def forget(self) -> None:
+        self._marks.clear()

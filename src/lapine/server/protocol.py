@@ -148,7 +148,7 @@ class AMQPProtocol(asyncio.Protocol):
             self.gate.resume(Pause.HELD)
         elif connection.output_over_limit():
             pass  # the client is not reading us: resume_writing calls again once it does
-        elif connection.flow_credit:
+        elif connection.credit.granted:
             self._tick_soon()  # out of credit: more next tick, as the queues hand out
         elif self._flow_timer is None:
             # The queues stood still: no use asking every tick.
