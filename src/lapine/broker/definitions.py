@@ -13,7 +13,7 @@ import re
 import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from lapine import __version__
 from lapine.amqp.errors import AMQPError, ConnectionError
@@ -388,7 +388,8 @@ def bindings_of(vhost: VirtualHost) -> list[dict[str, Any]]:
             continue
         for destination, routing_key, arguments in exchange.router.bindings():
             kind = "exchange" if isinstance(destination, Exchange) else "queue"
-            found.append(_binding(exchange.name, vhost.name, destination.name, kind, routing_key, arguments))
+            name = cast("Exchange | Queue", destination).name
+            found.append(_binding(exchange.name, vhost.name, name, kind, routing_key, arguments))
     return found
 
 

@@ -12,7 +12,7 @@ lookarounds); such a pattern is refused when the policy is set, with RE2's reaso
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -208,7 +208,7 @@ class Policies:
     def clear(self, name: str) -> bool:
         return self.by_name.pop(name, None) is not None
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Policy]:
         return iter(sorted(self.by_name.values(), key=lambda p: p.name))
 
     def for_object(self, name: str, kind: str) -> Policy | None:

@@ -440,7 +440,7 @@ class VirtualHost:
             for destination in router.route(message.routing_key, headers):
                 if isinstance(destination, Queue):
                     queues[destination] = None
-                elif destination not in seen_exchanges:
+                elif isinstance(destination, Exchange) and destination not in seen_exchanges:
                     seen_exchanges.add(destination)
                     pending.append(destination)
         return list(queues)

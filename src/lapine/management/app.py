@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from lapine.broker.broker import Broker
 from lapine.management import (
@@ -50,7 +51,7 @@ RESOURCES = (
 
 
 @web.middleware
-async def unknown_api_path(request: web.Request, handler: web.RequestHandler) -> web.StreamResponse:
+async def unknown_api_path(request: web.Request, handler: Handler) -> web.StreamResponse:
     """aiohttp's own 404/405 pages become RabbitMQ's JSON answers under /api/."""
     try:
         return await handler(request)
@@ -71,7 +72,7 @@ async def unknown_api_path(request: web.Request, handler: web.RequestHandler) ->
 def create_app(broker: Broker, sampler: Sampler, node: Node) -> web.Application:
     config = broker.config
     guard = request_guard(AllowedHosts(config.host, config.management_allowed_hosts))
-    middlewares = [track_requests, guard, unknown_api_path, authenticate]
+    middlewares: list[Middleware] = [track_requests, guard, unknown_api_path, authenticate]
     app = web.Application(middlewares=middlewares, client_max_size=64 * 1024 * 1024)
     app.on_response_prepare.append(add_security_headers)
     app[GATE] = ConnectionGate(config.http_request_timeout, config.http_max_unauthenticated)

@@ -98,7 +98,7 @@ class GuardedConnection(asyncio.Protocol):
         self.source = source_of(str(peer[0])) if peer else ""
         if not self.gate.admit(self, transport, self.source):
             log.warning("HTTP connection from %s refused: too many connections before login", self.source)
-            transport.abort()
+            self.transport.abort()
             return
         self.counted = True
         self._arm()

@@ -178,7 +178,12 @@ async def _on_disk(broker: Broker) -> bool:
     if store.failed is not None:
         return False
     written = asyncio.get_running_loop().create_future()
-    store.submit_barrier(lambda: written.done() or written.set_result(store.failed is None))
+
+    def on_disk() -> None:
+        if not written.done():
+            written.set_result(store.failed is None)
+
+    store.submit_barrier(on_disk)
     # A store that dies never runs its waiting barriers: look at it now and then while waiting.
     while not written.done():
         await asyncio.wait({written}, timeout=STORE_FAILURE_CHECK)

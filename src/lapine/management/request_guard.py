@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import ipaddress
 import socket
-from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from lapine.management.http import json_response
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
 WRITES = frozenset({"POST", "PUT", "DELETE", "PATCH"})
 ANY_HOST = "*"
@@ -69,7 +68,7 @@ def refused(status: int, error: str, reason: str) -> web.Response:
     return json_response({"error": error, "reason": reason}, status=status)
 
 
-def request_guard(allowed: AllowedHosts) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def request_guard(allowed: AllowedHosts) -> Middleware:
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         if not allowed.allows(request.headers.get("Host")):

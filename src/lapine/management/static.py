@@ -15,7 +15,7 @@ async def index(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC_DIR / "index.html", headers=NO_CACHE)
 
 
-def routes() -> list[web.RouteDef]:
+def routes() -> list[web.AbstractRouteDef]:
     return [
         web.get("/", index),
         web.static("/static", STATIC_DIR, append_version=False),

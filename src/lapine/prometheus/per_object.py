@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
+from operator import attrgetter
 from typing import Any, TypeVar
 
 from lapine.broker.broker import Broker
@@ -63,7 +64,7 @@ CONNECTION_METRICS: tuple[tuple[str, str, str, Callable[[Any], float]], ...] = (
     ),
 )
 CHANNEL_METRICS: tuple[tuple[str, str, str, Callable[[Any], float]], ...] = tuple(
-    (f"rabbitmq_channel_{name}", "counter", text, lambda ch, field=field: getattr(ch.stats, field))
+    (f"rabbitmq_channel_{name}", "counter", text, attrgetter(f"stats.{field}"))
     for name, text, field in CHANNEL_COUNTERS
 )
 

@@ -11,7 +11,9 @@ import asyncio
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from types import TracebackType
+from typing import Any
 
 from lapine.config import Config
 from lapine.server.app import Server
@@ -94,7 +96,7 @@ class BrokerThread:
         if self._temporary_data_dir is not None:
             shutil.rmtree(self._temporary_data_dir, ignore_errors=True)
 
-    def call(self, function, *args):  # type: ignore[no-untyped-def]
+    def call(self, function: Callable[..., Any], *args: Any) -> Any:
         """Run function(*args) on the broker's loop thread and return its result."""
         assert self._loop is not None
         future = asyncio.run_coroutine_threadsafe(_call(function, *args), self._loop)
@@ -109,5 +111,5 @@ class BrokerThread:
         self.stop()
 
 
-async def _call(function, *args):  # type: ignore[no-untyped-def]
+async def _call(function: Callable[..., Any], *args: Any) -> Any:
     return function(*args)
