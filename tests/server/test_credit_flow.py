@@ -104,6 +104,7 @@ def test_a_flooding_publisher_is_held_to_its_consumer_pace() -> None:
             _consume(channel, seen, seconds=1.0)  # the flood is under way
             flooded = _consume(channel, seen, seconds=2.0)
             states = {c["state"] for c in _api(broker.management_url, "/api/connections")}
+            channel_states = {c["state"] for c in _api(broker.management_url, "/api/channels")}
             with urllib.request.urlopen(broker.prometheus_url + "/metrics", timeout=10) as response:
                 metrics = response.read().decode()
             depth = _api(broker.management_url, f"/api/queues/%2F/{QUEUE}")["messages_ready"]
@@ -120,7 +121,7 @@ def test_a_flooding_publisher_is_held_to_its_consumer_pace() -> None:
         # The consumer kept most of its pace; the publisher was held ("flow") to the queue's,
         # and the backlog stayed near the credit threshold, not what the publisher could send.
         assert flooded >= rate_alone / 3, (flooded, rate_alone)
-        assert "flow" in states
+        assert "flow" in states and "flow" in channel_states
         assert "\nlapine_connections_flow 1\n" in metrics
         assert depth <= flow.BEHIND_MESSAGES + 10_000
         assert flooder.exitcode == 0

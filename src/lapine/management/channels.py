@@ -15,6 +15,15 @@ from lapine.management.context import node_of, sampler_of
 from lapine.management.http import listing, not_found, one
 
 
+def channel_state(channel: Channel) -> str:
+    """RabbitMQ's: "flow" for a publishing channel of a connection held by credit flow lately."""
+    if channel.closing:
+        return "closing"
+    if channel.stats.publish and channel.connection.in_flow:
+        return "flow"
+    return "running"
+
+
 def channel_name(channel: Channel) -> str:
     return f"{channel.connection.name} ({channel.id})"
 
@@ -34,7 +43,7 @@ def channel_info(request: web.Request, channel: Channel) -> dict[str, Any]:
             "peer_host": connection.peer_host,
             "peer_port": connection.peer_port,
         },
-        "state": "closing" if channel.closing else "running",
+        "state": channel_state(channel),
         "confirm": channel.confirm_mode,
         "transactional": tx is not None,
         "consumer_count": len(channel.consumers),
