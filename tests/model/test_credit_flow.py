@@ -18,9 +18,9 @@ from tests.model.harness import Client, Content
 _RAW_PROPERTIES = spec.BasicProperties().encode()
 
 
-def publishes(first: int, count: int, routing_key: str = "q") -> bytes:
+def publishes(first: int, count: int, routing_key: str = "q", exchange: str = "") -> bytes:
     """``count`` publishes whose 8-byte bodies carry their sequence numbers, as one read."""
-    method = method_frame(1, spec.BasicPublish(routing_key=routing_key))
+    method = method_frame(1, spec.BasicPublish(exchange=exchange, routing_key=routing_key))
     header = encode_frame(spec.FRAME_HEADER, 1, spec.encode_content_header(60, 8, _RAW_PROPERTIES))
     bodies = (encode_frame(spec.FRAME_BODY, 1, struct.pack(">Q", seq)) for seq in range(first, first + count))
     return b"".join(method + header + body for body in bodies)
@@ -179,3 +179,42 @@ def test_a_client_that_does_not_read_stops_being_served(broker: Broker, publishe
     connection.set_output_pending(0)  # the client read everything
     connection.release_held()
     assert connection.output_size > 0  # served again
+
+
+def test_the_slowest_queue_sets_the_credit(broker: Broker) -> None:
+    """A publish that reaches several queues that are behind is paced by the one that moves least."""
+    publisher = _client(broker)
+    for name in ("fast", "stalled"):
+        publisher.method(1, spec.QueueDeclare(queue=name))
+        publisher.method(1, spec.QueueBind(queue=name, exchange="amq.fanout"))
+    fast, stalled = _client(broker), _client(broker)
+    for client, name in ((fast, "fast"), (stalled, "stalled")):
+        client.method(1, spec.BasicQos(prefetch_count=100))
+        client.method(1, spec.BasicConsume(queue=name, consumer_tag=name))
+    publisher.send(publishes(0, 20_000, exchange="amq.fanout"))
+    queues = broker.vhosts["/"].queues
+    assert publisher.connection.held_frames
+    level = queues["stalled"].message_count
+    for _ in range(5):
+        got = deliveries(fast)
+        fast.method(1, spec.BasicAck(delivery_tag=got[-1].method.delivery_tag, multiple=True))
+        tick(publisher)
+    # The fast queue handed out 500 messages, the stalled one none: no credit came of it.
+    assert queues["stalled"].message_count == level
+
+
+def test_acks_behind_held_publishes_on_the_same_connection_get_through(broker: Broker, publisher: Client) -> None:
+    """A connection that consumes (manual acks) from the queue it floods: its acks wait behind its
+    own held publishes, so the queue cannot move; the retry timer's trickle still gets them read."""
+    consume(publisher, prefetch=10)
+    ack = method_frame(1, spec.BasicAck(delivery_tag=10, multiple=True))
+    publisher.send(publishes(0, 10_000) + ack)
+    assert publisher.connection.held_frames
+    for _ in range(10_000):
+        tick(publisher)  # the tick: nothing moved, no credit
+        tick(publisher, trickle=True)  # the retry timer
+        if publisher.connection.held_frames is None:
+            break
+    assert publisher.connection.held_frames is None
+    # The ack was read: the consumer's first ten were settled and ten more went out.
+    assert broker.vhosts["/"].queues["q"].unacked_count == 10
