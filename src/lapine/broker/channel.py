@@ -608,6 +608,7 @@ class Channel:
         name = self._queue_name(method.queue)
         self.authorize("configure", "queue", name)
         queue = self.vhost.queues.get(name)
+        mark = len(self.connection.output)
         if queue is None:
             # RabbitMQ answers delete-ok with a zero count for a queue that does not exist.
             count = 0
@@ -615,7 +616,9 @@ class Channel:
             self.vhost.check_exclusive(queue, self.connection)
             count = self.vhost.delete_queue(queue, if_unused=method.if_unused, if_empty=method.if_empty)
         if not method.nowait:
-            self.send_method(spec.QueueDeleteOk(message_count=count))
+            # RabbitMQ answers delete-ok before the basic.cancel that the queue's consumers on this
+            # connection get: py-amqp's queue_delete raises ConsumerCancelled if the cancel comes first.
+            self.connection.send_method_at(mark, self.id, spec.QueueDeleteOk(message_count=count))
 
     # --- basic class: consumers --------------------------------------------------------------
 

@@ -150,6 +150,15 @@ class Connection:
     def send_method(self, channel_id: int, method: spec.Method) -> None:
         self.send(method_frame(channel_id, method))
 
+    def send_method_at(self, position: int, channel_id: int, method: spec.Method) -> None:
+        """A method sent ahead of what was output since ``len(self.output)`` was ``position``."""
+        data = method_frame(channel_id, method)
+        if position >= len(self.output):
+            self.send(data)
+            return
+        self.output.insert(position, data)
+        self.output_size += len(data)
+
     def take_output(self) -> bytes:
         data = b"".join(self.output)
         self.output.clear()
