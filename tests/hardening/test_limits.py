@@ -29,6 +29,7 @@ import pika.spec
 import pytest
 
 from lapine.amqp.codec import MAX_TABLE_DEPTH
+from lapine.config import Config
 from lapine.testing import BrokerThread
 from tests.hardening.conftest import StartBroker
 from tests.helpers.raw_amqp import FRAME_BODY, FRAME_HEADER, FRAME_METHOD, RawAMQP
@@ -79,6 +80,22 @@ def test_message_over_max_size_closes_only_its_channel(
     queue = channel.queue_declare("", exclusive=True).method.queue
     channel.basic_publish("", queue, b"y" * max_size)
     assert channel.queue_declare(queue, passive=True).method.message_count == 1
+    connection.close()
+
+
+def test_raised_max_message_size_takes_the_20_mib_messages_3x_took(start_broker: StartBroker) -> None:
+    """The README's way to raise the limit: LAPINE_MAX_MESSAGE_SIZE (or the TOML key)."""
+    config = Config()
+    config.update_from_env({"LAPINE_MAX_MESSAGE_SIZE": str(128 * 1024 * 1024)})
+    broker = start_broker(max_message_size=config.max_message_size)
+    connection = _connect(broker)
+    channel = connection.channel()
+    channel.confirm_delivery()
+    queue = channel.queue_declare("", exclusive=True).method.queue
+    body = b"m" * (20 * 1024 * 1024)
+    channel.basic_publish("", queue, body)
+    method, _properties, received = channel.basic_get(queue, auto_ack=True)
+    assert method is not None and received == body
     connection.close()
 
 
