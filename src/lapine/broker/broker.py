@@ -8,8 +8,11 @@ from typing import TYPE_CHECKING, Any
 from lapine.amqp.errors import ConnectionError
 from lapine.auth.permissions import Permission, Permissions
 from lapine.auth.users import Users
+from lapine.broker.churn import Churn
 from lapine.broker.connection import default_cluster_name, server_properties
+from lapine.broker.message_sizes import MessageSizes
 from lapine.broker.scheduler import ManualScheduler, Scheduler
+from lapine.broker.stats import MessageStats
 from lapine.broker.vhost import VirtualHost
 from lapine.config import Config
 
@@ -35,6 +38,11 @@ class Broker:
         # Times any connection was held by credit flow (broker/flow.py), for Prometheus.
         self.flow_holds = 0
         self.reply_consumers: dict[str, ReplyConsumer] = {}
+        # Node-wide counters that must never go backwards: objects opened and closed, the sizes
+        # of published messages, and what deleted vhosts had counted.
+        self.churn = Churn()
+        self.message_sizes = MessageSizes()
+        self.deleted_vhosts_stats = MessageStats()
         # Resource alarms in effect, "memory" and/or "disk": kept by server/alarms.py; publishers
         # are blocked while it is not empty.
         self.alarms: set[str] = set()
@@ -51,6 +59,7 @@ class Broker:
         if vhost is None:
             vhost = self.vhosts[name] = VirtualHost(name, self.scheduler)
             vhost.persistence = self.persistence
+            vhost.churn = self.churn
             if persist and self.persistence is not None:
                 self.persistence.vhost_added(vhost)
         return vhost

@@ -88,6 +88,7 @@ class Channel:
         self.stats = MessageStats()
         self._now = self.vhost.scheduler.time
         self._max_message_size = connection.broker.config.max_message_size
+        self._message_sizes = connection.broker.message_sizes
         self._timeout_timer: Timer | None = None
         self.reply_to: direct_reply_to.ReplyConsumer | None = None
         # Exchanges this channel may publish to, valid while the permissions' version holds.
@@ -317,9 +318,12 @@ class Channel:
         if header[12] & _INSPECT_FLAGS_HIGH or header[13] & _USER_ID_FLAG:
             self._inspect_properties(message)
         self.stats.publish += 1
+        self._message_sizes.observe(len(message.body))
         if self.confirm_mode:
             self.publish_seq += 1
+            self.stats.received_confirm += 1
         if self.tx is not None:
+            self.stats.received_confirm += 1
             self.tx.publishes.append((exchange, message, mandatory))
             return
         accepted = self.route_and_enqueue(exchange, message, mandatory)
@@ -913,6 +917,7 @@ class Channel:
             consumer.queue.remove_consumer(consumer)
         # The vhost keeps what closed channels counted, so its totals never go backwards.
         self.vhost.stats.add(self.stats)
+        self.connection.broker.churn.channel_closed += 1
 
 
 def _take_recipients(message: Message) -> None:

@@ -402,6 +402,7 @@ class Connection:
                 10,
             )
         channel = Channel(self, channel_id)
+        self.broker.churn.channel_created += 1
         channel.active = self.writable
         self.channels[channel_id] = channel
         channel.handlers[spec.ChannelClose.INDEX] = lambda m: self._channel_close(channel)
@@ -529,6 +530,7 @@ class Connection:
         self.vhost = vhost
         self.state = State.OPEN
         self.broker.connections.add(self)
+        self.broker.churn.connection_created += 1
         self.send_method(0, spec.ConnectionOpenOk())
 
     def _check_vhost_connection_limit(self, vhost: VirtualHost) -> None:
@@ -580,7 +582,9 @@ class Connection:
         self.state = State.CLOSED
         self.finished = True
         self._delete_exclusive_queues()
-        self.broker.connections.discard(self)
+        if self in self.broker.connections:
+            self.broker.connections.discard(self)
+            self.broker.churn.connection_closed += 1
 
     def _shutdown_channels(self) -> None:
         channels = list(self.channels.values())

@@ -20,6 +20,8 @@ FIELDS = (
     "ack",
     "return_unroutable",
     "drop_unroutable",
+    # Publishes on a channel in confirm or tx mode (Prometheus' messages_received_confirm_total).
+    "received_confirm",
 )
 
 
@@ -40,6 +42,7 @@ class MessageStats:
         self.ack = 0
         self.return_unroutable = 0
         self.drop_unroutable = 0
+        self.received_confirm = 0
 
     def add(self, other: MessageStats) -> None:
         for name in FIELDS:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from lapine.amqp.errors import ChannelError, ConnectionError
 from lapine.broker import arguments as args
 from lapine.broker import names
+from lapine.broker.churn import Churn
 from lapine.broker.exchange import Exchange
 from lapine.broker.exchanges import router_for
 from lapine.broker.flow import is_behind
@@ -46,6 +47,8 @@ class VirtualHost:
         self.name = name
         self.scheduler = scheduler
         self.stats = MessageStats()
+        # The broker's, once the vhost is one of its own.
+        self.churn = Churn()
         self.policies = Policies()
         # RabbitMQ's vhost limits: "max-connections", "max-queues" (negative: none; 0: nothing allowed).
         self.limits: dict[str, int] = {}
@@ -214,6 +217,7 @@ class VirtualHost:
         if passive:
             return self.queue(name, connection)
         _check_name_fits("queue name", name)
+        self.churn.queue_declared += 1
         arguments = dict(arguments or {})
         problem = args.invalid_queue_argument(arguments, f"for queue '{name}' in vhost '{self.name}'")
         if problem is not None:
@@ -239,6 +243,7 @@ class VirtualHost:
             arguments=arguments,
         )
         self.queues[name] = queue
+        self.churn.queue_created += 1
         policy = self.policies.for_object(name, "queue")
         if policy is not None:
             queue.apply_settings(policy)
@@ -278,7 +283,8 @@ class VirtualHost:
             raise ChannelError(PRECONDITION_FAILED, f"queue '{queue.name}' in vhost '{self.name}' not empty")
         count = queue.message_count
         queue.deleted = True
-        self.queues.pop(queue.name, None)
+        if self.queues.pop(queue.name, None) is queue:
+            self.churn.queue_deleted += 1
         for exchange in list(self.exchanges.values()):
             if exchange.router.is_bound_to(queue):
                 self._unbind_everything(exchange, queue)
@@ -372,6 +378,8 @@ class VirtualHost:
         if not queues:
             return False, True
         exchange.stats.publish_out += len(queues)
+        # RabbitMQ's messages_routed counts one per queue reached; exchanges come and go, the vhost stays.
+        self.stats.publish_out += len(queues)
         accepted = True
         for queue in queues:
             queue.stats.publish += 1

@@ -68,7 +68,7 @@ def vhost_totals(broker: Broker, vhost: VirtualHost) -> dict[str, int]:
     total: dict[str, int] = {}
     add(total, vhost.stats)
     for channel in channels(broker):
-        if channel.vhost is vhost:
+        if channel.vhost is vhost and not channel.closed:
             add(total, channel.stats)
     return total
 
@@ -78,7 +78,16 @@ def broker_totals(broker: Broker) -> dict[str, int]:
     for vhost in broker.vhosts.values():
         add(total, vhost.stats)
     for channel in channels(broker):
-        add(total, channel.stats)
+        # A channel closed by an error waits for close-ok in the list, its counts already in its vhost's.
+        if not channel.closed:
+            add(total, channel.stats)
+    return total
+
+
+def node_totals(broker: Broker) -> dict[str, int]:
+    """broker_totals, plus what deleted vhosts had counted: node-wide counters never go backwards."""
+    total = broker_totals(broker)
+    add(total, broker.deleted_vhosts_stats)
     return total
 
 

@@ -23,6 +23,8 @@ from lapine.prometheus.exposition import render
 from lapine.prometheus.per_object import render_per_object
 
 CONTENT_TYPE = "text/plain; version=0.0.4"
+# rabbitmq_identity_info's rabbitmq_endpoint for each path, as RabbitMQ labels them.
+ENDPOINTS = {"/metrics": "aggregated", "/metrics/per-object": "per-object"}
 
 
 class RenderedMetrics:
@@ -51,7 +53,8 @@ class RenderedMetrics:
 
     async def _render(self, path: str, objects: Callable[[Broker], Awaitable[str]]) -> str:
         broker = self.broker
-        head = render([*metrics.node_families(broker, self.started_at), *metrics.global_families(broker)])
+        endpoint = ENDPOINTS[path]
+        head = render([*metrics.node_families(broker, self.started_at, endpoint), *metrics.global_families(broker)])
         text = head + await objects(broker)
         self.renders += 1
         self._kept[path] = (time.monotonic(), text)

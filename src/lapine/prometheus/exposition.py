@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 Labels = Mapping[str, str]
@@ -11,12 +11,21 @@ Labels = Mapping[str, str]
 @dataclass
 class Family:
     name: str
-    kind: str  # "gauge" or "counter"
+    kind: str  # "gauge", "counter", "untyped" or "histogram"
     help: str
-    samples: list[tuple[Labels, float]] = field(default_factory=list)
+    # (suffix of the sample's name, labels, value): the suffix is "" but for a histogram's parts.
+    samples: list[tuple[str, Labels, float]] = field(default_factory=list)
 
     def add(self, value: float, **labels: str) -> Family:
-        self.samples.append((labels, value))
+        self.samples.append(("", labels, value))
+        return self
+
+    def add_histogram(self, bounds: Sequence[str], cumulative: Sequence[int], total: float, **labels: str) -> Family:
+        """One histogram's series: a _bucket per bound (the last is "+Inf"), then _sum and _count."""
+        for bound, count in zip(bounds, cumulative, strict=True):
+            self.samples.append(("_bucket", {**labels, "le": bound}, count))
+        self.samples.append(("_sum", labels, total))
+        self.samples.append(("_count", labels, cumulative[-1]))
         return self
 
 
@@ -25,8 +34,8 @@ def render(families: Iterable[Family]) -> str:
     for family in families:
         lines.append(f"# TYPE {family.name} {family.kind}")
         lines.append(f"# HELP {family.name} {family.help}")
-        for labels, value in family.samples:
-            lines.append(f"{family.name}{_labels(labels)} {number(value)}")
+        for suffix, labels, value in family.samples:
+            lines.append(f"{family.name}{suffix}{_labels(labels)} {number(value)}")
     return "\n".join(lines) + "\n"
 
 

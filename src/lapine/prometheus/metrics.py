@@ -2,6 +2,9 @@
 
 /metrics gives node-wide totals (RabbitMQ's default, aggregated); /metrics/per-object labels each
 queue, channel and connection. Only what Lapine really has is exported: no Erlang VM figures.
+Everything RabbitMQ's Grafana "RabbitMQ-Overview" dashboard queries is here (see
+tests/management/test_grafana.py); the global counters are counted, never derived, and never go
+backwards (a deleted vhost's counts stay in them).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from collections.abc import Callable
 from lapine import __version__
 from lapine.broker.broker import Broker
 from lapine.broker.definitions import RABBITMQ_COMPATIBLE_VERSION
+from lapine.broker.message_sizes import BOUNDS
 from lapine.management import counters, system
 from lapine.prometheus.exposition import Family
 
@@ -24,11 +28,13 @@ GLOBAL_COUNTERS: tuple[tuple[str, str, Callable[[dict[str, int]], int], dict[str
     ("received", "Total number of messages received from publishers", lambda c: c["publish"], AMQP),
     ("confirmed", "Total number of messages confirmed to publishers", lambda c: c["confirm"], AMQP),
     (
-        "routed",
-        "Total number of messages routed to queues or streams",
-        lambda c: max(c["publish"] - c["drop_unroutable"] - c["return_unroutable"], 0),
+        "received_confirm",
+        "Total number of messages received from publishers expecting confirmations",
+        lambda c: c["received_confirm"],
         AMQP,
     ),
+    # One per queue a message reached, as RabbitMQ counts it.
+    ("routed", "Total number of messages routed to queues or streams", lambda c: c["publish_out"], AMQP),
     (
         "unroutable_dropped",
         "Total number of messages published as non-mandatory into an exchange and dropped as unroutable",
@@ -112,12 +118,36 @@ CHANNEL_COUNTERS = (
 )
 
 
-def node_families(broker: Broker, started_at: float) -> list[Family]:
-    """Identity, process and object counts: the same in both endpoints."""
+# (metric, help, the field of lapine.broker.churn.Churn)
+CHURN_COUNTERS = (
+    ("connections_opened_total", "Total number of connections opened", "connection_created"),
+    ("connections_closed_total", "Total number of connections closed or terminated", "connection_closed"),
+    ("channels_opened_total", "Total number of channels opened", "channel_created"),
+    ("channels_closed_total", "Total number of channels closed", "channel_closed"),
+    ("queues_declared_total", "Total number of queues declared", "queue_declared"),
+    ("queues_created_total", "Total number of queues created", "queue_created"),
+    ("queues_deleted_total", "Total number of queues deleted", "queue_deleted"),
+)
+
+
+def _bucket_label(bound: int) -> str:
+    """A bucket bound as Prometheus (3.x) normalises ``le``, the form RabbitMQ's dashboards query:
+    le="100.0", le="1e+06"."""
+    text = f"{float(bound):g}"
+    return text if "e" in text or "." in text else text + ".0"
+
+
+MESSAGE_SIZE_BUCKETS = (*(_bucket_label(bound) for bound in BOUNDS), "+Inf")
+
+
+def node_families(broker: Broker, started_at: float, endpoint: str) -> list[Family]:
+    """Identity, process, object counts and churn: the same in both endpoints but for the
+    identity's rabbitmq_endpoint ("aggregated" or "per-object"), which dashboards select on."""
     node = broker.cluster_name
     connections = list(broker.connections)
     queues = [q for v in broker.vhosts.values() for q in v.queues.values()]
-    return [
+    consumers = sum(len(q.consumers) for q in queues)
+    families = [
         Family("rabbitmq_build_info", "untyped", "RabbitMQ & Erlang/OTP version info").add(
             1,
             rabbitmq_version=RABBITMQ_VERSION,
@@ -126,7 +156,11 @@ def node_families(broker: Broker, started_at: float) -> list[Family]:
             erlang_version="Lapine " + __version__,
         ),
         Family("rabbitmq_identity_info", "untyped", "RabbitMQ node & cluster identity info").add(
-            1, rabbitmq_node=node, rabbitmq_cluster=node, rabbitmq_cluster_permanent_id=node
+            1,
+            rabbitmq_node=node,
+            rabbitmq_cluster=node,
+            rabbitmq_cluster_permanent_id=node,
+            rabbitmq_endpoint=endpoint,
         ),
         Family("rabbitmq_process_resident_memory_bytes", "gauge", "Memory used in bytes").add(system.resident_memory()),
         Family("rabbitmq_resident_memory_limit_bytes", "gauge", "Memory high watermark in bytes").add(
@@ -161,18 +195,28 @@ def node_families(broker: Broker, started_at: float) -> list[Family]:
         Family("lapine_connection_flow_holds_total", "counter", "Times a connection was held by credit flow").add(
             broker.flow_holds
         ),
-        Family("rabbitmq_consumers", "gauge", "Consumers currently connected").add(
-            sum(len(q.consumers) for q in queues)
-        ),
+        Family("rabbitmq_consumers", "gauge", "Consumers currently connected").add(consumers),
         Family("rabbitmq_queues", "gauge", "Queues available").add(len(queues)),
-        Family("rabbitmq_global_consumers", "gauge", "Current number of consumers").add(
-            sum(len(q.consumers) for q in queues), **AMQP
+        Family("rabbitmq_global_consumers", "gauge", "Current number of consumers").add(consumers, **AMQP),
+        # RabbitMQ counts a channel as a publisher from its first basic.publish until it closes.
+        Family("rabbitmq_global_publishers", "gauge", "Current number of publishers").add(
+            sum(1 for ch in counters.channels(broker) if ch.stats.publish and not ch.closed), **AMQP
         ),
     ]
+    churn = broker.churn
+    for name, text, field in CHURN_COUNTERS:
+        families.append(Family(f"rabbitmq_{name}", "counter", text).add(getattr(churn, field)))
+    sizes = broker.message_sizes
+    families.append(
+        Family("rabbitmq_message_size_bytes", "histogram", "Size of messages received from publishers").add_histogram(
+            MESSAGE_SIZE_BUCKETS, sizes.cumulative(), sizes.sum, **AMQP
+        )
+    )
+    return families
 
 
 def global_families(broker: Broker) -> list[Family]:
-    totals = counters.broker_totals(broker)
+    totals = counters.node_totals(broker)
     return [
         Family(f"rabbitmq_global_messages_{name}_total", "counter", text).add(value(totals), **labels)
         for name, text, value, labels in GLOBAL_COUNTERS
@@ -219,3 +263,4 @@ def aggregated_families(broker: Broker) -> list[Family]:
             Family(f"rabbitmq_channel_{name}", "counter", text).add(sum(getattr(ch.stats, field) for ch in channels))
         )
     return families
+
