@@ -7,12 +7,14 @@ import platform
 from aiohttp import web
 
 from lapine import __version__
+from lapine.broker.churn import FIELDS as CHURN_FIELDS
 from lapine.broker.definitions import RABBITMQ_COMPATIBLE_VERSION
 from lapine.broker.exchanges import router_for
 from lapine.management import counters
 from lapine.management.auth import is_monitor, require_admin, user_of, visible_vhosts
 from lapine.management.context import broker_of, node_of, sampler_of
 from lapine.management.http import json_response, one, read_json, require_keys
+from lapine.management.rates import Range
 
 RABBITMQ_VERSION = RABBITMQ_COMPATIBLE_VERSION
 EXCHANGE_TYPES = ("direct", "fanout", "headers", "topic")
@@ -39,6 +41,8 @@ async def get_overview(request: web.Request) -> web.Response:
     vhosts = visible_vhosts(request)
     totals = counters.broker_totals(broker)
     queues = counters.queue_totals(vhosts)
+    msg_rates = Range.from_query(request.query, "msg_rates")
+    lengths = Range.from_query(request.query, "lengths")
     http_port = node.listeners.get("http", ("", 0))[1]
     data = {
         "management_version": RABBITMQ_VERSION,
@@ -54,8 +58,11 @@ async def get_overview(request: web.Request) -> web.Response:
         "release_series_support_status": "supported",
         "disable_stats": False,
         "enable_queue_totals": False,
-        "message_stats": sampler.details(broker, totals, counters.TOTAL_FIELDS),
-        "queue_totals": sampler.details(broker, queues, queues),
+        "message_stats": sampler.details(broker, totals, counters.TOTAL_FIELDS, msg_rates),
+        # RabbitMQ samples churn over the lengths_* range, as it does the queue totals.
+        "churn_rates": sampler.details(broker, broker.churn.as_dict(), sorted(CHURN_FIELDS), lengths),
+        # The history is the node's: shown to those who see every vhost.
+        "queue_totals": sampler.details(broker, queues, queues, lengths if len(vhosts) == len(broker.vhosts) else None),
         "object_totals": _object_totals(request),
         "statistics_db_event_queue": 0,
         "node": node.name,

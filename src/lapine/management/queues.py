@@ -38,7 +38,9 @@ GAUGES = ("messages", "messages_ready", "messages_unacknowledged")
 
 def queue_info(queue: Queue, sampler: Sampler, node: str, unacked_bytes: int = 0) -> dict[str, Any]:
     ready, unacked = queue.message_count, queue.unacked_count
-    ready_bytes = _ready_bytes(queue)
+    # Past its window a queue's backlog is on disk only: RabbitMQ's "paged out".
+    paged, paged_bytes = queue.paged, queue.paged_bytes
+    ready_bytes = queue.ready_bytes + paged_bytes
     values = counters.of(queue.stats)
     gauges = {"messages": ready + unacked, "messages_ready": ready, "messages_unacknowledged": unacked}
     policy = getattr(queue, "policy", None)
@@ -64,12 +66,12 @@ def queue_info(queue: Queue, sampler: Sampler, node: str, unacked_bytes: int = 0
         "message_bytes": ready_bytes + unacked_bytes,
         "message_bytes_ready": ready_bytes,
         "message_bytes_unacknowledged": unacked_bytes,
-        "message_bytes_ram": ready_bytes + unacked_bytes,
-        "message_bytes_paged_out": 0,
-        "messages_ram": ready + unacked,
-        "messages_ready_ram": ready,
+        "message_bytes_ram": ready_bytes - paged_bytes + unacked_bytes,
+        "message_bytes_paged_out": paged_bytes,
+        "messages_ram": ready - paged + unacked,
+        "messages_ready_ram": ready - paged,
         "messages_unacknowledged_ram": unacked,
-        "messages_paged_out": 0,
+        "messages_paged_out": paged,
         **sampler.details(queue, gauges, GAUGES),
     }
     if queue.exclusive_owner is not None:
@@ -78,14 +80,6 @@ def queue_info(queue: Queue, sampler: Sampler, node: str, unacked_bytes: int = 0
     if counters.any_activity(values, counters.QUEUE_FIELDS):
         info["message_stats"] = sampler.details(queue, values, counters.QUEUE_FIELDS)
     return info
-
-
-def _ready_bytes(queue: Queue) -> int:
-    # Newer queues keep a running byte count; otherwise add the bodies up.
-    counted = getattr(queue, "ready_bytes", None)
-    if isinstance(counted, int):
-        return counted
-    return sum(len(entry.message.body) for entry in queue.ready)
 
 
 def _capacity(queue: Queue) -> float:

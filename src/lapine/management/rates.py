@@ -3,15 +3,22 @@
 A rate is the change between the last two samples divided by the time between them, so it lags
 by at most one interval (RabbitMQ's collect_statistics_interval, 5 s by default). Objects are
 held weakly: a deleted queue or closed channel drops out by itself.
+
+The node's own figures (the overview's) are also kept for RabbitMQ's first retention period, ten
+minutes, so that ``?msg_rates_age=60&msg_rates_incr=5`` (and ``lengths_*``) can answer with
+``samples``, ``avg_rate`` and ``avg`` as RabbitMQ does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import time
 import weakref
+from collections import deque
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from lapine.management import counters
@@ -41,11 +48,69 @@ class _Samples:
         return (after.get(name, 0.0) - before.get(name, 0.0)) / (t1 - t0)
 
 
+# RabbitMQ's sample_retention_policies "global" starts with 600 s: the history the overview keeps.
+HISTORY_SECONDS = 600
+
+
+@dataclass(frozen=True)
+class Range:
+    """A history request: ``age`` seconds back from now, one sample every ``incr`` seconds."""
+
+    age: int
+    incr: int
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, str], prefix: str) -> Range | None:
+        """``{prefix}_age`` and ``{prefix}_incr``; like RabbitMQ, no history unless both are numbers."""
+        try:
+            age, incr = int(query[f"{prefix}_age"]), int(query[f"{prefix}_incr"])
+        except (KeyError, ValueError):
+            return None
+        return cls(age, incr) if age >= 0 and incr > 0 else None
+
+
+class History:
+    """Timestamped samples of one object, the oldest dropped after HISTORY_SECONDS."""
+
+    def __init__(self) -> None:
+        self.times: deque[float] = deque()
+        self.values: deque[dict[str, float]] = deque()
+
+    def push(self, at: float, values: Mapping[str, float]) -> None:
+        self.times.append(at)
+        self.values.append(dict(values))
+        while self.times and self.times[0] < at - HISTORY_SECONDS:
+            self.times.popleft()
+            self.values.popleft()
+
+    def details(self, name: str, wanted: Range, now: float) -> dict[str, object]:
+        """RabbitMQ's samples (newest first, on multiples of incr), avg_rate and avg."""
+        incr_ms = wanted.incr * 1000
+        newest = int(now * 1000) // incr_ms * incr_ms
+        stamps = [newest - step * incr_ms for step in range(wanted.age // wanted.incr + 1)]
+        samples = [{"sample": self._value_at(name, stamp / 1000), "timestamp": stamp} for stamp in stamps]
+        span = (stamps[0] - stamps[-1]) / 1000
+        first, last = samples[-1]["sample"], samples[0]["sample"]
+        return {
+            "samples": samples,
+            "avg_rate": round((last - first) / span, 1) if span else 0.0,
+            "avg": round(sum(s["sample"] for s in samples) / len(samples), 1),
+        }
+
+    def _value_at(self, name: str, at: float) -> float:
+        """The value sampled last at or before ``at`` (before the first sample: the first)."""
+        if not self.times:
+            return 0
+        index = max(bisect.bisect_right(self.times, at) - 1, 0)
+        return self.values[index].get(name, 0)
+
+
 class Sampler:
     def __init__(self, broker: Broker, interval: float = 5.0) -> None:
         self.broker = broker
         self.interval = interval
         self._samples: weakref.WeakKeyDictionary[object, _Samples] = weakref.WeakKeyDictionary()
+        self.history = History()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -68,7 +133,13 @@ class Sampler:
         """Record the counters of every object once; cheap integer reads, no message is touched."""
         broker = self.broker
         now = time.monotonic()
-        self._record(broker, now, {**counters.broker_totals(broker), **counters.queue_totals(broker.vhosts.values())})
+        node = {
+            **counters.broker_totals(broker),
+            **counters.queue_totals(broker.vhosts.values()),
+            **broker.churn.as_dict(),
+        }
+        self._record(broker, now, node)
+        self.history.push(time.time(), node)
         for vhost in broker.vhosts.values():
             totals = counters.vhost_totals(broker, vhost)
             self._record(vhost, now, {**totals, **counters.queue_totals([vhost]), **vhost_bytes(broker, vhost)})
@@ -98,12 +169,19 @@ class Sampler:
         value = samples.rate(name)
         return value if name in _GAUGES else max(value, 0.0)
 
-    def details(self, obj: object, values: Mapping[str, int], fields: Iterable[str]) -> dict[str, object]:
-        """{"publish": 10, "publish_details": {"rate": 2.0}, ...} as RabbitMQ's message_stats."""
+    def details(
+        self, obj: object, values: Mapping[str, int], fields: Iterable[str], wanted: Range | None = None
+    ) -> dict[str, object]:
+        """{"publish": 10, "publish_details": {"rate": 2.0}, ...} as RabbitMQ's message_stats; with a
+        range (the node's figures only), each detail also has its samples, avg_rate and avg."""
         out: dict[str, object] = {}
+        now = time.time()
         for name in fields:
             out[name] = values.get(name, 0)
-            out[f"{name}_details"] = {"rate": round(self.rate(obj, name), 1)}
+            detail: dict[str, object] = {"rate": round(self.rate(obj, name), 1)}
+            if wanted is not None and obj is self.broker:
+                detail.update(self.history.details(name, wanted, now))
+            out[f"{name}_details"] = detail
         return out
 
 
