@@ -3,6 +3,10 @@
 They are checked on every AMQP operation the way RabbitMQ maps operations to permissions
 (https://www.rabbitmq.com/docs/access-control): declaring and deleting need configure,
 publishing and binding-to need write, consuming and binding-from need read.
+
+Topic permissions narrow that for one topic exchange: a write pattern the routing keys of a
+publish must match, and a read pattern for the routing key of a binding from it. Without one
+for the user, vhost and exchange, the exchange is open as far as its vhost permissions go.
 """
 
 from __future__ import annotations
@@ -31,6 +35,22 @@ class Permission:
         return bool(pattern) and _compiled(pattern).search(name) is not None
 
 
+@dataclass(frozen=True)
+class TopicPermission:
+    user: str
+    vhost: str
+    exchange: str
+    write: str = ".*"
+    read: str = ".*"
+
+    def allows(self, kind: str, routing_key: str) -> bool:
+        # As in RabbitMQ: an empty pattern is "^$", and {username} and {vhost} stand for the
+        # user's name and the vhost's, escaped.
+        pattern = getattr(self, kind) or "^$"
+        pattern = pattern.replace("{username}", re.escape(self.user)).replace("{vhost}", re.escape(self.vhost))
+        return _compiled(pattern).search(routing_key) is not None
+
+
 @lru_cache(maxsize=1024)
 def _compiled(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
@@ -39,6 +59,8 @@ def _compiled(pattern: str) -> re.Pattern[str]:
 @dataclass
 class Permissions:
     entries: dict[tuple[str, str], Permission] = field(default_factory=dict)
+    # (user, vhost, exchange) -> the topic permission there.
+    topic: dict[tuple[str, str, str], TopicPermission] = field(default_factory=dict)
     # Bumped on every change, so that channels can cache what they were allowed.
     version: int = 0
 
@@ -63,11 +85,41 @@ class Permissions:
         self.version += 1
         for key in [k for k in self.entries if k[0] == user]:
             del self.entries[key]
+        for topic_key in [k for k in self.topic if k[0] == user]:
+            del self.topic[topic_key]
 
     def drop_vhost(self, vhost: str) -> None:
         self.version += 1
         for key in [k for k in self.entries if k[1] == vhost]:
             del self.entries[key]
+        for topic_key in [k for k in self.topic if k[1] == vhost]:
+            del self.topic[topic_key]
+
+    # --- topic permissions -------------------------------------------------------------------
+
+    def set_topic(self, permission: TopicPermission) -> None:
+        self.topic[(permission.user, permission.vhost, permission.exchange)] = permission
+        self.version += 1
+
+    def clear_topic(self, user: str, vhost: str, exchange: str | None = None) -> list[TopicPermission]:
+        """Remove one exchange's topic permission, or all of the user's in the vhost; the removed."""
+        self.version += 1
+        doomed = [p for p in self.topic_for(user, vhost) if exchange is None or p.exchange == exchange]
+        for permission in doomed:
+            del self.topic[(permission.user, permission.vhost, permission.exchange)]
+        return doomed
+
+    def topic_for(self, user: str, vhost: str) -> list[TopicPermission]:
+        return [p for (u, v, _x), p in self.topic.items() if u == user and v == vhost]
+
+    def check_topic(self, permission: TopicPermission, kind: str, routing_key: str) -> None:
+        """403 ACCESS_REFUSED with current RabbitMQ's text unless the routing key is allowed."""
+        if not permission.allows(kind, routing_key):
+            raise ChannelError(
+                ACCESS_REFUSED,
+                f"{kind} access to topic '{routing_key}' in exchange '{permission.exchange}' in vhost "
+                f"'{permission.vhost}' refused for user '{permission.user}'",
+            )
 
     def can_access(self, user: str, vhost: str) -> bool:
         return (user, vhost) in self.entries

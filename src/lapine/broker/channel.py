@@ -23,6 +23,7 @@ from lapine.broker.queue import Queue, QueuedMessage
 from lapine.broker.stats import MessageStats
 
 if TYPE_CHECKING:
+    from lapine.auth.permissions import TopicPermission
     from lapine.broker.connection import Connection
     from lapine.broker.scheduler import Timer
 
@@ -94,6 +95,8 @@ class Channel:
         # Exchanges this channel may publish to, valid while the permissions' version holds.
         self._permissions = connection.broker.permissions
         self._publish_exchanges: dict[str, Exchange] = {}
+        # Of those, the topic exchanges whose topic permission limits this user's routing keys.
+        self._topic_write: dict[str, TopicPermission] = {}
         self._publish_version = -1
         # Content assembly for the publish in progress.
         self._publish: tuple[str, str, bool] | None = None
@@ -317,6 +320,8 @@ class Channel:
         # Properties matter here only when one of these flags is set; most messages skip it all.
         if header[12] & _INSPECT_FLAGS_HIGH or header[13] & _USER_ID_FLAG:
             self._inspect_properties(message)
+        if self._topic_write and exchange.name in self._topic_write:
+            self._authorize_topic_write(self._topic_write[exchange.name], message)
         self.stats.publish += 1
         self._message_sizes.observe(len(message.body))
         if self.confirm_mode:
@@ -338,7 +343,9 @@ class Channel:
         """The exchange a publish names, checked (write permission, exists, not internal) and cached."""
         if self._publish_version != self._permissions.version:
             self._publish_exchanges.clear()
+            self._topic_write.clear()
             self._publish_version = self._permissions.version
+        self._topic_write.pop(name, None)
         self.authorize("write", "exchange", name)
         exchange = self.vhost.exchanges.get(name)
         if exchange is None:
@@ -351,7 +358,26 @@ class Channel:
                 40,
             )
         self._publish_exchanges[name] = exchange
+        topic = self._topic_permission(exchange)
+        if topic is not None:
+            self._topic_write[name] = topic
         return exchange
+
+    def _topic_permission(self, exchange: Exchange) -> TopicPermission | None:
+        if exchange.type != "topic":
+            return None
+        return self._permissions.topic.get((self.connection.username, self.vhost.name, exchange.name))
+
+    def _authorize_topic_write(self, topic: TopicPermission, message: Message) -> None:
+        """Every routing key of the message, CC and BCC ones too (as current RabbitMQ checks)."""
+        for key in (message.routing_key, *(message.cc or ()), *(message.bcc or ())):
+            self._permissions.check_topic(topic, "write", key)
+
+    def _authorize_topic_read(self, exchange: Exchange | None, routing_key: str) -> None:
+        """A binding from a topic exchange: its routing key against the user's read pattern there."""
+        topic = self._topic_permission(exchange) if exchange is not None else None
+        if topic is not None:
+            self._permissions.check_topic(topic, "read", routing_key)
 
     def _inspect_properties(self, message: Message) -> None:
         """The properties the broker acts on at publish: user-id, expiration, CC/BCC, reply-to."""
@@ -516,6 +542,7 @@ class Channel:
         self.authorize("read", "exchange", method.source)
         destination = self.vhost.exchange(method.destination)
         source = self.vhost.exchange(method.source)
+        self._authorize_topic_read(source, method.routing_key)
         self.vhost.bind(source, destination, method.routing_key, method.arguments)
         if not method.nowait:
             self.send_method(spec.ExchangeBindOk())
@@ -525,6 +552,7 @@ class Channel:
         source = self.vhost.exchanges.get(method.source)
         self.authorize("write", "exchange", method.destination)
         self.authorize("read", "exchange", method.source)
+        self._authorize_topic_read(source, method.routing_key)
         # RabbitMQ answers unbind-ok when either end is missing: the binding is gone either way.
         if source is not None and destination is not None:
             self.vhost.unbind(source, destination, method.routing_key, method.arguments)
@@ -583,6 +611,7 @@ class Channel:
         self.authorize("write", "queue", queue_name)
         self.authorize("read", "exchange", method.exchange)
         exchange = self.vhost.exchange(method.exchange)
+        self._authorize_topic_read(exchange, routing_key)
         queue = self.vhost.queue(queue_name, self.connection)
         self.vhost.bind(exchange, queue, routing_key, method.arguments)
         if not method.nowait:
@@ -594,6 +623,7 @@ class Channel:
         self.authorize("write", "queue", queue_name)
         self.authorize("read", "exchange", method.exchange)
         exchange = self.vhost.exchanges.get(method.exchange)
+        self._authorize_topic_read(exchange, routing_key)
         queue = self.vhost.queues.get(queue_name)
         if exchange is not None and queue is not None:
             self.vhost.check_exclusive(queue, self.connection)

@@ -10,15 +10,13 @@ errors are raised as DefinitionError with RabbitMQ's wording, for the caller to 
 from __future__ import annotations
 
 import re
-import weakref
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from lapine import __version__
 from lapine.amqp.errors import AMQPError, ConnectionError
 from lapine.auth.passwords import ALGORITHMS, HASHING_ALGORITHM
-from lapine.auth.permissions import Permission
+from lapine.auth.permissions import Permission, TopicPermission
 from lapine.auth.users import User
 from lapine.broker import names
 from lapine.broker.policies import Policy, erlang_term, validate
@@ -27,7 +25,7 @@ if TYPE_CHECKING:
     from lapine.broker.broker import Broker
     from lapine.broker.exchange import Exchange
     from lapine.broker.queue import Queue
-    from lapine.broker.vhost import VirtualHost
+    from lapine.broker.vhost import VhostMetadata, VirtualHost
 
 # The RabbitMQ release whose behaviour Lapine follows: tools read it to pick API features.
 RABBITMQ_COMPATIBLE_VERSION = "3.13.7"
@@ -50,24 +48,8 @@ class DefinitionError(Exception):
 # --- vhosts --------------------------------------------------------------------------------------
 
 
-@dataclass
-class VhostMetadata:
-    """What RabbitMQ keeps about a vhost beyond its contents (shown by the API, exported)."""
-
-    description: str = ""
-    tags: list[str] = field(default_factory=list)
-    default_queue_type: str = "undefined"
-
-
-# The vhost model has no place for its description and tags yet, so they live beside it.
-_metadata: weakref.WeakKeyDictionary[VirtualHost, VhostMetadata] = weakref.WeakKeyDictionary()
-
-
 def vhost_metadata(vhost: VirtualHost) -> VhostMetadata:
-    metadata = _metadata.get(vhost)
-    if metadata is None:
-        metadata = _metadata[vhost] = VhostMetadata()
-    return metadata
+    return vhost.metadata
 
 
 def add_vhost(
@@ -90,7 +72,30 @@ def add_vhost(
     metadata.tags = list(tags or [])
     if default_queue_type:
         metadata.default_queue_type = default_queue_type
+    if broker.persistence is not None:
+        broker.persistence.vhost_added(vhost)
     return vhost, created
+
+
+# RabbitMQ's vhost limits; a negative value means no limit, and is kept as given.
+VHOST_LIMITS = ("max-connections", "max-queues")
+
+
+def set_vhost_limit(broker: Broker, vhost: VirtualHost, name: str, value: Any) -> None:
+    """One of a vhost's limits, refused with RabbitMQ's validation texts."""
+    if name not in VHOST_LIMITS:
+        terms = f"[{{{erlang_term(name)},{erlang_term(value)}}}]"
+        raise DefinitionError(f"Validation failed\n\nUnrecognised terms {terms} in limits\n")
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise DefinitionError(f"Validation failed\n\n{name} should be a number, actually was {erlang_term(value)}\n")
+    vhost.limits[name] = value
+    if broker.persistence is not None:
+        broker.persistence.vhost_limits_changed(vhost)
+
+
+def clear_vhost_limit(broker: Broker, vhost: VirtualHost, name: str) -> None:
+    if vhost.limits.pop(name, None) is not None and broker.persistence is not None:
+        broker.persistence.vhost_limits_changed(vhost)
 
 
 def delete_vhost(broker: Broker, name: str) -> bool:
@@ -224,6 +229,40 @@ def clear_permissions(broker: Broker, user: str, vhost: str) -> bool:
     return cleared
 
 
+def set_topic_permissions(broker: Broker, user: str, vhost: str, exchange: str, write: str, read: str) -> bool:
+    """A user's write and read patterns for one exchange's routing keys; True when the user had no
+    topic permission in that vhost before (RabbitMQ's 201 rather than 204)."""
+    if user not in broker.users.users or vhost not in broker.vhosts:
+        raise DefinitionError("vhost_or_user_not_found")
+    for pattern in (write, read):
+        _check_regex(pattern)
+    created = not broker.permissions.topic_for(user, vhost)
+    permission = TopicPermission(user, vhost, exchange, write, read)
+    broker.permissions.set_topic(permission)
+    if broker.persistence is not None:
+        broker.persistence.topic_permission_set(permission)
+    return created
+
+
+def clear_topic_permissions(broker: Broker, user: str, vhost: str, exchange: str | None = None) -> bool:
+    """One exchange's topic permission, or all the user's in the vhost; False when there was none."""
+    cleared = broker.permissions.clear_topic(user, vhost, exchange)
+    if broker.persistence is not None:
+        for permission in cleared:
+            broker.persistence.topic_permission_cleared(permission)
+    return bool(cleared)
+
+
+def topic_permission_definition(permission: TopicPermission) -> dict[str, str]:
+    return {
+        "user": permission.user,
+        "vhost": permission.vhost,
+        "exchange": permission.exchange,
+        "write": permission.write,
+        "read": permission.read,
+    }
+
+
 def _check_regex(pattern: str) -> None:
     try:
         re.compile(pattern)
@@ -302,11 +341,17 @@ def export_definitions(broker: Broker, vhost: str | None = None) -> dict[str, An
         "bindings": [b for v in vhosts for b in bindings_of(v) if b["source"]],
     }
     policies = [policy_definition(p) for v in vhosts for p in v.policies]
+    parameters = [vhost_limits_definition(v) for v in vhosts if v.limits]
     if vhost is not None:
-        for kind in (*objects.values(), policies):
+        for kind in (*objects.values(), policies, parameters):
             for item in kind:
                 item.pop("vhost", None)
-        return {"rabbit_version": RABBITMQ_COMPATIBLE_VERSION, "parameters": [], "policies": policies, **objects}
+        return {
+            "rabbit_version": RABBITMQ_COMPATIBLE_VERSION,
+            "parameters": parameters,
+            "policies": policies,
+            **objects,
+        }
     return {
         "rabbit_version": RABBITMQ_COMPATIBLE_VERSION,
         "rabbitmq_version": RABBITMQ_COMPATIBLE_VERSION,
@@ -315,12 +360,18 @@ def export_definitions(broker: Broker, vhost: str | None = None) -> dict[str, An
         "users": [user_definition(u) for u in broker.users.users.values()],
         "vhosts": [vhost_definition(v) for v in vhosts],
         "permissions": [permission_definition(p) for p in broker.permissions.entries.values()],
-        "topic_permissions": [],
-        "parameters": [],
+        "topic_permissions": [topic_permission_definition(p) for p in broker.permissions.topic.values()],
+        "parameters": parameters,
         "global_parameters": [{"name": "cluster_name", "value": broker.cluster_name}],
         "policies": policies,
         **objects,
     }
+
+
+def vhost_limits_definition(vhost: VirtualHost) -> dict[str, Any]:
+    """The vhost's limits as RabbitMQ exports them: a runtime parameter."""
+    limits = dict(sorted(vhost.limits.items()))
+    return {"value": limits, "vhost": vhost.name, "component": "vhost-limits", "name": "limits"}
 
 
 def user_definition(user: User) -> dict[str, Any]:
@@ -414,7 +465,8 @@ def import_definitions(broker: Broker, data: Mapping[str, Any], vhost: str | Non
     """Apply definitions exported by Lapine or RabbitMQ: users, vhosts, permissions, then objects.
 
     Objects that exist already are left as they are, even when the file declares them otherwise
-    (RabbitMQ does the same). Parameters are not in Lapine's model yet and are ignored.
+    (RabbitMQ does the same). Of the parameters, vhost limits are applied; Lapine has no use for
+    the others (federation, shovels) and ignores them.
     """
     if not isinstance(data, Mapping):
         raise DefinitionError("definitions must be a JSON object")
@@ -423,6 +475,15 @@ def import_definitions(broker: Broker, data: Mapping[str, Any], vhost: str | Non
             _import_users(broker, data.get("users") or [])
             _import_vhosts(broker, data.get("vhosts") or [])
             _import_permissions(broker, data.get("permissions") or [])
+            for item in data.get("topic_permissions") or []:
+                set_topic_permissions(
+                    broker, item["user"], item["vhost"], item["exchange"], item["write"], item["read"]
+                )
+        for item in data.get("parameters") or []:
+            if item.get("component") == "vhost-limits":
+                limited = _target_vhost(broker, item, vhost)
+                for name, value in dict(item["value"]).items():
+                    set_vhost_limit(broker, limited, name, value)
         for item in data.get("policies") or []:
             _import_policy(broker, item, vhost)
         for kind, apply in (("exchanges", _import_exchange), ("queues", _import_queue), ("bindings", _import_binding)):

@@ -13,7 +13,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from lapine.auth.permissions import Permission
+from lapine.auth.permissions import Permission, TopicPermission
 from lapine.auth.users import User
 from lapine.broker.exchange import Exchange
 from lapine.broker.policies import Policy
@@ -21,10 +21,12 @@ from lapine.store import (
     BindingDef,
     Definitions,
     ExchangeDef,
+    ParameterDef,
     PermissionDef,
     PolicyDef,
     QueueDef,
     Store,
+    TopicPermissionDef,
     UserDef,
     VHostDef,
 )
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
     from lapine.broker.vhost import VirtualHost
 
 log = logging.getLogger("lapine.persistence")
+VHOST_LIMITS_COMPONENT = "vhost-limits"
 
 
 class Persistence:
@@ -45,7 +48,17 @@ class Persistence:
     # --- vhosts, users, permissions, policies ------------------------------------------------
 
     def vhost_added(self, vhost: VirtualHost) -> None:
-        self.store.put_vhost(VHostDef(vhost.name))
+        """A new vhost, or new metadata for one: the store's row is replaced."""
+        metadata = vhost.metadata
+        queue_type = None if metadata.default_queue_type == "undefined" else metadata.default_queue_type
+        self.store.put_vhost(VHostDef(vhost.name, metadata.description, list(metadata.tags), queue_type))
+
+    def vhost_limits_changed(self, vhost: VirtualHost) -> None:
+        """Kept as RabbitMQ keeps them: the vhost's runtime parameter vhost-limits/limits."""
+        if vhost.limits:
+            self.store.put_parameter(ParameterDef(vhost.name, VHOST_LIMITS_COMPONENT, "limits", dict(vhost.limits)))
+        else:
+            self.store.delete_parameter(vhost.name, VHOST_LIMITS_COMPONENT, "limits")
 
     def vhost_deleted(self, name: str) -> None:
         self.store.delete_vhost(name)
@@ -63,6 +76,12 @@ class Persistence:
 
     def permission_cleared(self, user: str, vhost: str) -> None:
         self.store.delete_permission(user, vhost)
+
+    def topic_permission_set(self, p: TopicPermission) -> None:
+        self.store.put_topic_permission(TopicPermissionDef(p.user, p.vhost, p.exchange, p.write, p.read))
+
+    def topic_permission_cleared(self, p: TopicPermission) -> None:
+        self.store.delete_topic_permission(p.user, p.vhost, p.exchange)
 
     def policy_set(self, policy: Policy) -> None:
         self.store.put_policy(
@@ -153,13 +172,22 @@ class Persistence:
     def _recover_access(self, definitions: Definitions) -> None:
         broker = self.broker
         for vhost_def in definitions.vhosts:
-            broker.add_vhost(vhost_def.name, persist=False)
+            vhost = broker.add_vhost(vhost_def.name, persist=False)
+            vhost.metadata.description = vhost_def.description
+            vhost.metadata.tags = list(vhost_def.tags)
+            vhost.metadata.default_queue_type = vhost_def.default_queue_type or "undefined"
         for user_def in definitions.users:
             broker.users.users[user_def.name] = User(
                 user_def.name, user_def.password_hash, list(user_def.tags), user_def.hashing_algorithm
             )
         for p in definitions.permissions:
             broker.permissions.set(Permission(p.user, p.vhost, p.configure, p.write, p.read))
+        for t in definitions.topic_permissions:
+            broker.permissions.set_topic(TopicPermission(t.user, t.vhost, t.exchange, t.write, t.read))
+        for parameter in definitions.parameters:
+            limited = broker.vhosts.get(parameter.vhost)
+            if parameter.component == VHOST_LIMITS_COMPONENT and limited is not None:
+                limited.limits.update({name: int(value) for name, value in dict(parameter.value).items()})
 
     def _recover_topology(self, definitions: Definitions) -> None:
         vhosts = self.broker.vhosts

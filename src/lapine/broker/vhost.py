@@ -6,6 +6,7 @@ reply codes and texts; the channel only translates methods into these calls.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -42,10 +43,20 @@ STANDARD_EXCHANGES = (
 )
 
 
+@dataclasses.dataclass
+class VhostMetadata:
+    """What RabbitMQ keeps about a vhost beyond its contents (shown by the API, exported, stored)."""
+
+    description: str = ""
+    tags: list[str] = dataclasses.field(default_factory=list)
+    default_queue_type: str = "undefined"
+
+
 class VirtualHost:
     def __init__(self, name: str, scheduler: Scheduler) -> None:
         self.name = name
         self.scheduler = scheduler
+        self.metadata = VhostMetadata()
         self.stats = MessageStats()
         # The broker's, once the vhost is one of its own.
         self.churn = Churn()

@@ -21,6 +21,7 @@ from lapine.management import (
     queues,
     static,
     users,
+    vhost_limits,
     vhosts,
 )
 from lapine.management.auth import THROTTLE, authenticate
@@ -42,6 +43,7 @@ RESOURCES = (
     queues,
     bindings,
     vhosts,
+    vhost_limits,
     users,
     permissions,
     policies,

@@ -10,7 +10,7 @@ from lapine.broker import definitions
 from lapine.management.auth import require_admin
 from lapine.management.context import broker_of
 from lapine.management.http import bad_request, created, listing, no_content, not_found, one, read_json
-from lapine.management.permissions import permission_info
+from lapine.management.permissions import permission_info, topic_permission_info
 
 
 def user_info(user: Any) -> dict[str, Any]:
@@ -87,8 +87,9 @@ async def user_permissions(request: web.Request) -> web.Response:
 
 
 async def user_topic_permissions(request: web.Request) -> web.Response:
-    _name(request)
-    return listing(request, [])
+    name = _name(request)
+    entries = [p for p in broker_of(request).permissions.topic.values() if p.user == name]
+    return listing(request, [topic_permission_info(p) for p in entries])
 
 
 def routes() -> list[web.RouteDef]:

@@ -12,7 +12,7 @@ from lapine.management import counters
 from lapine.management.auth import listed_vhosts, require_admin, user_of
 from lapine.management.context import broker_of, node_of, sampler_of
 from lapine.management.http import bad_request, created, listing, no_content, not_found, one, read_json
-from lapine.management.permissions import permission_info
+from lapine.management.permissions import permission_info, topic_permission_info
 from lapine.management.rates import vhost_bytes
 
 GAUGES = ("messages", "messages_ready", "messages_unacknowledged")
@@ -98,12 +98,13 @@ def routes() -> list[web.RouteDef]:
         web.put("/api/vhosts/{vhost}", put_vhost),
         web.delete("/api/vhosts/{vhost}", delete_vhost),
         web.get("/api/vhosts/{vhost}/permissions", vhost_permissions),
-        web.get("/api/vhosts/{vhost}/topic-permissions", empty_list),
+        web.get("/api/vhosts/{vhost}/topic-permissions", vhost_topic_permissions),
     ]
 
 
-async def empty_list(request: web.Request) -> web.Response:
-    """Topic permissions are not in Lapine's model yet: there are none to show."""
+async def vhost_topic_permissions(request: web.Request) -> web.Response:
+    """Listed vhost first, as RabbitMQ lists a vhost's topic permissions."""
     require_admin(request)
-    find(request)
-    return listing(request, [])
+    vhost = find(request)
+    entries = [p for p in broker_of(request).permissions.topic.values() if p.vhost == vhost.name]
+    return listing(request, [{"vhost": p.vhost, **topic_permission_info(p)} for p in entries])
