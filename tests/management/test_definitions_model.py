@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lapine.auth.passwords import hash_password
+from lapine.auth.permissions import TopicPermission
 from lapine.broker import definitions
 from lapine.broker.broker import Broker
 
@@ -103,3 +104,46 @@ def test_import_errors_are_definition_errors() -> None:
         definitions.import_definitions(broker, {"queues": [{"name": "q", "vhost": "missing"}]})
     with pytest.raises(definitions.DefinitionError):
         definitions.import_definitions(broker, {"users": [{"password": "no name"}]})
+
+
+def test_topic_permissions_and_vhost_limits_go_out_and_come_back() -> None:
+    broker = Broker()
+    definitions.set_topic_permissions(broker, "guest", "/", "amq.topic", "^w", "^r")
+    definitions.set_vhost_limit(broker, broker.vhosts["/"], "max-queues", 7)
+    exported = definitions.export_definitions(broker)
+    assert exported["topic_permissions"] == [
+        {"user": "guest", "vhost": "/", "exchange": "amq.topic", "write": "^w", "read": "^r"}
+    ]
+    assert exported["parameters"] == [
+        {"value": {"max-queues": 7}, "vhost": "/", "component": "vhost-limits", "name": "limits"}
+    ]
+    other = Broker()
+    definitions.import_definitions(other, exported)
+    assert other.vhosts["/"].limits == {"max-queues": 7}
+    assert list(other.permissions.topic.values()) == list(broker.permissions.topic.values())
+    assert definitions.export_definitions(broker, "/")["parameters"] == [
+        {"value": {"max-queues": 7}, "component": "vhost-limits", "name": "limits"}
+    ]
+
+
+def test_topic_permissions_go_with_their_user_and_vhost() -> None:
+    broker = Broker()
+    definitions.add_vhost(broker, "v")
+    definitions.add_user(broker, "ann", "pw")
+    assert definitions.set_topic_permissions(broker, "ann", "v", "amq.topic", "", "")
+    assert not definitions.set_topic_permissions(broker, "ann", "v", "other", "", "")
+    definitions.set_topic_permissions(broker, "ann", "/", "amq.topic", "", "")
+    definitions.delete_vhost(broker, "v")
+    assert [p.vhost for p in broker.permissions.topic.values()] == ["/"]
+    definitions.delete_user(broker, "ann")
+    assert broker.permissions.topic == {}
+    with pytest.raises(definitions.DefinitionError):
+        definitions.set_topic_permissions(broker, "nobody", "/", "amq.topic", "", "")
+
+
+def test_topic_patterns_as_rabbitmq_reads_them() -> None:
+    """An empty pattern is "^$"; {username} and {vhost} are replaced, escaped."""
+    permission = TopicPermission("a.b", "v", "amq.topic", write="", read="^{username}\\.{vhost}$")
+    assert permission.allows("write", "") and not permission.allows("write", "x")
+    assert permission.allows("read", "a.b.v")
+    assert not permission.allows("read", "aXb.v")
