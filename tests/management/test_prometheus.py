@@ -150,6 +150,12 @@ SCENARIO_ON_RABBITMQ = {
     # channels that have published, as Lapine does: none once the connection is closed.
     f"rabbitmq_global_publishers{AMQP}": 0,
     f"rabbitmq_global_consumers{AMQP}": 0,
+    **{
+        f'rabbitmq_global_messages_dead_lettered_{reason}_total{{queue_type="rabbit_classic_queue",'
+        f'dead_letter_strategy="{strategy}"}}': 0
+        for reason in ("expired", "maxlen", "rejected")
+        for strategy in ("at_most_once", "disabled")
+    },
     "rabbitmq_queues_created_total": 2,
     "rabbitmq_queues_declared_total": 3,
     "rabbitmq_queues_deleted_total": 2,
@@ -199,3 +205,82 @@ def test_global_counters_keep_what_a_deleted_vhost_counted() -> None:
     assert before[f"rabbitmq_global_messages_routed_total{AMQP}"] == 4
     changed = {key: after[key] - before[key] for key in after if after[key] != before[key]}
     assert changed == {"rabbitmq_queues_deleted_total": 1}
+
+
+def test_dead_lettered_counters_count_what_rabbitmq_counts() -> None:
+    """Each way a message dies, with a dead-letter exchange (at_most_once) and without (disabled);
+    the figures are RabbitMQ 3.10.8's for the same steps."""
+    dlx = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dl-target"}
+    with BrokerThread() as broker:
+        connection = pika.BlockingConnection(amqp_params(broker.url))
+        channel = connection.channel()
+        channel.queue_declare("dl-target")
+        channel.queue_declare("dl-reject", arguments=dlx)
+        channel.queue_declare("dl-maxlen", arguments={"x-max-length": 1})
+        channel.queue_declare("dl-ttl", arguments={"x-message-ttl": 0, **dlx})
+        channel.queue_declare("dl-ttl-none", arguments={"x-message-ttl": 0})
+        channel.queue_declare("dl-missing", arguments={"x-dead-letter-exchange": "no-such-exchange"})
+        for queue, count in (("dl-reject", 2), ("dl-maxlen", 3), ("dl-ttl", 2), ("dl-ttl-none", 1), ("dl-missing", 1)):
+            for _ in range(count):
+                channel.basic_publish("", queue, b"m")
+        method, _props, _body = channel.basic_get("dl-reject")
+        channel.basic_reject(method.delivery_tag, requeue=False)
+        method, _props, _body = channel.basic_get("dl-missing")
+        channel.basic_nack(method.delivery_tag, requeue=False)
+        assert channel.queue_declare("dl-target", passive=True).method.message_count == 3
+        counted = {key: value for key, value in _counters(broker).items() if "dead_lettered" in key}
+        connection.close()
+    labels = 'queue_type="rabbit_classic_queue",dead_letter_strategy'
+    assert counted == {
+        f'rabbitmq_global_messages_dead_lettered_expired_total{{{labels}="at_most_once"}}': 2,
+        f'rabbitmq_global_messages_dead_lettered_expired_total{{{labels}="disabled"}}': 1,
+        f'rabbitmq_global_messages_dead_lettered_maxlen_total{{{labels}="at_most_once"}}': 0,
+        f'rabbitmq_global_messages_dead_lettered_maxlen_total{{{labels}="disabled"}}': 2,
+        f'rabbitmq_global_messages_dead_lettered_rejected_total{{{labels}="at_most_once"}}': 1,
+        f'rabbitmq_global_messages_dead_lettered_rejected_total{{{labels}="disabled"}}': 1,
+    }
+
+
+def test_queue_bytes_and_paging_figures() -> None:
+    """RabbitMQ's rabbitmq_queue_messages_*_bytes, *_ram and *_paged_out, per queue and summed."""
+    with BrokerThread(queue_window=4) as broker:
+        connection = pika.BlockingConnection(amqp_params(broker.url))
+        channel = connection.channel()
+        channel.queue_declare("sized")
+        for _ in range(10):
+            channel.basic_publish("", "sized", b"b" * 50)
+        method, _props, _body = channel.basic_get("sized")
+        assert method is not None
+        per_object, _text, _type = scrape(broker, "/metrics/per-object")
+        aggregated, _text, _type = scrape(broker)
+        connection.close()
+    labels = '{vhost="/",queue="sized"}'
+    figures = {
+        name: per_object[f"rabbitmq_queue_{name}{labels}"]
+        for name in (
+            "messages",
+            "messages_ready",
+            "messages_unacked",
+            "messages_bytes",
+            "messages_ready_bytes",
+            "messages_unacked_bytes",
+            "messages_unacked_ram",
+        )
+    }
+    assert figures == {
+        "messages": 10,
+        "messages_ready": 9,
+        "messages_unacked": 1,
+        "messages_bytes": 500,
+        "messages_ready_bytes": 450,
+        "messages_unacked_bytes": 50,
+        "messages_unacked_ram": 1,
+    }
+    paged = per_object[f"rabbitmq_queue_messages_paged_out{labels}"]
+    assert paged >= 10 - 1 - 4
+    assert per_object[f"rabbitmq_queue_messages_paged_out_bytes{labels}"] == paged * 50
+    assert per_object[f"rabbitmq_queue_messages_ram{labels}"] == 10 - paged
+    assert per_object[f"rabbitmq_queue_messages_ready_ram{labels}"] == 9 - paged
+    assert per_object[f"rabbitmq_queue_messages_ram_bytes{labels}"] == (10 - paged) * 50
+    assert aggregated["rabbitmq_queue_messages_paged_out"] == paged
+    assert aggregated["rabbitmq_queue_messages_bytes"] == 500

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from lapine.amqp.errors import ConnectionError
@@ -41,6 +42,7 @@ class Broker:
         # Node-wide counters that must never go backwards: objects opened and closed, the sizes
         # of published messages, and what deleted vhosts had counted.
         self.churn = Churn()
+        self.dead_lettered: Counter[tuple[str, str]] = Counter()
         self.message_sizes = MessageSizes()
         self.deleted_vhosts_stats = MessageStats()
         # Resource alarms in effect, "memory" and/or "disk": kept by server/alarms.py; publishers
@@ -60,6 +62,7 @@ class Broker:
             vhost = self.vhosts[name] = VirtualHost(name, self.scheduler)
             vhost.persistence = self.persistence
             vhost.churn = self.churn
+            vhost.dead_lettered = self.dead_lettered
             if persist and self.persistence is not None:
                 self.persistence.vhost_added(vhost)
         return vhost

@@ -22,13 +22,15 @@ if TYPE_CHECKING:
 
 
 def dead_letter(queue: Queue, entries: list[QueuedMessage], reason: str) -> None:
-    exchange_name = queue.dead_letter_exchange
-    if exchange_name is None or not entries:
+    if not entries:
         return
     vhost = queue.vhost
-    exchange = vhost.exchanges.get(exchange_name)
-    if exchange is None:
-        # RabbitMQ drops the message when the dead-letter exchange is missing.
+    exchange_name = queue.dead_letter_exchange
+    exchange = vhost.exchanges.get(exchange_name) if exchange_name is not None else None
+    # Counted as RabbitMQ counts them (messages_dead_lettered_*): "disabled" when the message is
+    # dropped for want of a dead-letter exchange, as it is when that exchange is missing.
+    vhost.dead_lettered[(reason, "at_most_once" if exchange is not None else "disabled")] += len(entries)
+    if exchange is None or exchange_name is None:
         return
     for entry in entries:
         original = entry.message

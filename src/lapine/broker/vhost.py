@@ -7,6 +7,7 @@ reply codes and texts; the channel only translates methods into these calls.
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -58,8 +59,9 @@ class VirtualHost:
         self.scheduler = scheduler
         self.metadata = VhostMetadata()
         self.stats = MessageStats()
-        # The broker's, once the vhost is one of its own.
+        # The broker's, once the vhost is one of its own; dead_lettered is (reason, strategy) -> messages.
         self.churn = Churn()
+        self.dead_lettered: Counter[tuple[str, str]] = Counter()
         self.policies = Policies()
         # RabbitMQ's vhost limits: "max-connections", "max-queues" (negative: none; 0: nothing allowed).
         self.limits: dict[str, int] = {}

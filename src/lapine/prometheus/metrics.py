@@ -16,7 +16,9 @@ from lapine import __version__
 from lapine.broker.broker import Broker
 from lapine.broker.definitions import RABBITMQ_COMPATIBLE_VERSION
 from lapine.broker.message_sizes import BOUNDS
+from lapine.broker.queue import Queue
 from lapine.management import counters, system
+from lapine.management.queues import unacked_bytes
 from lapine.prometheus.exposition import Family
 
 AMQP = {"protocol": "amqp091"}
@@ -215,12 +217,68 @@ def node_families(broker: Broker, started_at: float, endpoint: str) -> list[Fami
     return families
 
 
+# (reason, help): RabbitMQ's classic queues dead-letter at most once, or drop ("disabled").
+DEAD_LETTER_COUNTERS = (
+    ("expired", "Total number of messages dead-lettered due to message TTL exceeded"),
+    ("maxlen", "Total number of messages dead-lettered due to overflow drop-head or reject-publish-dlx"),
+    ("rejected", "Total number of messages dead-lettered due to basic.reject or basic.nack"),
+)
+
+
 def global_families(broker: Broker) -> list[Family]:
     totals = counters.node_totals(broker)
-    return [
+    families = [
         Family(f"rabbitmq_global_messages_{name}_total", "counter", text).add(value(totals), **labels)
         for name, text, value, labels in GLOBAL_COUNTERS
     ]
+    for reason, text in DEAD_LETTER_COUNTERS:
+        family = Family(f"rabbitmq_global_messages_dead_lettered_{reason}_total", "counter", text)
+        for strategy in ("at_most_once", "disabled"):
+            count = broker.dead_lettered[(reason, strategy)]
+            family.add(count, queue_type="rabbit_classic_queue", dead_letter_strategy=strategy)
+        families.append(family)
+    return families
+
+
+# (metric without "rabbitmq_", type, help) of each queue, in RabbitMQ's names.
+QUEUE_METRICS = (
+    ("queue_messages_ready", "gauge", "Messages ready to be delivered to consumers"),
+    ("queue_messages_unacked", "gauge", "Messages delivered to consumers but not yet acknowledged"),
+    ("queue_messages", "gauge", "Sum of ready and unacknowledged messages - total queue depth"),
+    ("queue_consumers", "gauge", "Consumers on a queue"),
+    ("queue_messages_published_total", "counter", "Total number of messages published to queues"),
+    ("queue_messages_ram", "gauge", "Ready and unacknowledged messages stored in memory"),
+    ("queue_messages_ram_bytes", "gauge", "Size of ready and unacknowledged messages stored in memory"),
+    ("queue_messages_ready_ram", "gauge", "Ready messages stored in memory"),
+    ("queue_messages_unacked_ram", "gauge", "Unacknowledged messages stored in memory"),
+    ("queue_messages_bytes", "gauge", "Size in bytes of ready and unacknowledged messages"),
+    ("queue_messages_ready_bytes", "gauge", "Size in bytes of ready messages"),
+    ("queue_messages_unacked_bytes", "gauge", "Size in bytes of all unacknowledged messages"),
+    ("queue_messages_paged_out", "gauge", "Messages paged out to disk"),
+    ("queue_messages_paged_out_bytes", "gauge", "Size in bytes of messages paged out to disk"),
+)
+
+
+def queue_values(queue: Queue, unacked_size: int) -> dict[str, int]:
+    """One queue's figures; past its window a queue's backlog is on disk only (paged out)."""
+    ready, unacked, paged = queue.message_count, queue.unacked_count, queue.paged
+    ready_bytes = queue.ready_bytes + queue.paged_bytes
+    return {
+        "queue_messages_ready": ready,
+        "queue_messages_unacked": unacked,
+        "queue_messages": ready + unacked,
+        "queue_consumers": len(queue.consumers),
+        "queue_messages_published_total": queue.stats.publish,
+        "queue_messages_ram": ready - paged + unacked,
+        "queue_messages_ram_bytes": queue.ready_bytes + unacked_size,
+        "queue_messages_ready_ram": ready - paged,
+        "queue_messages_unacked_ram": unacked,
+        "queue_messages_bytes": ready_bytes + unacked_size,
+        "queue_messages_ready_bytes": ready_bytes,
+        "queue_messages_unacked_bytes": unacked_size,
+        "queue_messages_paged_out": paged,
+        "queue_messages_paged_out_bytes": queue.paged_bytes,
+    }
 
 
 def aggregated_families(broker: Broker) -> list[Family]:
@@ -228,20 +286,13 @@ def aggregated_families(broker: Broker) -> list[Family]:
     queues = [q for v in broker.vhosts.values() for q in v.queues.values()]
     channels = list(counters.channels(broker))
     connections = list(broker.connections)
-    ready = sum(q.message_count for q in queues)
-    unacked = sum(q.unacked_count for q in queues)
-    families = [
-        Family("rabbitmq_queue_messages_ready", "gauge", "Messages ready to be delivered to consumers").add(ready),
-        Family(
-            "rabbitmq_queue_messages_unacked", "gauge", "Messages delivered to consumers but not yet acknowledged"
-        ).add(unacked),
-        Family("rabbitmq_queue_messages", "gauge", "Sum of ready and unacknowledged messages - total queue depth").add(
-            ready + unacked
-        ),
-        Family("rabbitmq_queue_consumers", "gauge", "Consumers on a queue").add(sum(len(q.consumers) for q in queues)),
-        Family(
-            "rabbitmq_queue_messages_published_total", "counter", "Total number of messages published to queues"
-        ).add(sum(q.stats.publish for q in queues)),
+    unacked = unacked_bytes(broker)
+    totals = dict.fromkeys((name for name, _kind, _text in QUEUE_METRICS), 0)
+    for queue in queues:
+        for name, value in queue_values(queue, unacked.get(queue, 0)).items():
+            totals[name] += value
+    families = [Family(f"rabbitmq_{name}", kind, text).add(totals[name]) for name, kind, text in QUEUE_METRICS]
+    families += [
         Family("rabbitmq_channel_consumers", "gauge", "Consumers on a channel").add(
             sum(len(ch.consumers) for ch in channels)
         ),
@@ -263,4 +314,3 @@ def aggregated_families(broker: Broker) -> list[Family]:
             Family(f"rabbitmq_channel_{name}", "counter", text).add(sum(getattr(ch.stats, field) for ch in channels))
         )
     return families
-

@@ -10,44 +10,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, TypeVar
 
 from lapine.broker.broker import Broker
 from lapine.management import counters
+from lapine.management.queues import unacked_bytes
 from lapine.prometheus.exposition import escape, number
-from lapine.prometheus.metrics import CHANNEL_COUNTERS
+from lapine.prometheus.metrics import CHANNEL_COUNTERS, QUEUE_METRICS, queue_values
 
 # Objects rendered between two returns to the event loop: a few milliseconds' work.
 SLICE = 500
 T = TypeVar("T")
 
-QUEUE_METRICS: tuple[tuple[str, str, str, Callable[[Any], float]], ...] = (
-    (
-        "rabbitmq_queue_messages_ready",
-        "gauge",
-        "Messages ready to be delivered to consumers",
-        lambda q: q.message_count,
-    ),
-    (
-        "rabbitmq_queue_messages_unacked",
-        "gauge",
-        "Messages delivered to consumers but not yet acknowledged",
-        lambda q: q.unacked_count,
-    ),
-    (
-        "rabbitmq_queue_messages",
-        "gauge",
-        "Sum of ready and unacknowledged messages - total queue depth",
-        lambda q: q.message_count + q.unacked_count,
-    ),
-    ("rabbitmq_queue_consumers", "gauge", "Consumers on a queue", lambda q: len(q.consumers)),
-    (
-        "rabbitmq_queue_messages_published_total",
-        "counter",
-        "Total number of messages published to queues",
-        lambda q: q.stats.publish,
-    ),
+# The queue metrics of /metrics, per queue: each reads the queue's figures (metrics.queue_values).
+QUEUE_SAMPLES: tuple[tuple[str, str, str, Callable[[Any], float]], ...] = tuple(
+    (f"rabbitmq_{name}", kind, text, itemgetter(name)) for name, kind, text in QUEUE_METRICS
 )
 CONNECTION_METRICS: tuple[tuple[str, str, str, Callable[[Any], float]], ...] = (
     (
@@ -74,8 +52,11 @@ async def render_per_object(broker: Broker) -> str:
     queues = [(vhost.name, queue) for vhost in broker.vhosts.values() for queue in list(vhost.queues.values())]
     connections = list(broker.connections)
     channels = list(counters.channels(broker))
+    unacked = unacked_bytes(broker)
     parts = [
-        await _families(QUEUE_METRICS, queues, _queue_labels, lambda item: item[1]),
+        await _families(
+            QUEUE_SAMPLES, queues, _queue_labels, lambda item: queue_values(item[1], unacked.get(item[1], 0))
+        ),
         await _families(CONNECTION_METRICS, connections, _connection_labels, _same),
         await _families(CHANNEL_METRICS, channels, _channel_labels, _same),
     ]
