@@ -91,14 +91,25 @@ def test_topic_permissions_survive_and_hold(broker: Restartable) -> None:
 
 
 def test_a_data_directory_written_before_these_settings_still_opens(broker: Restartable, tmp_path: Path) -> None:
-    """Earlier Lapines wrote vhosts without description or tags and no limits: they read back empty."""
+    """Earlier Lapines wrote vhosts without description or tags, no limits and no cluster id: they
+    read back empty, and the id is made."""
     broker().stop()
     database = next((tmp_path / "data").glob("*.db"))
     with sqlite3.connect(database) as conn:
         conn.execute("UPDATE vhosts SET description = '', tags = '[]', default_queue_type = NULL")
         conn.execute("DELETE FROM parameters")
         conn.execute("DELETE FROM topic_permissions")
+        conn.execute("DELETE FROM global_parameters")
     api = Http(broker().management_url)
     info = api.get("/api/vhosts/%2F").json
     assert (info["description"], info["tags"], info["default_queue_type"]) == ("", [], "undefined")
     assert api.get("/api/vhost-limits").json == []
+    # The cluster's permanent id is made on that start and kept from then on.
+    made = cluster_id(api)
+    assert cluster_id(Http(broker().management_url)) == made
+
+
+def cluster_id(api: Http) -> str:
+    parameters = {p["name"]: p["value"] for p in api.get("/api/definitions").json["global_parameters"]}
+    value: str = parameters["internal_cluster_id"]
+    return value

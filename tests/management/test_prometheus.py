@@ -284,3 +284,26 @@ def test_queue_bytes_and_paging_figures() -> None:
     assert per_object[f"rabbitmq_queue_messages_ram_bytes{labels}"] == (10 - paged) * 50
     assert aggregated["rabbitmq_queue_messages_paged_out"] == paged
     assert aggregated["rabbitmq_queue_messages_bytes"] == 500
+
+
+def _identity(broker: BrokerThread) -> dict[str, str]:
+    _values, text, _type = scrape(broker)
+    line = next(line for line in text.splitlines() if line.startswith("rabbitmq_identity_info{"))
+    return dict(re.findall(r'([a-z_]+)="([^"]*)"', line))
+
+
+def test_identity_keeps_its_permanent_id_across_renames_and_restarts(tmp_path: Any) -> None:
+    settings = {"data_dir": str(tmp_path / "data")}
+    with BrokerThread(**settings) as broker:
+        first = _identity(broker)
+        http = Http(broker.management_url)
+        stored = {p["name"]: p["value"] for p in http.get("/api/definitions").json["global_parameters"]}
+        assert http.put("/api/cluster-name", {"name": "renamed"}).status == 204
+        renamed = _identity(broker)
+    with BrokerThread(**settings) as broker:
+        restarted = _identity(broker)
+    assert re.fullmatch(r"rabbitmq-cluster-id-[A-Za-z0-9_-]{22}", first["rabbitmq_cluster_permanent_id"])
+    assert stored["internal_cluster_id"] == first["rabbitmq_cluster_permanent_id"]
+    assert renamed == {**first, "rabbitmq_cluster": "renamed"}
+    assert restarted["rabbitmq_cluster_permanent_id"] == first["rabbitmq_cluster_permanent_id"]
+    assert restarted["rabbitmq_node"] == first["rabbitmq_node"] == first["rabbitmq_cluster"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import logging
+import os
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -27,11 +29,19 @@ CONNECTION_FORCED = 320
 log = logging.getLogger("lapine.broker")
 
 
+def new_cluster_id() -> str:
+    """An id in RabbitMQ's form: "rabbitmq-cluster-id-" and 16 random bytes, URL-safe base64."""
+    return "rabbitmq-cluster-id-" + base64.urlsafe_b64encode(os.urandom(16)).decode().rstrip("=")
+
+
 class Broker:
     def __init__(self, config: Config | None = None, scheduler: Scheduler | None = None) -> None:
         self.config = config or Config()
         self.scheduler: Scheduler = scheduler or ManualScheduler()
         self.cluster_name = default_cluster_name()
+        # RabbitMQ's internal_cluster_id: made once, kept in the store, the same whatever the
+        # cluster is (re)named (Prometheus' rabbitmq_cluster_permanent_id).
+        self.cluster_id = new_cluster_id()
         self.vhosts: dict[str, VirtualHost] = {}
         self.users = Users(self.config.password_hashing_module)
         self.permissions = Permissions()

@@ -362,7 +362,10 @@ def export_definitions(broker: Broker, vhost: str | None = None) -> dict[str, An
         "permissions": [permission_definition(p) for p in broker.permissions.entries.values()],
         "topic_permissions": [topic_permission_definition(p) for p in broker.permissions.topic.values()],
         "parameters": parameters,
-        "global_parameters": [{"name": "cluster_name", "value": broker.cluster_name}],
+        "global_parameters": [
+            {"name": "cluster_name", "value": broker.cluster_name},
+            {"name": "internal_cluster_id", "value": broker.cluster_id},
+        ],
         "policies": policies,
         **objects,
     }

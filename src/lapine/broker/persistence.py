@@ -21,6 +21,7 @@ from lapine.store import (
     BindingDef,
     Definitions,
     ExchangeDef,
+    GlobalParameterDef,
     ParameterDef,
     PermissionDef,
     PolicyDef,
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lapine.persistence")
 VHOST_LIMITS_COMPONENT = "vhost-limits"
+# The global parameter RabbitMQ keeps its cluster's permanent id in.
+CLUSTER_ID_PARAMETER = "internal_cluster_id"
 
 
 class Persistence:
@@ -148,6 +151,11 @@ class Persistence:
         broker.vhosts.clear()
         broker.users.users.clear()
         broker.permissions.entries.clear()
+        stored_id = {p.name: p.value for p in definitions.global_parameters}.get(CLUSTER_ID_PARAMETER)
+        if isinstance(stored_id, str):
+            broker.cluster_id = stored_id
+        else:  # a data directory from before the id was kept
+            self._write_cluster_id()
         self._recover_access(definitions)
         self._recover_topology(definitions)
         queues = self._recover_messages()
@@ -162,12 +170,16 @@ class Persistence:
 
     def _write_defaults(self) -> None:
         broker = self.broker
+        self._write_cluster_id()
         for vhost in broker.vhosts.values():
             self.vhost_added(vhost)
         for user in broker.users.users.values():
             self.user_changed(user)
         for permission in broker.permissions.entries.values():
             self.permission_set(permission)
+
+    def _write_cluster_id(self) -> None:
+        self.store.put_global_parameter(GlobalParameterDef(CLUSTER_ID_PARAMETER, self.broker.cluster_id))
 
     def _recover_access(self, definitions: Definitions) -> None:
         broker = self.broker

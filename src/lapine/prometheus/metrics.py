@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from lapine import __version__
 from lapine.broker.broker import Broker
+from lapine.broker.connection import default_cluster_name
 from lapine.broker.definitions import RABBITMQ_COMPATIBLE_VERSION
 from lapine.broker.message_sizes import BOUNDS
 from lapine.broker.queue import Queue
@@ -24,6 +25,8 @@ from lapine.prometheus.exposition import Family
 AMQP = {"protocol": "amqp091"}
 CLASSIC = {"protocol": "amqp091", "queue_type": "rabbit_classic_queue"}
 RABBITMQ_VERSION = RABBITMQ_COMPATIBLE_VERSION
+# The node's name, which renaming the cluster does not change (as RabbitMQ's node()).
+NODE_NAME = default_cluster_name()
 
 # (metric, help, the counter in lapine.broker.stats, labels)
 GLOBAL_COUNTERS: tuple[tuple[str, str, Callable[[dict[str, int]], int], dict[str, str]], ...] = (
@@ -145,7 +148,6 @@ MESSAGE_SIZE_BUCKETS = (*(_bucket_label(bound) for bound in BOUNDS), "+Inf")
 def node_families(broker: Broker, started_at: float, endpoint: str) -> list[Family]:
     """Identity, process, object counts and churn: the same in both endpoints but for the
     identity's rabbitmq_endpoint ("aggregated" or "per-object"), which dashboards select on."""
-    node = broker.cluster_name
     connections = list(broker.connections)
     queues = [q for v in broker.vhosts.values() for q in v.queues.values()]
     consumers = sum(len(q.consumers) for q in queues)
@@ -159,9 +161,9 @@ def node_families(broker: Broker, started_at: float, endpoint: str) -> list[Fami
         ),
         Family("rabbitmq_identity_info", "untyped", "RabbitMQ node & cluster identity info").add(
             1,
-            rabbitmq_node=node,
-            rabbitmq_cluster=node,
-            rabbitmq_cluster_permanent_id=node,
+            rabbitmq_node=NODE_NAME,
+            rabbitmq_cluster=broker.cluster_name,
+            rabbitmq_cluster_permanent_id=broker.cluster_id,
             rabbitmq_endpoint=endpoint,
         ),
         Family("rabbitmq_process_resident_memory_bytes", "gauge", "Memory used in bytes").add(system.resident_memory()),
