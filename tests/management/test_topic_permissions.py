@@ -193,3 +193,19 @@ def test_a_changed_topic_permission_applies_to_open_channels(
     channel.basic_publish("amq.topic", "anything", b"no topic permission: only vhost permissions apply")
     channel.queue_declare(queue, passive=True)
 
+
+
+def test_http_publish_needs_the_write_pattern(
+    api: Http, limited: tuple[str, Any], current_rabbitmq: bool
+) -> None:
+    user, _connection = limited
+    api.put(f"/api/users/{user}", {"password": user, "tags": "management"})
+    as_user = api.as_user(user, user)
+    message = {"properties": {}, "payload": "m", "payload_encoding": "string"}
+    path = "/api/exchanges/%2F/amq.topic/publish"
+    assert as_user.post(path, {**message, "routing_key": "allowed.x"}).status == 200
+    reply = as_user.post(path, {**message, "routing_key": "denied.x"})
+    assert (reply.status, reply.json) == (
+        400,
+        {"error": "bad_request", "reason": "403 " + refusal("write", "denied.x", "amq.topic", user, current_rabbitmq)},
+    )

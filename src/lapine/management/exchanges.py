@@ -159,6 +159,7 @@ async def publish(request: web.Request) -> web.Response:
         exchange = vhost.exchange(name)
         if exchange.internal:
             raise bad_request(f"cannot publish to internal exchange '{name}' in vhost '{vhost.name}'")
+        check_topic_write(request, vhost, exchange, routing_key)
         message = _message(name, routing_key, properties, payload)
         routed, accepted = route(vhost, exchange, message)
     except AMQPError as error:
@@ -190,6 +191,16 @@ async def _on_disk(broker: Broker) -> bool:
         if store.failed is not None:
             return False
     return bool(written.result())
+
+
+def check_topic_write(request: web.Request, vhost: VirtualHost, exchange: Exchange, routing_key: str) -> None:
+    """The user's topic permission on a topic exchange, as a channel's publish checks it."""
+    if exchange.type != "topic":
+        return
+    permissions = broker_of(request).permissions
+    topic = permissions.topic.get((user_of(request).name, vhost.name, exchange.name))
+    if topic is not None:
+        permissions.check_topic(topic, "write", routing_key)
 
 
 def _message(exchange: str, routing_key: str, properties: dict[str, Any], payload: bytes) -> Message:
