@@ -9,6 +9,7 @@ order: a basic.cancel that comes before delete-ok is raised from queue_delete as
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -103,7 +104,8 @@ def py_amqp(amqp_url: str) -> Iterator[amqp.Connection]:
     )
     connection.connect()
     yield connection
-    connection.collect()
+    with contextlib.suppress(Exception):
+        connection.close()
 
 
 def test_py_amqp_queue_delete_on_the_consuming_channel_returns(py_amqp: amqp.Connection, names: Names) -> None:
