@@ -72,6 +72,7 @@ def test_metrics_in_rabbitmq_names(broker: BrokerThread, unique: Callable[[str],
 
 
 def _counters(broker: BrokerThread) -> dict[str, float]:
+    """The counters now: the broker must not reuse a scrape (prometheus_cache_ttl=0)."""
     values, _text, _type = scrape(broker)
     return {
         key: value
@@ -179,7 +180,7 @@ SCENARIO_ON_RABBITMQ = {
 
 
 def test_global_counters_count_what_rabbitmq_counts() -> None:
-    with BrokerThread() as broker:
+    with BrokerThread(prometheus_cache_ttl=0) as broker:
         before = _counters(broker)
         _scenario(broker.url)
         after = _counters(broker)
@@ -187,7 +188,7 @@ def test_global_counters_count_what_rabbitmq_counts() -> None:
 
 
 def test_global_counters_keep_what_a_deleted_vhost_counted() -> None:
-    with BrokerThread() as broker:
+    with BrokerThread(prometheus_cache_ttl=0) as broker:
         http = Http(broker.management_url)
         http.put("/api/vhosts/doomed", {})
         http.put("/api/permissions/doomed/guest", {"configure": ".*", "write": ".*", "read": ".*"})
@@ -211,7 +212,7 @@ def test_dead_lettered_counters_count_what_rabbitmq_counts() -> None:
     """Each way a message dies, with a dead-letter exchange (at_most_once) and without (disabled);
     the figures are RabbitMQ 3.10.8's for the same steps."""
     dlx = {"x-dead-letter-exchange": "", "x-dead-letter-routing-key": "dl-target"}
-    with BrokerThread() as broker:
+    with BrokerThread(prometheus_cache_ttl=0) as broker:
         connection = pika.BlockingConnection(amqp_params(broker.url))
         channel = connection.channel()
         channel.queue_declare("dl-target")
@@ -243,7 +244,7 @@ def test_dead_lettered_counters_count_what_rabbitmq_counts() -> None:
 
 def test_queue_bytes_and_paging_figures() -> None:
     """RabbitMQ's rabbitmq_queue_messages_*_bytes, *_ram and *_paged_out, per queue and summed."""
-    with BrokerThread(queue_window=4) as broker:
+    with BrokerThread(queue_window=4, prometheus_cache_ttl=0) as broker:
         connection = pika.BlockingConnection(amqp_params(broker.url))
         channel = connection.channel()
         channel.queue_declare("sized")
@@ -293,7 +294,7 @@ def _identity(broker: BrokerThread) -> dict[str, str]:
 
 
 def test_identity_keeps_its_permanent_id_across_renames_and_restarts(tmp_path: Any) -> None:
-    settings = {"data_dir": str(tmp_path / "data")}
+    settings = {"data_dir": str(tmp_path / "data"), "prometheus_cache_ttl": 0}
     with BrokerThread(**settings) as broker:
         first = _identity(broker)
         http = Http(broker.management_url)
