@@ -43,7 +43,8 @@ class Message:
         self.cc: list[str] | None = None
         # BCC keys route like CC but are stripped from the headers before anyone sees them.
         self.bcc: list[str] | None = None
-        # Written to disk for a durable queue: a publisher confirm must wait for the store.
+        # Handed to the store (persistent for a durable queue, or paged out past a queue's window):
+        # a publisher confirm must wait for the store.
         self.durably_written = False
 
     @property

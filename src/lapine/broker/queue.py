@@ -271,9 +271,11 @@ class Queue:
                 message.durably_written = True
                 stored = True
             if self.window and (self.paged or len(self.ready) >= self.window):
-                # Past the window the message lives on disk only, until the queue drains to it.
+                # Past the window the message lives on disk only, until the queue drains to it;
+                # its confirm then waits for the store, even for a transient one.
                 if not stored:
                     self._write(message, seq, ttl, persistent=False)
+                    message.durably_written = True
                 self.paged += 1
                 self.paged_bytes += len(message.body)
                 if self._limited:

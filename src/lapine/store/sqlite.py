@@ -1230,23 +1230,33 @@ def _delete_messages(conn: sqlite3.Connection, queue_id: int) -> None:
 def _read_messages(
     applier: _Applier, schemas: list[str], lo: int, hi: int, limit: int, max_bytes: int | None
 ) -> list[StoredMessage]:
+    """A page of a queue whose messages may be in both files: each file is read on its own, and
+    the merge stops at the first seq one of them may have left out (a file's read stops at its
+    own count or byte cap), so that the page is every message of the queue in its seq range."""
     conn = applier.conn
     parts = []
+    bound = SEQ_MASK  # every file's messages up to here are in the parts
     for schema in schemas:
         if max_bytes is None and applier.largest is not None:
             # The fast query cannot stop at a byte count, so bound the page by the largest message.
             safe = min(limit, max(1, READ_CAP_BYTES // max(applier.largest, 1)))
             row = conn.execute(_READ_SQL.format(s=schema), (lo, hi, safe)).fetchone()
+            part = _decode_page(*row)
+            cut = len(part) == safe
         else:
             cap = READ_CAP_BYTES if max_bytes is None else min(max_bytes, READ_CAP_BYTES)
             row = conn.execute(_READ_CAPPED_SQL.format(s=schema), (lo, hi, limit, cap)).fetchone()
-        parts.append(_decode_page(*row))
+            part = _decode_page(*row)
+            cut = len(part) == limit or sum(len(m.body) for m in part) >= cap
+        if cut:
+            bound = min(bound, part[-1].seq)
+        parts.append(part)
     if len(parts) == 1:
         return parts[0]
     merged: list[StoredMessage] = []
     size = 0
     for message in heapq.merge(*parts):
-        if len(merged) == limit or (max_bytes is not None and size >= max_bytes):
+        if message.seq > bound or len(merged) == limit or (max_bytes is not None and size >= max_bytes):
             break
         merged.append(message)
         size += len(message.body)
