@@ -158,40 +158,92 @@ class FailingConnection:
         return getattr(self._conn, name)
 
 
-async def test_disk_error_fails_the_store_and_confirms_nothing(data_dir: Path, stores: list[SqliteStore]) -> None:
+class RoomAgain:
+    """Wraps the writer's connection: lifts the page limit (the "disk") before its next statement."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self._lifted = False
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if not self._lifted:
+            self._conn.execute("PRAGMA max_page_count = 1073741823")
+            self._lifted = True
+        return self._conn.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._conn, name)
+
+
+async def test_disk_error_fails_the_store_confirms_nothing_and_recovers(
+    data_dir: Path, stores: list[SqliteStore]
+) -> None:
     errors: list[BaseException] = []
-    failed = asyncio.Event()
+    failed, recovered = asyncio.Event(), asyncio.Event()
 
     def on_error(exc: BaseException) -> None:
         errors.append(exc)
         failed.set()
 
-    store = open_on_loop(data_dir, stores, on_error=on_error)
+    store = open_on_loop(data_dir, stores, on_error=on_error, on_recover=recovered.set, retry_interval=0.05)
     q = store.put_queue(QueueDef("/", "q"))
     store.enqueue(q, 0, b"x", b"rk", b"h", b"committed")
     await barrier(store)
     real = store._conn
     store._conn = FailingConnection(real, "disk I/O error")  # type: ignore[assignment]
     confirmed: list[int] = []
-    store.enqueue(q, 1, b"x", b"rk", b"h", b"lost")
+    store.enqueue(q, 1, b"x", b"rk", b"h", b"failed once")
     store.submit_barrier(lambda: confirmed.append(1))
     await asyncio.wait_for(failed.wait(), 5)
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.2)  # a few retries fail
     assert confirmed == []
     assert len(errors) == 1 and "disk I/O error" in str(errors[0])
     assert store.failed is errors[0]
+    # Message operations are still taken, to be written by the retry that succeeds; whatever
+    # would answer someone (a barrier, a blocking call, a definition change) is refused.
+    store.enqueue(q, 2, b"x", b"rk", b"h", b"taken while failing")
+    store.ack(q, [0])
     with pytest.raises(StoreFailedError) as raised:
-        store.enqueue(q, 2, b"x", b"rk", b"h", b"refused")
+        store.sync()
     assert raised.value.__cause__ is errors[0]
     with pytest.raises(StoreFailedError):
-        store.sync()
-    with pytest.raises(StoreFailedError):
         store.submit_barrier(lambda: None)
-    store._conn = real
+    with pytest.raises(StoreFailedError):
+        store.put_queue(QueueDef("/", "other"))
+    store._conn = real  # the disk works again
+    await asyncio.wait_for(recovered.wait(), 5)
+    assert store.failed is None
+    await barrier(store)
+    assert confirmed == []  # the publisher was told of the failure: no late confirm
+    assert [m.body for m in store.read_messages(q, -1, 10)] == [b"failed once", b"taken while failing"]
     store.close()
-    # What was confirmed is there; what failed is not.
     reopened = open_on_loop(data_dir, stores)
-    assert [m.body for m in reopened.read_messages(q, -1, 10)] == [b"committed"]
+    assert [m.body for m in reopened.read_messages(q, -1, 10)] == [b"failed once", b"taken while failing"]
+
+
+async def test_a_full_disk_fails_writes_until_there_is_room(data_dir: Path, stores: list[SqliteStore]) -> None:
+    failed, recovered = asyncio.Event(), asyncio.Event()
+    store = open_on_loop(
+        data_dir, stores, on_error=lambda _exc: failed.set(), on_recover=recovered.set, retry_interval=0.05
+    )
+    q = store.put_queue(QueueDef("/", "q"))
+    pages = store._query(lambda conn: conn.execute("PRAGMA page_count").fetchone()[0])
+    store._query(lambda conn: conn.execute(f"PRAGMA max_page_count = {pages + 5}"))
+    for seq in range(20):
+        store.enqueue(q, seq, b"x", b"rk", b"h", b"x" * 10_000)
+    await asyncio.wait_for(failed.wait(), 5)
+    assert "full" in str(store.failed)
+    # A blocking call fails while the disk is full, without waiting for room.
+    with pytest.raises(StoreFailedError):
+        store.put_queue(QueueDef("/", "refused"))
+    # Room again (the page limit lifted on the writer's connection): what the store took is
+    # written, in order.
+    real = store._conn
+    store._conn = RoomAgain(real)  # type: ignore[assignment]
+    await asyncio.wait_for(recovered.wait(), 5)
+    store._conn = real
+    assert [m.seq for m in store.read_messages(q, -1, 100)] == list(range(20))
+    assert store.queue_id("/", "refused") is None
 
 
 async def test_disk_full_is_reported(data_dir: Path, stores: list[SqliteStore]) -> None:

@@ -95,6 +95,14 @@ class Broker:
             for channel in list(connection.channels.values()):
                 channel.store_failed()
 
+    def store_recovered(self) -> None:
+        """The store's retried writes went through: confirms flow again, paging resumes."""
+        log.warning("storage recovered, persistent messages are accepted safely again")
+        self.store_error = None
+        for vhost in self.vhosts.values():
+            for queue in list(vhost.queues.values()):
+                queue.store_recovered()
+
     def server_properties(self) -> dict[str, Any]:
         return server_properties(self.cluster_name)
 

@@ -164,8 +164,8 @@ class Queue:
 
     def _write(self, message: Message, seq: int, ttl: int | None, persistent: bool) -> None:
         assert self.store is not None
-        if self.store.failed is not None:
-            return  # nothing can be written; the channel nacks what needed the disk
+        # A failing store still takes it, to write with the retry that succeeds; meanwhile the
+        # channel nacks what waited for the disk.
         expires = int(time.time() * 1000) + ttl if ttl is not None else None
         self.store.enqueue(
             self.store_id,
@@ -180,10 +180,17 @@ class Queue:
 
     def _forget(self, entries: list[QueuedMessage]) -> None:
         """Entries left the queue for good: remove the stored ones from disk."""
-        if self.store is not None and self.store.failed is None:
+        if self.store is not None:
             seqs = [entry.seq for entry in entries if entry.stored]
             if seqs:
                 self.store.ack(self.store_id, seqs)
+
+    def store_recovered(self) -> None:
+        """The store writes again: a page read it dropped when it failed is read anew."""
+        self._generation += 1
+        self._paging_in = False
+        if self.paged:
+            self._maybe_page_in()
 
     def _page_in(self) -> None:
         if self._paging_in or not self.paged or self.store is None or self.deleted or self.store.failed:
@@ -243,9 +250,8 @@ class Queue:
             self.unacked_count += 1
             if entry.stored and not entry.redelivered:
                 assert self.store is not None
-                if self.store.failed is None:
-                    # After a crash it must come back flagged redelivered.
-                    self.store.mark_delivered(self.store_id, [entry.seq])
+                # After a crash it must come back flagged redelivered.
+                self.store.mark_delivered(self.store_id, [entry.seq])
 
     @property
     def consumer_count(self) -> int:
@@ -475,7 +481,7 @@ class Queue:
         self.touch()
         if self._expiring:
             self.expire()
-        if not self.ready and self.paged:
+        if not self.ready and self.paged and self.store is not None and self.store.failed is None:
             self._page_in_now()
         if not self.ready:
             return None
@@ -498,7 +504,7 @@ class Queue:
 
     def purge(self) -> int:
         count = len(self.ready) + self.paged
-        if self.store is not None and self.store.failed is None:
+        if self.store is not None:
             if not self.unacked_count:
                 self.store.purge(self.store_id)
             else:

@@ -22,6 +22,7 @@ from lapine.broker.message import Message
 from lapine.broker.policies import Policies, Policy
 from lapine.broker.queue import Queue
 from lapine.broker.stats import MessageStats
+from lapine.store import StoreError
 
 if TYPE_CHECKING:
     from lapine.broker.connection import Connection
@@ -34,6 +35,7 @@ NOT_FOUND = 404
 RESOURCE_LOCKED = 405
 PRECONDITION_FAILED = 406
 COMMAND_INVALID = 503
+INTERNAL_ERROR = 541
 
 STANDARD_EXCHANGES = (
     ("amq.direct", "direct"),
@@ -261,7 +263,16 @@ class VirtualHost:
         if policy is not None:
             queue.apply_settings(policy)
         if self.persistence is not None:
-            self.persistence.queue_declared(queue)
+            try:
+                self.persistence.queue_declared(queue)
+            except StoreError as exc:
+                # Not declared: nothing of it may stay behind, in memory or in the store.
+                del self.queues[name]
+                queue.deleted = True
+                queue.touch()
+                raise ConnectionError(
+                    INTERNAL_ERROR, f"cannot declare queue '{name}' in vhost '{self.name}': {exc}"
+                ) from exc
         if exclusive:
             if connection is None:
                 raise ValueError("an exclusive queue needs the connection that owns it")

@@ -190,12 +190,20 @@ class AlarmMonitor:
         return True
 
     def _disk_changed(self) -> bool:
-        # A store that failed to write keeps the disk alarm on: nothing more could be made durable.
-        low = self.disk_free < self.disk_free_limit or self.broker.store_error is not None
+        # A store whose writes fail keeps the disk alarm on until a retry succeeds, whatever
+        # statvfs says: nothing more could be made durable meanwhile.
+        error = self.broker.store_error
+        short = self.disk_free < self.disk_free_limit
+        low = short or error is not None
         if low == (DISK in self.broker.alarms):
             return False
-        word = "insufficient" if low else "sufficient"
-        log.info("Free disk space is %s. Free bytes: %d. Limit: %d", word, self.disk_free, self.disk_free_limit)
+        if low and not short:
+            log.info(
+                "Disk writes are failing: %s. Free bytes: %d. Limit: %d", error, self.disk_free, self.disk_free_limit
+            )
+        else:
+            word = "insufficient" if low else "sufficient"
+            log.info("Free disk space is %s. Free bytes: %d. Limit: %d", word, self.disk_free, self.disk_free_limit)
         self._switch(DISK, low)
         return True
 

@@ -100,6 +100,11 @@ class Server:
         self.broker.store_failed(error)
         self.alarms.check()
 
+    def _store_recovered(self) -> None:
+        """Writes succeed again: the disk alarm the failure raised clears (if there is room)."""
+        self.broker.store_recovered()
+        self.alarms.check()
+
     def _alarms_changed(self) -> None:
         """An alarm was set or cleared: blocked publishers may go on."""
         for protocol in list(self.protocols):
@@ -109,7 +114,9 @@ class Server:
     def _open_store(self, loop: asyncio.AbstractEventLoop) -> None:
         """Open (and lock) the data directory, then recover what it holds, before listening."""
         path = self.config.data_dir or default_data_dir()
-        self.store = SqliteStore(path, notify=loop.call_soon_threadsafe, on_error=self._store_failed)
+        self.store = SqliteStore(
+            path, notify=loop.call_soon_threadsafe, on_error=self._store_failed, on_recover=self._store_recovered
+        )
         log.info("data in %s", self.store.path)
         try:
             self.broker.attach_store(self.store)

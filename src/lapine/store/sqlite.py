@@ -50,6 +50,7 @@ import os
 import queue as queue_mod
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -113,6 +114,8 @@ PAGE_SIZE = 8192
 BATCH_MAX_ROWS = 2000
 # The writer merges waiting batches into one transaction up to about this many operations.
 TXN_MAX_ROWS = 10000
+# After a failed write the writer tries the same work again this often (seconds).
+RETRY_INTERVAL = 1.0
 
 _DEFINITIONS_DDL = """
 CREATE TABLE IF NOT EXISTS vhosts(
@@ -293,10 +296,12 @@ class WriterStats:
 class _Op:
     """A step the writer runs in order, between runs of message operations."""
 
-    __slots__ = ("fn",)
+    __slots__ = ("blocking", "fn")
 
     def __init__(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
         self.fn = fn
+        # Its caller waits for it: if its write fails the caller hears so, and it is not retried.
+        self.blocking = False
 
     def run(self, conn: sqlite3.Connection) -> None:
         self.fn(conn)
@@ -355,14 +360,18 @@ class SqliteStore(Store):
         batch_max_rows: int = BATCH_MAX_ROWS,
         txn_max_rows: int = TXN_MAX_ROWS,
         fsync: bool = True,
+        on_recover: Callable[[], None] | None = None,
+        retry_interval: float = RETRY_INTERVAL,
     ) -> None:
         """Open (creating if needed) the store in ``data_dir`` and start its writer thread.
 
         ``data_dir`` is a locked DataDirectory (left open by close()) or a path (locked here and
         released by close()). ``notify(fn)`` must arrange for ``fn()`` to run on the owner thread:
         the broker passes ``loop.call_soon_threadsafe``. ``on_error(exc)`` runs there once if the
-        store fails. ``wal_autocheckpoint=0`` turns checkpoints off and ``fsync=False`` makes
-        commits atomic but not durable against power loss: both for tests only.
+        store fails, and ``on_recover()`` once a retry of the failed writes has committed (they
+        are retried every ``retry_interval`` seconds). ``wal_autocheckpoint=0`` turns checkpoints
+        off and ``fsync=False`` makes commits atomic but not durable against power loss: both for
+        tests only.
         """
         if isinstance(data_dir, DataDirectory):
             self._datadir, self._owns_datadir = data_dir, False
@@ -370,6 +379,8 @@ class SqliteStore(Store):
             self._datadir, self._owns_datadir = DataDirectory(data_dir), True
         self._notify = notify
         self._on_error = on_error
+        self._on_recover = on_recover
+        self._retry_interval = retry_interval
         self._batch_max_rows = batch_max_rows
         self._txn_max_rows = txn_max_rows
         self.stats = WriterStats()
@@ -517,6 +528,11 @@ class SqliteStore(Store):
     def _check(self) -> None:
         if self._failed is not None:
             raise StoreFailedError(f"the store failed: {self._failed}") from self._failed
+        self._check_open()
+
+    def _check_open(self) -> None:
+        """For the message operations, which a failing store still takes: they are written with
+        the retry that succeeds."""
         if self._closed:
             raise StoreError("the store is closed")
 
@@ -533,8 +549,9 @@ class SqliteStore(Store):
 
     def _submit(self, op: _Op, callback: Callback | None, *, durable: bool = True) -> None:
         """Queue a (definition) operation: with a callback, return at once; else block if durable."""
+        op.blocking = callback is None and durable
         self._add_op(op, 1, callback)
-        if callback is None and durable:
+        if op.blocking:
             self._wait()
 
     def _wait(self) -> None:
@@ -708,12 +725,16 @@ class SqliteStore(Store):
         self._submit(_Op(run), callback)
 
     def put_queue(self, queue: QueueDef, callback: Callback | None = None) -> int:
-        self._check()
+        if queue.durable or callback is not None:
+            self._check()
+        else:
+            self._check_open()  # nothing to write: a failing store still hands out the id
         # Validate before registering anything, so that a bad queue leaves no trace.
         arguments = encode_value(queue.arguments) if queue.durable else ""
         _params(queue.vhost, queue.name)
         key = (queue.vhost, queue.name)
         queue_id = self._queue_ids.get(key)
+        new = queue_id is None
         if queue_id is None:
             queue_id = self._allocate_queue_id()
             self._queue_ids[key] = queue_id
@@ -725,9 +746,14 @@ class SqliteStore(Store):
         self._transient_ids.discard(queue_id)
         self._durable_ids.add(queue_id)
         row = (queue_id, queue.vhost, queue.name, True, queue.auto_delete, arguments)
-        self._submit(
-            _Op(lambda conn: conn.execute("INSERT OR REPLACE INTO queues VALUES (?, ?, ?, ?, ?, ?)", row)), callback
-        )
+        try:
+            self._submit(
+                _Op(lambda conn: conn.execute("INSERT OR REPLACE INTO queues VALUES (?, ?, ?, ?, ?, ?)", row)), callback
+            )
+        except StoreFailedError:
+            if new:  # the declaration failed: its id must not linger
+                self._forget_queue(queue.vhost, queue.name)
+            raise
         return queue_id
 
     def _allocate_queue_id(self) -> int:
@@ -749,10 +775,13 @@ class SqliteStore(Store):
         return queue_id
 
     def delete_queue(self, vhost: str, name: str, callback: Callback | None = None) -> None:
-        self._check()
         _params(vhost, name)
         queue_id = self._queue_ids.get((vhost, name))
         durable = queue_id is None or queue_id in self._durable_ids
+        if durable or callback is not None:
+            self._check()
+        else:
+            self._check_open()  # a non-durable queue's messages go with the retry that succeeds
 
         def run(conn: sqlite3.Connection) -> None:
             conn.execute("DELETE FROM queues WHERE vhost = ? AND name = ?", (vhost, name))
@@ -834,8 +863,8 @@ class SqliteStore(Store):
         persistent: bool = True,
         expires: int | None = None,
     ) -> None:
-        if self._failed is not None or self._closed:
-            self._check()
+        if self._closed:
+            self._check_open()
         if not 0 <= seq <= SEQ_MASK:
             raise ValueError(f"seq {seq} out of range")
         if len(body) > MAX_MESSAGE_BYTES:
@@ -877,7 +906,7 @@ class SqliteStore(Store):
             for queue_id, seq, expires in targets:
                 self.enqueue(queue_id, seq, exchange, routing_key, header, body, persistent=persistent, expires=expires)
             return
-        self._check()
+        self._check_open()
         if len(body) > MAX_MESSAGE_BYTES:
             raise ValueError(f"message body of {len(body)} bytes is over the store's {MAX_MESSAGE_BYTES}")
         durable: list[tuple[int, int]] = []
@@ -917,7 +946,7 @@ class SqliteStore(Store):
             self._added(len(keys))
 
     def ack(self, queue_id: int, seqs: Iterable[int]) -> None:
-        self._check()
+        self._check_open()
         keys = list(map((queue_id << SEQ_BITS).__or__, seqs))
         if keys:
             if queue_id in self._durable_ids:
@@ -927,7 +956,7 @@ class SqliteStore(Store):
             self._added(len(keys))
 
     def mark_delivered(self, queue_id: int, seqs: Iterable[int]) -> None:
-        self._check()
+        self._check_open()
         keys = list(map((queue_id << SEQ_BITS).__or__, seqs))
         if keys:
             if queue_id in self._durable_ids:
@@ -937,7 +966,7 @@ class SqliteStore(Store):
             self._added(len(keys))
 
     def purge(self, queue_id: int) -> None:
-        self._check()
+        self._check_open()
         self._add_op(_Op(partial(_delete_messages, queue_id=queue_id)))
 
     # --- reads -------------------------------------------------------------------------------
@@ -1013,12 +1042,19 @@ class SqliteStore(Store):
 
     def _writer_main(self) -> None:
         get, get_nowait = self._queue.get, self._queue.get_nowait
+        retained: list[_Batch] = []  # work whose write failed: tried again every retry_interval
         while True:
-            first = get()
-            if first is None:
-                return
-            batches, rows, stop = [first], first.rows, False
-            while rows < self._txn_max_rows:
+            stop = False
+            if retained:
+                batches = retained
+                stop = self._collect_until_retry(batches)
+            else:
+                first = get()
+                if first is None:
+                    return
+                batches = [first]
+            rows = sum(batch.rows for batch in batches)
+            while not stop and rows < self._txn_max_rows:
                 try:
                     more = get_nowait()
                 except queue_mod.Empty:
@@ -1026,17 +1062,40 @@ class SqliteStore(Store):
                 if more is None:
                     stop = True
                     break
+                if self._failed is not None:
+                    self._disarm(more, self._failed)
                 batches.append(more)
                 rows += more.rows
-            if self._failed is not None or self._abandoned:
+            retained = []
+            if self._abandoned:
                 self._drop(batches, self._failed)
             else:
                 try:
                     self._write(batches, rows)
                 except BaseException as exc:  # a storage error, or a bug: either way, stop confirming
-                    self._fail(exc, batches)
+                    self._write_failed(exc, batches)
+                    retained = batches
+                else:
+                    if self._failed is not None:
+                        self._recovered()
             if stop:
                 return
+
+    def _collect_until_retry(self, retained: list[_Batch]) -> bool:
+        """Wait for the next retry, adding the work that comes meanwhile; True when told to stop."""
+        failed = self._failed
+        assert failed is not None
+        deadline = time.monotonic() + self._retry_interval
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                more = self._queue.get(timeout=left)
+            except queue_mod.Empty:
+                return False
+            if more is None:
+                return True
+            self._disarm(more, failed)
+            retained.append(more)
+        return False
 
     def _write(self, batches: list[_Batch], rows: int) -> None:
         conn = self._conn
@@ -1125,12 +1184,44 @@ class SqliteStore(Store):
             for waiter in batch.waiters:
                 waiter.done(error or StoreError("the store was closed before this was written"))
 
-    def _fail(self, exc: BaseException, batches: list[_Batch]) -> None:
-        log.error("store failed, no more writes will be confirmed: %r", exc)
-        self._failed = exc
-        self._drop(batches, exc)
-        if self._on_error is not None:
-            self._post(partial(self._on_error, exc))
+    def _write_failed(self, exc: BaseException, batches: list[_Batch]) -> None:
+        if self._failed is None:
+            log.error(
+                "store write failed; nothing more is confirmed until a retry (every %gs) succeeds: %r",
+                self._retry_interval,
+                exc,
+            )
+            self._failed = exc
+            if self._on_error is not None:
+                self._post(partial(self._on_error, exc))
+        else:
+            log.debug("store write retry failed: %r", exc)
+        if self._conn.in_transaction:  # a failed COMMIT may leave the transaction open
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+        for batch in batches:
+            self._disarm(batch, exc)
+
+    def _disarm(self, batch: _Batch, error: BaseException) -> None:
+        """Work caught by a failure is kept and written by the retry that succeeds, but nobody
+        hears of it again: a confirm or a declare-ok sent later would come after the publisher or
+        the client was told of the failure. Blocking callers get the error now, and their
+        operations and every read are dropped: the caller has moved on."""
+        for waiter in batch.waiters:
+            waiter.done(error)
+        batch.waiters = []
+        batch.callbacks = []
+        batch.steps = [step for step in batch.steps if not _answers_someone(step)]
+
+    def _recovered(self) -> None:
+        log.warning("store writes succeed again: what failed is now written")
+        self._failed = None
+        if self._on_recover is not None:
+            self._post(self._on_recover)
+
+
+def _answers_someone(step: Segment | _Op) -> bool:
+    return isinstance(step, _Query) or (isinstance(step, _Op) and step.blocking)
 
 
 def _split_sql(script: str) -> list[str]:
