@@ -1,11 +1,14 @@
 """A disk that fails: the failure is reported, publishers are blocked (connection.blocked) and
 told nothing false (persistent messages are nacked), and what was confirmed before stays. When
-the disk works again the broker does too: the alarm clears and nothing it took is lost."""
+the disk works again the broker does too: the alarm clears and nothing it took is lost. A
+damaged database file stops the start with one clear line."""
 
 from __future__ import annotations
 
 import logging
 import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +17,8 @@ from typing import Any
 import pika
 import pytest
 
+from lapine.store import QueueDef, SqliteStore
+from lapine.store.sqlite import DB_FILE, PAGE_SIZE
 from lapine.testing import BrokerThread
 
 Channel = pika.adapters.blocking_connection.BlockingChannel
@@ -153,3 +158,39 @@ def test_paged_messages_survive_a_failing_disk(tmp_path: Path) -> None:
         wait_for(lambda: alarms(thread) == [])
         channel.basic_publish("", "backlog", b"m3")
         assert drain(channel, "backlog") == [b"m0", b"m1", b"m2", b"m3"]
+
+
+def run_server(data_dir: Path) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "lapine.cli.server", "--data-dir", str(data_dir), "--port", "0"]
+    command += ["--management-port", "-1", "--prometheus-port", "-1"]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+
+def test_a_file_that_is_not_a_database_stops_the_start_clearly(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    (data_dir / DB_FILE).write_bytes(b"this is not SQLite\n" * 1000)
+    result = run_server(data_dir)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"lapine-server: cannot start: {data_dir / DB_FILE} is damaged or not a Lapine database")
+
+
+def test_a_damaged_database_is_found_at_start(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    store = SqliteStore(data_dir, notify=lambda fn: fn())
+    queue_id = store.put_queue(QueueDef("/", "q"))
+    for seq in range(2000):
+        store.enqueue(queue_id, seq, b"", b"q", b"h", b"small body %d" % seq)
+    sql = "SELECT pageno FROM dbstat WHERE name = 'messages' AND pagetype = 'leaf' ORDER BY pageno"
+    leaves = store._query(lambda conn: [row[0] for row in conn.execute(sql)])
+    store.close()
+    # A page in the middle of the queue: not one that opening the file reads on its way.
+    with open(data_dir / DB_FILE, "r+b") as db:
+        db.seek((leaves[len(leaves) // 2] - 1) * PAGE_SIZE)
+        db.write(b"\xee" * PAGE_SIZE)
+    result = run_server(data_dir)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"{data_dir / DB_FILE} is damaged or not a Lapine database" in result.stderr.strip().splitlines()[-1]

@@ -426,38 +426,62 @@ class SqliteStore(Store):
             self._datadir.file(DB_FILE), isolation_level=None, check_same_thread=False, cached_statements=256
         )
         try:
-            conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # takes effect only on a new file
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if mode != "wal":
-                raise StoreError(f"cannot put {self.path} in WAL mode (got {mode!r})")
-            conn.execute(f"PRAGMA synchronous = {'FULL' if fsync else 'OFF'}")
-            conn.execute(f"PRAGMA wal_autocheckpoint = {int(wal_autocheckpoint)}")
-            # After a checkpoint the WAL is reused from its start; this bounds what stays on disk.
-            conn.execute("PRAGMA journal_size_limit = 67108864")
-            conn.execute("PRAGMA cache_size = -32768")
-            conn.execute("ATTACH DATABASE ? AS t", (str(transient),))
-            conn.execute(f"PRAGMA t.page_size = {PAGE_SIZE}")
-            # Transient data is thrown away at startup: no fsync and no WAL; a rollback journal
-            # kept in memory still lets a failed statement roll back.
-            conn.execute("PRAGMA t.journal_mode = MEMORY")
-            conn.execute("PRAGMA t.synchronous = OFF")
-            conn.execute("PRAGMA t.cache_size = -8192")
-            version = conn.execute("PRAGMA main.user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StoreError(f"{self.path} has schema version {version}; this Lapine knows {SCHEMA_VERSION}")
-            # Not executescript: it would commit; schema and registry recovery form one transaction.
-            conn.execute("BEGIN")
-            for statement in _split_sql(_DEFINITIONS_DDL + _MESSAGES_DDL.format(s="main")):
-                conn.execute(statement)
-            for statement in _split_sql(_MESSAGES_DDL.format(s="t")):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA main.user_version = {SCHEMA_VERSION}")
-            self._recover_registry(conn)
-            conn.execute("COMMIT")
+            self._set_up(conn, transient, wal_autocheckpoint, fsync)
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            raise StoreError(f"cannot open {self.path}: {exc}") from exc
+        except sqlite3.DatabaseError as exc:  # not SQLite, or damaged: say which file, and what
+            conn.close()
+            problem = f"{self.path} is damaged or not a Lapine database ({exc}); restore it or move it away"
+            raise StoreError(problem) from exc
         except BaseException:
             conn.close()
             raise
         return conn
+
+    def _set_up(self, conn: sqlite3.Connection, transient: Path, wal_autocheckpoint: int, fsync: bool) -> None:
+        """Settings, an integrity check, the schema and the queue registry, on a fresh connection."""
+        conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")  # takes effect only on a new file
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode != "wal":
+            raise StoreError(f"cannot put {self.path} in WAL mode (got {mode!r})")
+        conn.execute(f"PRAGMA synchronous = {'FULL' if fsync else 'OFF'}")
+        conn.execute(f"PRAGMA wal_autocheckpoint = {int(wal_autocheckpoint)}")
+        # After a checkpoint the WAL is reused from its start; this bounds what stays on disk.
+        conn.execute("PRAGMA journal_size_limit = 67108864")
+        conn.execute("PRAGMA cache_size = -32768")
+        conn.execute("ATTACH DATABASE ? AS t", (str(transient),))
+        conn.execute(f"PRAGMA t.page_size = {PAGE_SIZE}")
+        # Transient data is thrown away at startup: no fsync and no WAL; a rollback journal
+        # kept in memory still lets a failed statement roll back.
+        conn.execute("PRAGMA t.journal_mode = MEMORY")
+        conn.execute("PRAGMA t.synchronous = OFF")
+        conn.execute("PRAGMA t.cache_size = -8192")
+        version = conn.execute("PRAGMA main.user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path} has schema version {version}; this Lapine knows {SCHEMA_VERSION}")
+        self._quick_check(conn)
+        # Not executescript: it would commit; schema and registry recovery form one transaction.
+        conn.execute("BEGIN")
+        for statement in _split_sql(_DEFINITIONS_DDL + _MESSAGES_DDL.format(s="main")):
+            conn.execute(statement)
+        for statement in _split_sql(_MESSAGES_DDL.format(s="t")):
+            conn.execute(statement)
+        conn.execute(f"PRAGMA main.user_version = {SCHEMA_VERSION}")
+        self._recover_registry(conn)
+        conn.execute("COMMIT")
+
+    @staticmethod
+    def _quick_check(conn: sqlite3.Connection) -> None:
+        """Refuse a damaged file at start rather than fail the store at its first read of the bad
+        page. Every table but the out-of-line bodies: recovery reads the message rows anyway, and
+        reading every body would make the start as slow as the backlog is large."""
+        tables = [row[0] for row in conn.execute("SELECT name FROM main.sqlite_master WHERE type = 'table'")]
+        for table in tables:
+            if table != "bodies":
+                problems = [row[0] for row in conn.execute(f'PRAGMA main.quick_check("{table}")')]
+                if problems != ["ok"]:
+                    raise sqlite3.DatabaseError(f"table {table}: " + "; ".join(problems[:3]))
 
     def _recover_registry(self, conn: sqlite3.Connection) -> None:
         ids = []
