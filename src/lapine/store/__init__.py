@@ -5,8 +5,8 @@ directory and its lock are in datadir.py. How the broker is meant to use it:
 
 Startup, before listening::
 
-    store = SqliteStore(config.data_dir or default_data_dir(),
-                        notify=loop.call_soon_threadsafe, on_error=broker.store_failed)
+    store = SqliteStore(config.data_dir or default_data_dir(), notify=loop.call_soon_threadsafe,
+                        on_error=broker.store_failed, on_recover=broker.store_recovered)
     definitions = store.load_definitions()      # empty on a first start: put the defaults
     recovered = store.recover_queues()          # per queue id: count, bytes, first/last seq
     # per durable queue: next seq = last_seq + 1 (0 if empty); the first page, blocking is fine
@@ -24,8 +24,9 @@ when it goes to several) with ``message.exchange_bytes``, ``message.routing_key_
 ``header_payload`` and ``body``. For publisher confirms, collect the delivery tags that touched the
 store while handling one read from the socket and call ``submit_barrier`` once; send basic.ack
 (multiple) from its callback: the confirm then costs one group commit, and never comes before
-the fsync. After a storage error on_error runs and no callback ever does again, so nothing
-unwritten is confirmed; what to tell clients (nack, channel error) is the broker's call.
+the fsync. After a storage error on_error runs and no callback of the work it caught ever
+does, so nothing unwritten is confirmed; what to tell clients (nack, channel error) is the
+broker's call. The store retries that work until it commits, then on_recover runs.
 
 Consuming: ``mark_delivered`` when an on-disk message goes to a consumer that must ack (lazily,
 per tick; it only makes a crash bring it back redelivered); ``ack`` when it leaves the queue for

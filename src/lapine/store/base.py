@@ -14,9 +14,14 @@ Threading contract (every implementation keeps it):
   ``recover_queues``, ``load_definitions``, definition changes without a callback, ``sync``) block
   the owner until the writer has done them; use them at startup, in tests and in tools.
 - Reads see everything submitted before them, committed or not (they are queued behind it).
-- After a storage failure the store is *failed*: ``on_error(exc)`` is called once on the owner
-  thread, no further completion callback runs (a confirm must never be sent for data that may not
-  be on disk), and every later call raises StoreFailedError.
+- After a storage failure the store is *failed* until a retry of the same work commits:
+  ``on_error(exc)`` is called once on the owner thread, and ``on_recover()`` once the retry has
+  committed. Meanwhile message operations (``enqueue``, ``ack``, ``mark_delivered``, ``purge``)
+  and non-durable queue registrations are still taken and are written by that retry; every call
+  that would answer someone (a barrier, a blocking call, a durable definition change, a read)
+  raises StoreFailedError. The callbacks of work caught by the failure never run, nor do its
+  reads, and a blocking call in it raises at once and is not retried: the broker has told the
+  clients of the failure by then, and a late confirm would contradict a nack.
 """
 
 from __future__ import annotations
@@ -191,7 +196,7 @@ class Store(ABC):
     @property
     @abstractmethod
     def failed(self) -> BaseException | None:
-        """The storage error that stopped the store, or None while it is healthy."""
+        """The storage error the store is retrying its writes after, or None while it is healthy."""
 
     @property
     @abstractmethod
