@@ -37,6 +37,12 @@ marks delivered: the broker never acks or marks a message before enqueueing it, 
 before a purge, so the result is the same, and a mark for a message acked in the same batch costs
 nothing. The batch commits as a whole, so the reordering is never visible on disk. (A batch
 that is a single statement commits without BEGIN/COMMIT, atomically all the same.)
+
+When a transaction fails (a full or failing disk), the writer rolls it back, keeps its batches and
+tries them again every ``retry_interval`` seconds, with whatever message operations arrive
+meanwhile, until one commit succeeds (see lapine.store.base for what callers hear meanwhile). At
+open, ``PRAGMA quick_check`` reads every table but the out-of-line bodies, so that a damaged file
+stops the start with its name rather than failing the store at its first read of a bad page.
 """
 
 from __future__ import annotations
