@@ -376,3 +376,26 @@ def test_oversized_message_is_refused_at_enqueue(open_store: Opener, monkeypatch
         store.enqueue_shared([(q, 0, None), (r, 0, None)], b"x", b"rk", b"h", b"x" * OUT_OF_LINE_BYTES)
     store.enqueue(q, 0, b"x", b"rk", b"h", b"x" * 10)
     assert store.failed is None
+
+
+@pytest.mark.parametrize("max_bytes", [None, 100_000])
+def test_a_page_over_both_files_has_no_gap(
+    open_store: Opener, monkeypatch: pytest.MonkeyPatch, max_bytes: int | None
+) -> None:
+    """Each file is read with its own limits (a count bounded by the largest message, or the cap
+    on a read's bytes): the page must stop where either read stopped, or the messages of one file
+    that the other's read jumped past are never read."""
+    monkeypatch.setattr(store_sqlite, "READ_CAP_BYTES", 4000)
+    store = open_store()
+    q = store.put_queue(QueueDef("/", "q"))
+    # A run of large persistent messages, then a run of small transient ones.
+    for seq in range(12):
+        persistent = seq < 6
+        body = b"P" * 1500 if persistent else b"t%d" % seq
+        store.enqueue(q, seq, b"", b"q", b"h", body, persistent=persistent)
+    pages = []
+    after = -1
+    while page := store.read_messages(q, after, 4, max_bytes):
+        pages.append(seqs(page))
+        after = page[-1].seq
+    assert [seq for page in pages for seq in page] == list(range(12))
