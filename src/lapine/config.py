@@ -84,6 +84,27 @@ class Config:
     http_request_timeout: float = 20.0
     # HTTP sockets open before anyone logged in on them, per source address (16 times as many in all).
     http_max_unauthenticated: int = 64
+    # MQTT (RabbitMQ's MQTT and Web MQTT plugins, built in): a listener on mqtt_port, MQTT over TLS
+    # on mqtt_ssl_port when the ssl_* certificate is set, MQTT over WebSocket on web_mqtt_port
+    # (path /ws). Port 0 picks a free port; a negative port turns that listener off.
+    mqtt_port: int = 1883
+    mqtt_ssl_port: int = 8883
+    web_mqtt_port: int = 15675
+    # RabbitMQ's mqtt.* settings and defaults: the vhost of users named without one ("vhost:user"
+    # names it), the exchange MQTT publishes to and subscribes through, anonymous logins (as
+    # mqtt_default_user), unacknowledged QoS 1 deliveries per subscriber, the longest session
+    # expiry in seconds (also a 3.1.1 persistent session's), packet size limits before and after
+    # CONNECT, and the topic aliases an MQTT 5 client may set.
+    mqtt_vhost: str = "/"
+    mqtt_exchange: str = "amq.topic"
+    mqtt_allow_anonymous: bool = True
+    mqtt_default_user: str = "guest"
+    mqtt_default_pass: str = "guest"
+    mqtt_prefetch: int = 10
+    mqtt_max_session_expiry_interval: int = 86400
+    mqtt_max_packet_size_unauthenticated: int = 65536
+    mqtt_max_packet_size_authenticated: int = 16 * 1024 * 1024
+    mqtt_topic_alias_maximum: int = 16
 
     @classmethod
     def field_names(cls) -> list[str]:

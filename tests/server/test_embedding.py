@@ -11,7 +11,8 @@ from lapine.testing import BrokerThread
 
 
 async def test_server_as_async_context_manager() -> None:
-    async with Server(Config(host="127.0.0.1", port=0, management_port=-1, prometheus_port=-1)) as server:
+    config = Config(host="127.0.0.1", port=0, management_port=-1, prometheus_port=-1, mqtt_port=-1, web_mqtt_port=-1)
+    async with Server(config) as server:
         connection = await aio_pika.connect(server.url)
         channel = await connection.channel()
         queue = await channel.declare_queue("", exclusive=True)

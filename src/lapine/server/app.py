@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from pathlib import Path
 from types import TracebackType
 
 from lapine import __version__
@@ -17,6 +18,7 @@ from lapine.config import Config
 from lapine.management.services import HttpServices
 from lapine.server import tls
 from lapine.server.alarms import AlarmMonitor
+from lapine.server.mqtt_listeners import MqttListeners
 from lapine.server.protocol import AMQPProtocol
 from lapine.server.timers import LoopScheduler
 from lapine.store import SqliteStore, default_data_dir
@@ -40,6 +42,20 @@ class Server:
         self.ssl_port: int | None = None
         # Memory and disk alarms; broker.alarms holds the ones in effect.
         self.alarms = AlarmMonitor(self.broker, self._alarms_changed)
+        # MQTT, MQTT over TLS and MQTT over WebSocket (RabbitMQ's MQTT and Web MQTT plugins).
+        self.mqtt = MqttListeners(self.broker)
+
+    @property
+    def mqtt_port(self) -> int | None:
+        return self.mqtt.port
+
+    @property
+    def mqtt_ssl_port(self) -> int | None:
+        return self.mqtt.ssl_port
+
+    @property
+    def web_mqtt_port(self) -> int | None:
+        return self.mqtt.web_port
 
     @property
     def url(self) -> str:
@@ -78,6 +94,8 @@ class Server:
             await self._start_tls(loop, ssl_context)
         self.alarms.start(loop)
         await self.http.start(self.port)
+        data_dir = Path(self.config.data_dir or default_data_dir())
+        await self.mqtt.start(data_dir, ssl_context, self.http.node.listeners)
 
     async def _start_tls(self, loop: asyncio.AbstractEventLoop, context: ssl.SSLContext) -> None:
         self._tls_listener = await loop.create_server(
@@ -107,7 +125,7 @@ class Server:
 
     def _alarms_changed(self) -> None:
         """An alarm was set or cleared: blocked publishers may go on."""
-        for protocol in list(self.protocols):
+        for protocol in [*self.protocols, *self.mqtt.protocols]:
             if protocol.throttle is not None:
                 protocol.throttle.alarms_changed()
 
@@ -133,14 +151,17 @@ class Server:
             self._tls_listener = None
         self.alarms.stop()
         await self.http.stop()
+        await self.mqtt.stop()
         self.broker.close_all("shutdown")
         # Let the close frames reach the clients and their close-ok come back.
         for _ in range(50):
-            if not self.protocols:
+            if not self.protocols and not self.mqtt.protocols:
                 break
             await asyncio.sleep(0.02)
         for protocol in list(self.protocols):
             protocol.abort()
+        self.mqtt.abort_all()
+        self.mqtt.close()
         self._listener = None
         if self.store is not None:
             # Commits what was submitted and releases the data directory's lock.

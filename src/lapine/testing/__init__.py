@@ -24,8 +24,16 @@ class BrokerThread:
     """A broker on its own event loop in a background thread, for synchronous code."""
 
     def __init__(self, config: Config | None = None, **settings: object) -> None:
-        # Free ports for AMQP and for the management and Prometheus listeners alike.
-        self.config = config or Config(host="127.0.0.1", port=0, management_port=0, prometheus_port=0)
+        # Free ports for AMQP, MQTT and the management and Prometheus listeners alike.
+        self.config = config or Config(
+            host="127.0.0.1",
+            port=0,
+            management_port=0,
+            prometheus_port=0,
+            mqtt_port=0,
+            mqtt_ssl_port=0,
+            web_mqtt_port=0,
+        )
         self.config.update(settings)
         # A broker of its own gets a data directory of its own, removed when it stops.
         self._temporary_data_dir: str | None = None
@@ -48,6 +56,12 @@ class BrokerThread:
     def port(self) -> int:
         assert self.server is not None, "the broker is not running"
         return self.server.port
+
+    @property
+    def mqtt_port(self) -> int:
+        """The MQTT listener's port (paho: ``client.connect("127.0.0.1", broker.mqtt_port)``)."""
+        assert self.server is not None and self.server.mqtt_port is not None, "MQTT is off"
+        return self.server.mqtt_port
 
     @property
     def management_url(self) -> str:

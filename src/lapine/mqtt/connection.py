@@ -1,0 +1,815 @@
+"""One MQTT client: its connection and its session, sans-IO (bytes in, bytes out), over the broker.
+
+As in RabbitMQ's MQTT plugin (rabbit_mqtt_processor.erl), an MQTT session is made of AMQP things:
+publishes go to the vhost's ``mqtt_exchange`` (amq.topic) with the topic as routing key, and
+subscriptions are bindings from that exchange to the queues ``mqtt-subscription-<client id>qos0``
+and ``...qos1``, which this connection consumes. A session that outlives its connection (clean
+session 0, or an MQTT 5 session expiry) has durable queues that expire with it (x-expires); one
+that does not has exclusive queues, gone with the connection.
+
+The object also stands in for an AMQP connection where the broker and the management API look at
+connections (name, user, vhost, byte counts, close_with_error), and for a channel where a queue
+hands a consumer a message (``deliver``).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from lapine.amqp.errors import AMQPError, ChannelError
+from lapine.broker.connection import State
+from lapine.broker.consumer import Consumer
+from lapine.mqtt import convert, topics
+from lapine.mqtt import packets as p
+from lapine.mqtt.codec import PacketReader, encode
+from lapine.mqtt.errors import MalformedPacket, PacketTooLarge, ProtocolError, UnsupportedProtocolVersion
+from lapine.mqtt.retained import RetainedMessage
+
+if TYPE_CHECKING:
+    from lapine.broker.exchange import Exchange
+    from lapine.broker.message import Message
+    from lapine.broker.queue import Queue, QueuedMessage
+    from lapine.broker.scheduler import Timer
+    from lapine.broker.vhost import VirtualHost
+    from lapine.mqtt.node import MqttNode
+
+log = logging.getLogger("lapine.mqtt")
+
+QUEUE_PREFIX = "mqtt-subscription-"
+SUBSCRIPTION_OPTIONS = "x-mqtt-subscription-opts"
+UINT_MAX = 0xFFFFFFFF
+CONSUMER_TAG = "mqtt"
+# CONNACK return codes of MQTT 3.x for the MQTT 5 reason codes CONNECT can fail with.
+_V3_CONNACK = {
+    p.UNSUPPORTED_PROTOCOL_VERSION: p.CONNACK_UNACCEPTABLE_PROTOCOL_VERSION,
+    p.CLIENT_IDENTIFIER_NOT_VALID: p.CONNACK_IDENTIFIER_REJECTED,
+    p.BAD_USER_NAME_OR_PASSWORD: p.CONNACK_BAD_USERNAME_OR_PASSWORD,
+    p.NOT_AUTHORIZED: p.CONNACK_NOT_AUTHORIZED,
+    p.QUOTA_EXCEEDED: p.CONNACK_NOT_AUTHORIZED,
+}
+
+
+class Refused(Exception):
+    """CONNECT refused with an MQTT 5 reason code (mapped to a 3.x return code for older clients)."""
+
+    def __init__(self, code: int, text: str) -> None:
+        self.code = code
+        super().__init__(text)
+
+
+class Delivery:
+    """A QoS 1 PUBLISH sent and not yet acknowledged: what PUBACK settles."""
+
+    __slots__ = ("entry", "queue")
+
+    def __init__(self, entry: QueuedMessage | None, queue: Queue | None) -> None:
+        self.entry = entry
+        self.queue = queue
+
+
+class MqttConnection:
+    protocol = "MQTT"
+
+    def __init__(
+        self,
+        node: MqttNode,
+        peer: tuple[str, int],
+        wakeup: Callable[[], None],
+        local: tuple[str, int] = ("127.0.0.1", 1883),
+        *,
+        transport: str = "tcp",
+    ) -> None:
+        self.node = node
+        self.broker = node.broker
+        config = node.config
+        self.config = config
+        self.wakeup = wakeup
+        self.peer_host, self.peer_port = peer
+        self.local_host, self.local_port = local
+        self.name = f"{_address(self.peer_host, self.peer_port)} -> {_address(self.local_host, self.local_port)}"
+        self.transport = transport  # tcp, tls or websocket
+        self.reader = PacketReader(
+            config.mqtt_max_packet_size_unauthenticated, config.mqtt_max_packet_size_authenticated
+        )
+        self.output: list[bytes] = []
+        self.finished = False
+        self.output_delay = 0.0
+        self.state = State.AWAIT_HEADER
+        self.level = p.MQTT_3_1_1
+        self.client_id = ""
+        self.keepalive = 0
+        # What the broker and the management API read from a connection.
+        self.username = ""
+        self.vhost: VirtualHost = None  # type: ignore[assignment]  # set by CONNECT
+        self.channels: dict[int, Any] = {}
+        self.client_properties: dict[str, Any] = {}
+        self.exclusive_queues: set[Queue] = set()
+        self.auth_mechanism = "none"
+        self.connected_at = time.time()
+        self.bytes_received = 0
+        self.bytes_sent = 0
+        self.frame_max = 0
+        self.channel_max = 0
+        self.published = False
+        self.blocked = False
+        # What a queue reads from a consumer's channel.
+        self.active = True
+        self.closed = False
+        self.prefetch_global = 0
+        self.id = 0
+        # The session.
+        self.exchange: Exchange | None = None
+        self.session_expiry = 0
+        self.subscriptions: dict[str, p.Subscription] = {}
+        self.subscription_ids: dict[str, int] = {}
+        self.consumers: dict[int, Consumer] = {}
+        self.unacked: dict[int, Delivery] = {}
+        self._next_packet_id = 1
+        self.prefetch = config.mqtt_prefetch
+        self.will: p.Will | None = None
+        self._will_timer: Timer | None = None
+        self.aliases_in: dict[int, str] = {}
+        self.max_packet_out = 0  # the client's Maximum Packet Size; 0: none
+        self._pubacks: list[tuple[int, int]] = []
+        self._durable_publish = False
+        self.disconnected = False  # the client said DISCONNECT (no will unless it asked)
+
+    def __repr__(self) -> str:
+        return f"<MqttConnection {self.name} {self.client_id!r}>"
+
+    @property
+    def connection(self) -> MqttConnection:
+        """A consumer's channel's connection: this one (an MQTT connection has no channels)."""
+        return self
+
+    @property
+    def protocol_label(self) -> str:
+        return p.PROTOCOL_LABELS.get(self.level, "MQTT")
+
+    @property
+    def heartbeat(self) -> int:
+        return self.keepalive
+
+    @property
+    def v5(self) -> bool:
+        return self.level == p.MQTT_5
+
+    # --- output ------------------------------------------------------------------------------
+
+    def send(self, packet: p.Packet) -> None:
+        if not self.output:
+            self.wakeup()
+        self.output.append(encode(packet, self.level))
+
+    def take_output(self) -> bytes:
+        data = b"".join(self.output)
+        self.output.clear()
+        return data
+
+    def output_written(self) -> None:
+        """The transport wrote what we had (the AMQP connection's interface)."""
+
+    def set_writable(self, writable: bool) -> None:
+        """The socket's buffer filled up or drained: deliveries wait in the queues meanwhile."""
+        self.active = writable
+        if writable:
+            self._refill()
+
+    def _finish(self) -> None:
+        self.finished = True
+        self.wakeup()
+
+    def client_capability(self, name: str) -> bool:
+        return False  # no connection.blocked in MQTT: a blocked publisher is just not read from
+
+    # --- input -------------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self.finished:
+            return
+        self.bytes_received += len(data)
+        try:
+            for packet in self.reader.feed(data):
+                self._handle(packet)
+                if self.finished:
+                    return
+        except UnsupportedProtocolVersion as error:
+            log.error("MQTT connection %s: %s", self.name, error)
+            self.output.append(encode(p.ConnAck(False, p.CONNACK_UNACCEPTABLE_PROTOCOL_VERSION), p.MQTT_3_1_1))
+            self._finish()
+        except PacketTooLarge as error:
+            log.error("MQTT connection %s: %s", self.name, error)
+            self.close(p.PACKET_TOO_LARGE)
+        except ProtocolError as error:
+            log.error("MQTT protocol error on connection %s: %s", self.name, error)
+            self.close(p.PROTOCOL_ERROR)
+        except MalformedPacket as error:
+            log.error("MQTT detected a malformed packet on connection %s: %s", self.name, error)
+            self.close(p.MALFORMED_PACKET)
+        self._flush_pubacks()
+
+    def _handle(self, packet: p.Packet) -> None:
+        if isinstance(packet, p.Connect):
+            self._on_connect(packet)
+        elif isinstance(packet, p.Publish):
+            self._on_publish(packet)
+        elif isinstance(packet, p.PubAck) and packet.kind == p.PUBACK:
+            self._on_puback(packet)
+        elif isinstance(packet, p.Subscribe):
+            self._on_subscribe(packet)
+        elif isinstance(packet, p.Unsubscribe):
+            self._on_unsubscribe(packet)
+        elif isinstance(packet, p.PingReq):
+            self.send(p.PingResp())
+        elif isinstance(packet, p.Disconnect):
+            self._on_disconnect(packet)
+        else:
+            # PUBREC/PUBREL/PUBCOMP (QoS 2 is not granted), AUTH, and packets only a server sends.
+            raise ProtocolError(f"unexpected {type(packet).__name__} packet")
+
+    # --- CONNECT -----------------------------------------------------------------------------
+
+    def _on_connect(self, packet: p.Connect) -> None:
+        self.level = packet.protocol_level
+        try:
+            session_present = self._open_session(packet)
+        except Refused as refused:
+            log.error("Rejected MQTT connection %s with Connect Reason Code %#x: %s", self.name, refused.code, refused)
+            code = refused.code if self.v5 else _V3_CONNACK.get(refused.code, p.CONNACK_SERVER_UNAVAILABLE)
+            if refused.code in (p.BAD_USER_NAME_OR_PASSWORD, p.NOT_AUTHORIZED):
+                self.output_delay = self.config.login_failure_delay
+            self.send(p.ConnAck(False, code))
+            self._finish()
+            return
+        properties: dict[str, Any] = {}
+        if self.v5:
+            properties = {
+                "maximum_qos": 1,
+                "topic_alias_maximum": self.config.mqtt_topic_alias_maximum,
+                "maximum_packet_size": self.config.mqtt_max_packet_size_authenticated,
+                "shared_subscription_available": 0,
+                "session_expiry_interval": self.session_expiry,
+            }
+            if not packet.client_id:
+                properties["assigned_client_identifier"] = self.client_id
+        self.send(p.ConnAck(session_present, p.SUCCESS, properties))
+        log.info("Accepted MQTT connection %s for client ID %s", self.name, self.client_id)
+
+    def _open_session(self, packet: p.Connect) -> bool:
+        self.client_id = self._client_id(packet)
+        self.keepalive = packet.keepalive
+        self.session_expiry = self._session_expiry(packet)
+        self.vhost, self.username = self._login(packet)
+        self.exchange = self.vhost.exchanges.get(self.config.mqtt_exchange)
+        if self.exchange is None:
+            raise Refused(
+                p.SERVER_UNAVAILABLE, f"no exchange '{self.config.mqtt_exchange}' in vhost '{self.vhost.name}'"
+            )
+        props = packet.properties
+        self.prefetch = min(self.config.mqtt_prefetch, props.get("receive_maximum", 65535)) or 1
+        self.max_packet_out = props.get("maximum_packet_size", 0)
+        self.client_properties = {"client_id": self.client_id, "protocol": self.protocol_label}
+        previous = self.node.register(self)
+        if previous is not None:
+            previous.taken_over()
+        self._cancel_pending_will()
+        self.will = packet.will
+        self.state = State.OPEN
+        self.broker.connections.add(self)
+        return self._resume_or_clean(packet.clean_start)
+
+    def _client_id(self, packet: p.Connect) -> str:
+        if packet.client_id:
+            return packet.client_id
+        if not packet.clean_start and not self.v5:
+            # 3.1.1: "If the Client supplies a zero-byte ClientId, the Client MUST also set
+            # CleanSession to 1" [MQTT-3.1.3-7]; otherwise return code 0x02.
+            raise Refused(p.CLIENT_IDENTIFIER_NOT_VALID, "empty client ID with clean session 0")
+        return secrets.token_urlsafe(16)
+
+    def _session_expiry(self, packet: p.Connect) -> int:
+        """RabbitMQ's rule: MQTT 5 asks (0xFFFFFFFF: the maximum); 3.x clean session means 0, a
+        persistent 3.x session gets the maximum."""
+        maximum = self.config.mqtt_max_session_expiry_interval
+        if self.v5:
+            requested = packet.properties.get("session_expiry_interval", 0)
+            return maximum if requested == UINT_MAX else min(requested, maximum)
+        return 0 if packet.clean_start else maximum
+
+    def _login(self, packet: p.Connect) -> tuple[VirtualHost, str]:
+        config = self.config
+        if packet.properties.get("authentication_method") is not None:
+            raise Refused(p.BAD_AUTHENTICATION_METHOD, "extended authentication is not supported")
+        if packet.username is None and packet.password is None:
+            if not config.mqtt_allow_anonymous:
+                raise Refused(p.BAD_USER_NAME_OR_PASSWORD, "anonymous login is not allowed")
+            name, password = config.mqtt_default_user, config.mqtt_default_pass
+        elif packet.username is None or packet.password is None:
+            raise Refused(p.BAD_USER_NAME_OR_PASSWORD, "a user name needs a password and a password a user name")
+        else:
+            name, password = packet.username, packet.password.decode("utf-8", "replace")
+        vhost_name = config.mqtt_vhost
+        if ":" in name:
+            vhost_name, name = name.split(":", 1)
+        broker = self.broker
+        user = broker.users.authenticate(name, password, self.peer_host)
+        if user is None:
+            raise Refused(p.BAD_USER_NAME_OR_PASSWORD, f"user '{name}' - invalid credentials")
+        vhost = broker.vhosts.get(vhost_name)
+        if vhost is None:
+            raise Refused(p.BAD_USER_NAME_OR_PASSWORD, f"vhost '{vhost_name}' does not exist")
+        node_limit = config.connection_max
+        if 0 < node_limit <= len(broker.connections):
+            raise Refused(p.QUOTA_EXCEEDED, f"node connection limit ({node_limit}) is reached")
+        limit = vhost.limits.get("max-connections", -1)
+        if limit >= 0 and sum(1 for c in broker.connections if c.vhost is vhost) >= limit:
+            raise Refused(p.QUOTA_EXCEEDED, f"connection limit ({limit}) of vhost '{vhost.name}' is reached")
+        if not broker.permissions.can_access(name, vhost.name):
+            raise Refused(p.NOT_AUTHORIZED, f"access to vhost '{vhost.name}' refused for user '{name}'")
+        self.auth_mechanism = "PLAIN" if packet.username is not None else "ANONYMOUS"
+        return vhost, name
+
+    def _resume_or_clean(self, clean_start: bool) -> bool:
+        """Clean start drops the session's queues; otherwise existing ones are consumed again and
+        their bindings are the subscriptions (Session Present)."""
+        present = False
+        for qos in (0, 1):
+            queue = self.vhost.queues.get(self.queue_name(qos))
+            if queue is None:
+                continue
+            if queue.exclusive_owner is not None and queue.exclusive_owner is not self:
+                raise Refused(p.SERVER_UNAVAILABLE, f"queue '{queue.name}' is held by another connection")
+            if clean_start:
+                self._authorize("configure", "queue", queue.name)
+                self.vhost.delete_queue(queue)
+                continue
+            present = True
+            self._recover_subscriptions(queue, qos)
+            self._consume(queue, qos)
+        return present
+
+    def _recover_subscriptions(self, queue: Queue, qos: int) -> None:
+        assert self.exchange is not None
+        for destination, key, arguments in self.exchange.router.bindings():
+            if destination is not queue:
+                continue
+            topic_filter = topics.to_mqtt(key)
+            options = arguments.get(SUBSCRIPTION_OPTIONS) or {}
+            self.subscriptions[topic_filter] = p.Subscription(
+                topic_filter,
+                qos,
+                bool(options.get("no-local", False)),
+                bool(options.get("retain-as-published", False)),
+                int(options.get("retain-handling", 0)),
+            )
+            if isinstance(options.get("id"), int):
+                self.subscription_ids[topic_filter] = options["id"]
+
+    def queue_name(self, qos: int) -> str:
+        return f"{QUEUE_PREFIX}{self.client_id}qos{qos}"
+
+    def _authorize(self, kind: str, resource: str, name: str) -> None:
+        self.broker.permissions.check(self.username, self.vhost.name, kind, resource, name)
+
+    # --- PUBLISH from the client -------------------------------------------------------------
+
+    def _on_publish(self, packet: p.Publish) -> None:
+        if packet.qos == 2:
+            if self.v5:
+                # We said Maximum QoS 1 in CONNACK: "DISCONNECT with Reason Code 0x9B".
+                log.warning("Received a PUBLISH with QoS2. Disconnecting MQTT client %s", self.client_id)
+                self.close(p.QOS_NOT_SUPPORTED)
+                return
+            packet.qos = 1  # RabbitMQ downgrades QoS 2 to 1 for MQTT 3.x
+        topic = self._inbound_topic(packet)
+        if topic is None:
+            return
+        packet.topic = topic
+        if self.v5:
+            packet.properties.pop("topic_alias", None)
+            packet.properties.pop("subscription_identifier", None)
+        self.publish(packet)
+
+    def _inbound_topic(self, packet: p.Publish) -> str | None:
+        alias = packet.properties.get("topic_alias") if self.v5 else None
+        topic = packet.topic
+        if alias is not None:
+            if alias == 0 or alias > self.config.mqtt_topic_alias_maximum:
+                self.close(p.TOPIC_ALIAS_INVALID)
+                return None
+            if topic:
+                self.aliases_in[alias] = topic
+            else:
+                known = self.aliases_in.get(alias)
+                if known is None:
+                    self.close(p.PROTOCOL_ERROR)
+                    return None
+                topic = known
+        if not topics.valid_topic_name(topic):
+            log.error("MQTT connection %s: invalid topic name '%s'", self.name, topic)
+            self.close(p.TOPIC_NAME_INVALID)
+            return None
+        return topic
+
+    def publish(self, packet: p.Publish) -> bool:
+        """Route a PUBLISH (or a will) through the exchange; False when it was refused."""
+        assert self.exchange is not None
+        try:
+            self._authorize("write", "exchange", self.exchange.name)
+        except ChannelError as error:
+            log.error("MQTT connection %s is closing due to an authorization failure: %s", self.name, error)
+            self.close(p.NOT_AUTHORIZED)
+            return False
+        if self.exchange.deleted:
+            self.close(p.IMPLEMENTATION_SPECIFIC_ERROR)
+            return False
+        message = convert.to_message(self.exchange.name, packet, self.v5)
+        routed, accepted = self.vhost.publish(self.exchange, message)
+        self.published = True
+        if packet.retain:
+            self._retain(packet)
+        if packet.qos and packet.packet_id is not None:
+            if message.durably_written:
+                self._durable_publish = True
+            code = p.SUCCESS
+            if not accepted:
+                code = p.QUOTA_EXCEEDED
+            elif not routed:
+                code = p.NO_MATCHING_SUBSCRIBERS
+            self._pubacks.append((packet.packet_id, code))
+        return True
+
+    def _retain(self, packet: p.Publish) -> None:
+        expiry = packet.properties.get("message_expiry_interval") if self.v5 else None
+        properties = {k: v for k, v in packet.properties.items() if k != "message_expiry_interval"}
+        expires_at = time.time() + expiry if expiry else 0.0
+        retained = RetainedMessage(packet.topic, packet.payload, packet.qos, properties, expires_at)
+        self.node.retained.retain(self.vhost.name, retained)
+
+    def _flush_pubacks(self) -> None:
+        """PUBACK what this read published: at once, or when the store says the persistent messages
+        are on disk (as a publisher confirm waits)."""
+        if not self._pubacks:
+            return
+        pubacks, self._pubacks = self._pubacks, []
+        store = self.broker.store
+        if self._durable_publish and store is not None:
+            self._durable_publish = False
+            if store.failed is None:
+                store.submit_barrier(lambda: self._send_pubacks(pubacks, p.SUCCESS))
+            else:
+                self._send_pubacks(pubacks, p.IMPLEMENTATION_SPECIFIC_ERROR)
+            return
+        self._send_pubacks(pubacks, p.SUCCESS)
+
+    def _send_pubacks(self, pubacks: list[tuple[int, int]], failure: int) -> None:
+        if self.closed or self.finished:
+            return
+        for packet_id, code in pubacks:
+            if failure != p.SUCCESS:
+                code = failure
+            if not self.v5 and code >= 0x80:
+                continue  # 3.x has no negative acknowledgement: the client sends again
+            self.send(p.PubAck(packet_id, code if self.v5 else p.SUCCESS))
+
+    # --- SUBSCRIBE / UNSUBSCRIBE -------------------------------------------------------------
+
+    def _on_subscribe(self, packet: p.Subscribe) -> None:
+        codes: list[int] = []
+        retained: list[tuple[str, int]] = []
+        failed = False
+        identifier = (packet.properties.get("subscription_identifier") or [None])[0]
+        for subscription in packet.subscriptions:
+            if failed:
+                codes.append(p.UNSPECIFIED_ERROR if self.v5 else p.SUBACK_FAILURE)
+                continue
+            code = self._subscribe(subscription, identifier, retained)
+            codes.append(code)
+            failed = code == p.NOT_AUTHORIZED
+        self.send(p.SubAck(packet.packet_id, codes))
+        if failed:
+            # RabbitMQ's disconnect_on_unauthorized: the SUBACK says which, then the connection goes.
+            self.close(p.NOT_AUTHORIZED)
+            return
+        for topic_filter, qos in retained:
+            self._send_retained(topic_filter, qos)
+
+    def _subscribe(self, subscription: p.Subscription, identifier: int | None, retained: list[tuple[str, int]]) -> int:
+        topic_filter = subscription.topic_filter
+        if topic_filter.startswith("$share/"):
+            return p.SHARED_SUBSCRIPTIONS_NOT_SUPPORTED if self.v5 else p.SUBACK_FAILURE
+        if not topics.valid_topic_filter(topic_filter):
+            return p.TOPIC_FILTER_INVALID if self.v5 else p.SUBACK_FAILURE
+        subscription.qos = min(subscription.qos, 1)
+        existing = self.subscriptions.get(topic_filter)
+        if existing == subscription and self.subscription_ids.get(topic_filter) == identifier:
+            if subscription.retain_handling == 0:
+                retained.append((topic_filter, subscription.qos))
+            return subscription.qos
+        try:
+            queue = self._ensure_queue(subscription.qos)
+            self._bind(queue, subscription, identifier)
+            if existing is not None:
+                self._unbind(existing, self.subscription_ids.get(topic_filter), only_other_queue=queue)
+            self._consume(queue, subscription.qos)
+        except ChannelError as error:
+            log.error("MQTT connection %s: subscribing to '%s' failed: %s", self.name, topic_filter, error)
+            if error.reply_code == 403:
+                return p.NOT_AUTHORIZED if self.v5 else p.SUBACK_FAILURE
+            return (
+                (p.QUOTA_EXCEEDED if "limit" in error.reply_text else p.UNSPECIFIED_ERROR)
+                if self.v5
+                else (p.SUBACK_FAILURE)
+            )
+        self.subscriptions[topic_filter] = subscription
+        if identifier is not None:
+            self.subscription_ids[topic_filter] = identifier
+        else:
+            self.subscription_ids.pop(topic_filter, None)
+        if subscription.retain_handling == 0 or (subscription.retain_handling == 1 and existing is None):
+            retained.append((topic_filter, subscription.qos))
+        return subscription.qos
+
+    def _ensure_queue(self, qos: int) -> Queue:
+        name = self.queue_name(qos)
+        queue = self.vhost.queues.get(name)
+        if queue is not None:
+            return queue
+        self._authorize("configure", "queue", name)
+        if self.session_expiry == 0:
+            # The session ends with the connection: an exclusive queue goes with it.
+            return self.vhost.declare_queue(name, self, exclusive=True)  # type: ignore[arg-type]
+        arguments = {"x-expires": self.session_expiry * 1000}
+        return self.vhost.declare_queue(name, None, durable=True, arguments=arguments)
+
+    def _binding_arguments(self, subscription: p.Subscription, identifier: int | None) -> dict[str, Any]:
+        """MQTT 5 keeps the subscription options on the binding, as RabbitMQ does, so that a resumed
+        session knows them; 3.x bindings have none."""
+        if not self.v5:
+            return {}
+        options: dict[str, Any] = {
+            "no-local": subscription.no_local,
+            "qos": subscription.qos,
+            "retain-as-published": subscription.retain_as_published,
+            "retain-handling": subscription.retain_handling,
+        }
+        if identifier is not None:
+            options["id"] = identifier
+        return {"x-binding-key": topics.to_amqp(subscription.topic_filter), SUBSCRIPTION_OPTIONS: options}
+
+    def _bind(self, queue: Queue, subscription: p.Subscription, identifier: int | None) -> None:
+        assert self.exchange is not None
+        self._authorize("write", "queue", queue.name)
+        self._authorize("read", "exchange", self.exchange.name)
+        existing = self.subscriptions.get(subscription.topic_filter)
+        if existing is not None and existing.qos == subscription.qos:
+            # The same filter with new options: the old binding makes way for the new one.
+            self._unbind(existing, self.subscription_ids.get(subscription.topic_filter))
+        arguments = self._binding_arguments(subscription, identifier)
+        self.vhost.bind(self.exchange, queue, topics.to_amqp(subscription.topic_filter), arguments)
+
+    def _unbind(
+        self, subscription: p.Subscription, identifier: int | None, only_other_queue: Queue | None = None
+    ) -> None:
+        assert self.exchange is not None
+        queue = self.vhost.queues.get(self.queue_name(subscription.qos))
+        if queue is None or queue is only_other_queue:
+            return
+        arguments = self._binding_arguments(subscription, identifier)
+        self.vhost.unbind(self.exchange, queue, topics.to_amqp(subscription.topic_filter), arguments)
+
+    def _consume(self, queue: Queue, qos: int) -> None:
+        if qos in self.consumers:
+            return
+        self._authorize("read", "queue", queue.name)
+        consumer = Consumer(
+            self,  # type: ignore[arg-type]
+            queue,
+            CONSUMER_TAG,
+            no_ack=qos == 0,
+            exclusive=False,
+            prefetch=self.prefetch,
+            arguments={},
+        )
+        self.consumers[qos] = consumer
+        queue.add_consumer(consumer)
+
+    def _on_unsubscribe(self, packet: p.Unsubscribe) -> None:
+        codes = []
+        for topic_filter in packet.topic_filters:
+            subscription = self.subscriptions.get(topic_filter)
+            if subscription is None:
+                codes.append(p.NO_SUBSCRIPTION_EXISTED)
+                continue
+            try:
+                self._authorize("write", "queue", self.queue_name(subscription.qos))
+                self._unbind(subscription, self.subscription_ids.get(topic_filter))
+            except ChannelError:
+                codes.append(p.NOT_AUTHORIZED)
+                continue
+            del self.subscriptions[topic_filter]
+            self.subscription_ids.pop(topic_filter, None)
+            codes.append(p.SUCCESS)
+        self.send(p.UnsubAck(packet.packet_id, codes if self.v5 else []))
+
+    def _send_retained(self, topic_filter: str, qos: int) -> None:
+        """RabbitMQ looks a retained message up by the filter as a topic: exact matches only."""
+        message = self.node.retained.lookup(self.vhost.name, topic_filter)
+        if message is None:
+            return
+        qos = min(qos, message.qos)
+        properties = dict(message.properties) if self.v5 else {}
+        if self.v5 and message.expires_at:
+            properties["message_expiry_interval"] = max(int(message.expires_at - time.time()), 0)
+        packet_id = self._take_packet_id(Delivery(None, None)) if qos else None
+        self._send_publish(p.Publish(message.topic, message.payload, qos, True, False, packet_id, properties))
+
+    # --- deliveries to the client ------------------------------------------------------------
+
+    def deliver(self, consumer: Consumer, entry: QueuedMessage, queue: Queue | None) -> None:
+        """A queue hands us a message: PUBLISH it at the lower of its QoS and the subscription's."""
+        assert queue is not None
+        message = entry.message
+        qos = 0 if consumer.no_ack else convert.message_qos(message)
+        if consumer.no_ack:
+            queue.stats.deliver_no_ack += 1
+        elif qos == 0:
+            # A QoS 0 message on a QoS 1 subscription: nothing to wait for.
+            consumer.unacked -= 1
+            queue.settled([entry])
+            queue.stats.deliver += 1
+            queue.stats.ack += 1
+        else:
+            queue.stats.deliver += 1
+        if entry.redelivered and qos == 0:
+            return  # "at most once": not sent again
+        properties = self._delivery_properties(message) if self.v5 else {}
+        packet_id = self._take_packet_id(Delivery(entry, queue)) if qos else None
+        topic = topics.to_mqtt(message.routing_key)
+        self._send_publish(
+            p.Publish(topic, message.body, qos, False, entry.redelivered and qos > 0, packet_id, properties)
+        )
+
+    def _delivery_properties(self, message: Message) -> dict[str, Any]:
+        properties = convert.publish_properties(message)
+        topic = topics.to_mqtt(message.routing_key)
+        ids = [
+            self.subscription_ids[topic_filter]
+            for topic_filter in self.subscriptions
+            if topic_filter in self.subscription_ids and topics.matches(topic_filter, topic)
+        ]
+        if ids:
+            properties["subscription_identifier"] = ids
+        return properties
+
+    def _send_publish(self, packet: p.Publish) -> None:
+        data = encode(packet, self.level)
+        if self.max_packet_out and len(data) > self.max_packet_out:
+            # "The Server MUST NOT send packets exceeding Maximum Packet Size": dropped, as RabbitMQ does.
+            if packet.packet_id is not None:
+                self._settle(packet.packet_id)
+            return
+        if not self.output:
+            self.wakeup()
+        self.output.append(data)
+
+    def _take_packet_id(self, delivery: Delivery) -> int:
+        packet_id = self._next_packet_id
+        while packet_id in self.unacked:
+            packet_id = packet_id % 65535 + 1
+        self._next_packet_id = packet_id % 65535 + 1
+        self.unacked[packet_id] = delivery
+        return packet_id
+
+    def _on_puback(self, packet: p.PubAck) -> None:
+        self._settle(packet.packet_id)
+        self._refill()
+
+    def _settle(self, packet_id: int) -> None:
+        delivery = self.unacked.pop(packet_id, None)
+        if delivery is None or delivery.entry is None or delivery.queue is None:
+            return
+        queue = delivery.queue
+        consumer = self.consumers.get(1)
+        if consumer is not None and consumer.queue is queue:
+            consumer.unacked -= 1
+        if not queue.deleted:
+            queue.settled([delivery.entry])
+            queue.stats.ack += 1
+
+    def _refill(self) -> None:
+        for consumer in list(self.consumers.values()):
+            if consumer.queue.ready:
+                consumer.queue.dispatch()
+
+    def cancel_by_broker(self, consumer: Consumer) -> None:
+        """A consumed queue was deleted (by an operator, or its session expired)."""
+        for qos, mine in list(self.consumers.items()):
+            if mine is consumer:
+                del self.consumers[qos]
+                for topic_filter in [t for t, s in self.subscriptions.items() if s.qos == qos]:
+                    del self.subscriptions[topic_filter]
+
+    # --- DISCONNECT, will, takeover, close ---------------------------------------------------
+
+    def _on_disconnect(self, packet: p.Disconnect) -> None:
+        self.disconnected = True
+        if packet.reason_code != p.DISCONNECT_WITH_WILL:
+            self.will = None
+        self._finish()
+
+    def taken_over(self) -> None:
+        """Another connection took our client id: MQTT 5 hears DISCONNECT 0x8E, and we go now."""
+        log.info("MQTT connection %s: client ID %s taken over by a new connection", self.name, self.client_id)
+        if self.v5:
+            self.send(p.Disconnect(p.SESSION_TAKEN_OVER))
+        self._finish()
+        self._release(send_will=True)
+
+    def close(self, reason: int) -> None:
+        """A server-side close: MQTT 5 hears DISCONNECT with the reason code first."""
+        if self.finished:
+            return
+        if self.v5 and self.state is State.OPEN:
+            self.send(p.Disconnect(reason))
+        self._finish()
+
+    def close_with_error(self, error: AMQPError) -> None:
+        """The broker closes connections (shutdown, management): MQTT 5 hears why."""
+        reason = p.SERVER_SHUTTING_DOWN if "shutdown" in error.reply_text else p.ADMINISTRATIVE_ACTION
+        if reason == p.SERVER_SHUTTING_DOWN:
+            self.will = None  # the broker is going: nobody would be there to receive it
+        log.info("closing MQTT connection %s: %s", self.name, error.reply_text)
+        self.close(reason)
+
+    def connection_lost(self) -> None:
+        """The socket is gone: publish the will unless DISCONNECT said not to, and let go."""
+        self._release(send_will=not self.disconnected)
+
+    def _release(self, send_will: bool) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.state = State.CLOSED
+        self.broker.connections.discard(self)
+        if self.vhost is None:
+            return
+        for consumer in self.consumers.values():
+            consumer.queue.remove_consumer(consumer)
+        self.consumers.clear()
+        back: dict[Queue, list[QueuedMessage]] = {}
+        for delivery in self.unacked.values():
+            if delivery.entry is not None and delivery.queue is not None and not delivery.queue.deleted:
+                back.setdefault(delivery.queue, []).append(delivery.entry)
+        self.unacked.clear()
+        for queue, entries in back.items():
+            queue.requeue(entries)
+        for queue in list(self.exclusive_queues):
+            if not queue.deleted:
+                self.vhost.delete_queue(queue)
+        self.exclusive_queues.clear()
+        self.node.unregister(self)
+        if send_will and self.will is not None:
+            self._send_will()
+
+    def _send_will(self) -> None:
+        will = self.will
+        assert will is not None
+        self.will = None
+        delay = min(will.properties.get("will_delay_interval", 0), self.session_expiry) if self.v5 else 0
+        if delay > 0:
+            self._will_timer = self.broker.scheduler.call_later(delay, lambda: self._publish_will(will))
+            self.node.pending_wills[(self.vhost.name, self.client_id)] = self
+            return
+        self._publish_will(will)
+
+    def _publish_will(self, will: p.Will) -> None:
+        self._will_timer = None
+        self.node.pending_wills.pop((self.vhost.name, self.client_id), None)
+        properties = {k: v for k, v in will.properties.items() if k != "will_delay_interval"}
+        packet = p.Publish(will.topic, will.payload, min(will.qos, 1), will.retain, False, None, properties)
+        if not topics.valid_topic_name(packet.topic) or self.exchange is None:
+            return
+        try:
+            self._authorize("write", "exchange", self.exchange.name)
+        except ChannelError:
+            log.debug("will message of MQTT client %s not sent: write access refused", self.client_id)
+            return
+        self.vhost.publish(self.exchange, convert.to_message(self.exchange.name, packet, self.v5))
+        if packet.retain:
+            self._retain(packet)
+
+    def _cancel_pending_will(self) -> None:
+        """A client that comes back within its Will Delay Interval cancels the delayed will."""
+        pending = self.node.pending_wills.pop((self.vhost.name, self.client_id), None)
+        if pending is not None and pending._will_timer is not None:
+            pending._will_timer.cancel()
+            pending._will_timer = None
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

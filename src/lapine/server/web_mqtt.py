@@ -1,0 +1,98 @@
+"""MQTT over WebSocket, as RabbitMQ's Web MQTT plugin serves it: binary WebSocket messages on
+path /ws (subprotocol "mqtt"), carrying the same byte stream a TCP connection would.
+
+Each WebSocket gets an MqttConnection; a writer task sends what the connection produces, in
+order, and the reading loop feeds it the client's messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import WSMsgType, web
+
+from lapine.mqtt import packets as p
+from lapine.mqtt.connection import MqttConnection
+from lapine.mqtt.node import MqttNode
+
+log = logging.getLogger("lapine.server")
+
+PATH = "/ws"
+NODE_KEY = web.AppKey("mqtt_node", MqttNode)
+
+
+def create_web_mqtt_app(node: MqttNode) -> web.Application:
+    app = web.Application()
+    app[NODE_KEY] = node
+    app.router.add_get(PATH, _websocket)
+    return app
+
+
+async def _websocket(request: web.Request) -> web.WebSocketResponse:
+    node = request.app[NODE_KEY]
+    ws = web.WebSocketResponse(protocols=("mqtt", "mqttv3.1"), max_msg_size=0)
+    await ws.prepare(request)
+    loop = asyncio.get_running_loop()
+    ready = asyncio.Event()
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    local = request.transport.get_extra_info("sockname") if request.transport else None
+    connection = MqttConnection(
+        node,
+        (str(peer[0]), int(peer[1])) if peer else ("unknown", 0),
+        ready.set,
+        (str(local[0]), int(local[1])) if local else ("", 0),
+        transport="websocket",
+    )
+    last = [loop.time()]  # when the client last sent something, for _keepalive
+    writer = loop.create_task(_write(ws, connection, ready))
+    keepalive = loop.create_task(_keepalive(ws, connection, last))
+    try:
+        async for message in ws:
+            if message.type is WSMsgType.BINARY:
+                last[0] = loop.time()
+                connection.data_received(message.data)
+                if connection.finished:
+                    break
+            elif message.type is WSMsgType.TEXT:
+                log.error("closing Web MQTT connection %s: text frames are not MQTT", connection.name)
+                break
+    finally:
+        keepalive.cancel()
+        ready.set()
+        await writer
+        if not ws.closed:
+            await ws.close()
+        connection.connection_lost()
+    return ws
+
+
+async def _write(ws: web.WebSocketResponse, connection: MqttConnection, ready: asyncio.Event) -> None:
+    while not ws.closed:
+        await ready.wait()
+        ready.clear()
+        if connection.output_delay:
+            delay, connection.output_delay = connection.output_delay, 0.0
+            await asyncio.sleep(delay)
+        if connection.output:
+            data = connection.take_output()
+            connection.bytes_sent += len(data)
+            try:
+                await ws.send_bytes(data)
+            except ConnectionError:
+                return
+        if connection.finished:
+            await ws.close()
+            return
+
+
+async def _keepalive(ws: web.WebSocketResponse, connection: MqttConnection, last: list[float]) -> None:
+    """Closed after 1.5 keepalive intervals of silence, as on TCP."""
+    loop = asyncio.get_running_loop()
+    while not ws.closed:
+        keepalive = connection.keepalive if connection.state.value == "open" else 0
+        await asyncio.sleep(keepalive * 1.5 if keepalive else 1.0)
+        if keepalive and loop.time() - last[0] >= keepalive * 1.5:
+            log.error("closing Web MQTT connection %s (keepalive timeout)", connection.name)
+            connection.close(p.KEEP_ALIVE_TIMEOUT)
+            return
