@@ -135,8 +135,8 @@ class MqttConnection:
         self.aliases_in: dict[int, str] = {}
         self.max_packet_out = 0  # the client's Maximum Packet Size; 0: none
         self._pubacks: list[tuple[int, int]] = []
+        self._resumed: list[tuple[Queue, int]] = []
         self._durable_publish = False
-        self.disconnected = False  # the client said DISCONNECT (no will unless it asked)
 
     def __repr__(self) -> str:
         return f"<MqttConnection {self.name} {self.client_id!r}>"
@@ -236,7 +236,10 @@ class MqttConnection:
     def _on_connect(self, packet: p.Connect) -> None:
         self.level = packet.protocol_level
         try:
-            session_present = self._open_session(packet)
+            try:
+                session_present = self._open_session(packet)
+            except ChannelError as error:
+                raise Refused(p.NOT_AUTHORIZED, error.reply_text) from None
         except Refused as refused:
             log.error("Rejected MQTT connection %s with Connect Reason Code %#x: %s", self.name, refused.code, refused)
             code = refused.code if self.v5 else _V3_CONNACK.get(refused.code, p.CONNACK_SERVER_UNAVAILABLE)
@@ -258,6 +261,10 @@ class MqttConnection:
                 properties["assigned_client_identifier"] = self.client_id
         self.send(p.ConnAck(session_present, p.SUCCESS, properties))
         log.info("Accepted MQTT connection %s for client ID %s", self.name, self.client_id)
+        # Messages kept for a resumed session follow the CONNACK.
+        resumed, self._resumed = self._resumed, []
+        for queue, qos in resumed:
+            self._consume(queue, qos)
 
     def _open_session(self, packet: p.Connect) -> bool:
         self.client_id = self._client_id(packet)
@@ -348,8 +355,9 @@ class MqttConnection:
                 self.vhost.delete_queue(queue)
                 continue
             present = True
+            self._authorize("read", "queue", queue.name)
             self._recover_subscriptions(queue, qos)
-            self._consume(queue, qos)
+            self._resumed.append((queue, qos))
         return present
 
     def _recover_subscriptions(self, queue: Queue, qos: int) -> None:
@@ -717,9 +725,8 @@ class MqttConnection:
     # --- DISCONNECT, will, takeover, close ---------------------------------------------------
 
     def _on_disconnect(self, packet: p.Disconnect) -> None:
-        self.disconnected = True
         if packet.reason_code != p.DISCONNECT_WITH_WILL:
-            self.will = None
+            self.will = None  # a normal DISCONNECT discards the will
         self._finish()
 
     def taken_over(self) -> None:
@@ -747,8 +754,8 @@ class MqttConnection:
         self.close(reason)
 
     def connection_lost(self) -> None:
-        """The socket is gone: publish the will unless DISCONNECT said not to, and let go."""
-        self._release(send_will=not self.disconnected)
+        """The socket is gone: publish the will unless DISCONNECT discarded it, and let go."""
+        self._release(send_will=True)
 
     def _release(self, send_will: bool) -> None:
         if self.closed:
