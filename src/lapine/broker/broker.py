@@ -62,6 +62,9 @@ class Broker:
         self.store: Store | None = None
         self.persistence: Persistence | None = None
         self.store_error: BaseException | None = None
+        # Message counters of the protocols beside AMQP, by RabbitMQ's protocol label ("mqtt311",
+        # "mqtt50", ...) then by rabbit_global_counters' name ("received", ...): for Prometheus.
+        self.protocol_counters: dict[str, Counter[str]] = {}
         self.add_vhost(self.config.default_vhost)
         self.users.add(self.config.default_user, self.config.default_pass, ["administrator"])
         self.permissions.set(Permission(self.config.default_user, self.config.default_vhost))

@@ -72,6 +72,9 @@ _RABBIT_STATE_NAMES = {
 
 
 class Connection:
+    # As the management API names the protocol (an MQTT connection says "MQTT 3.1.1", ...).
+    protocol_label = "AMQP 0-9-1"
+
     def __init__(
         self,
         broker: Broker,

@@ -37,7 +37,7 @@ def connection_info(request: web.Request, connection: Connection) -> dict[str, A
         "name": connection.name,
         "node": node.name,
         "type": "network",
-        "protocol": "AMQP 0-9-1",
+        "protocol": connection.protocol_label,
         "auth_mechanism": connection.auth_mechanism,
         "user": connection.username,
         "user_who_performed_action": connection.username,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -136,6 +137,8 @@ class MqttConnection:
         self.max_packet_out = 0  # the client's Maximum Packet Size; 0: none
         self._pubacks: list[tuple[int, int]] = []
         self._resumed: list[tuple[Queue, int]] = []
+        # This protocol's share of broker.protocol_counters, once CONNECT says which protocol.
+        self.counters: Counter[str] = Counter()
         self._durable_publish = False
 
     def __repr__(self) -> str:
@@ -145,6 +148,10 @@ class MqttConnection:
     def connection(self) -> MqttConnection:
         """A consumer's channel's connection: this one (an MQTT connection has no channels)."""
         return self
+
+    @property
+    def counter_protocol(self) -> str:
+        return p.COUNTER_PROTOCOLS.get(self.level, "mqtt")
 
     @property
     def protocol_label(self) -> str:
@@ -280,6 +287,7 @@ class MqttConnection:
         self.prefetch = min(self.config.mqtt_prefetch, props.get("receive_maximum", 65535)) or 1
         self.max_packet_out = props.get("maximum_packet_size", 0)
         self.client_properties = {"client_id": self.client_id, "protocol": self.protocol_label}
+        self.counters = self.broker.protocol_counters.setdefault(self.counter_protocol, Counter())
         previous = self.node.register(self)
         if previous is not None:
             previous.taken_over()
@@ -438,6 +446,11 @@ class MqttConnection:
         message = convert.to_message(self.exchange.name, packet, self.v5)
         routed, accepted = self.vhost.publish(self.exchange, message)
         self.published = True
+        counters = self.counters
+        counters["received"] += 1
+        counters["routed" if routed else "unroutable_dropped"] += 1
+        if packet.qos:
+            counters["received_confirm"] += 1
         if packet.retain:
             self._retain(packet)
         if packet.qos and packet.packet_id is not None:
@@ -482,6 +495,8 @@ class MqttConnection:
                 code = failure
             if not self.v5 and code >= 0x80:
                 continue  # 3.x has no negative acknowledgement: the client sends again
+            if code < 0x80:
+                self.counters["confirmed"] += 1
             self.send(p.PubAck(packet_id, code if self.v5 else p.SUCCESS))
 
     # --- SUBSCRIBE / UNSUBSCRIBE -------------------------------------------------------------
@@ -655,6 +670,11 @@ class MqttConnection:
             queue.stats.deliver += 1
         if entry.redelivered and qos == 0:
             return  # "at most once": not sent again
+        counters = self.counters
+        counters["delivered"] += 1
+        counters["delivered_consume_manual_ack" if qos else "delivered_consume_auto_ack"] += 1
+        if entry.redelivered:
+            counters["redelivered"] += 1
         properties = self._delivery_properties(message) if self.v5 else {}
         packet_id = self._take_packet_id(Delivery(entry, queue)) if qos else None
         topic = topics.to_mqtt(message.routing_key)
@@ -708,6 +728,7 @@ class MqttConnection:
         if not queue.deleted:
             queue.settled([delivery.entry])
             queue.stats.ack += 1
+        self.counters["acknowledged"] += 1
 
     def _refill(self) -> None:
         for consumer in list(self.consumers.values()):

@@ -34,6 +34,8 @@ MQTT_5 = 5
 PROTOCOL_NAMES = {MQTT_3_1: "MQIsdp", MQTT_3_1_1: "MQTT", MQTT_5: "MQTT"}
 # As the management API and RabbitMQ name them.
 PROTOCOL_LABELS = {MQTT_3_1: "MQTT 3.1.0", MQTT_3_1_1: "MQTT 3.1.1", MQTT_5: "MQTT 5.0"}
+# As RabbitMQ's global counters (and so Prometheus' protocol label) name them.
+COUNTER_PROTOCOLS = {MQTT_3_1: "mqtt310", MQTT_3_1_1: "mqtt311", MQTT_5: "mqtt50"}
 
 # MQTT 5 reason codes (the ones the broker sends).
 SUCCESS = 0x00

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from lapine import __version__
 from lapine.broker.broker import Broker
 from lapine.broker.connection import default_cluster_name
+from lapine.broker.consumer import Consumer
 from lapine.broker.definitions import RABBITMQ_COMPATIBLE_VERSION
 from lapine.broker.message_sizes import BOUNDS
 from lapine.broker.queue import Queue
@@ -201,7 +202,15 @@ def node_families(broker: Broker, started_at: float, endpoint: str) -> list[Fami
         ),
         Family("rabbitmq_consumers", "gauge", "Consumers currently connected").add(consumers),
         Family("rabbitmq_queues", "gauge", "Queues available").add(len(queues)),
-        Family("rabbitmq_global_consumers", "gauge", "Current number of consumers").add(consumers, **AMQP),
+        _per_protocol(
+            Family("rabbitmq_global_consumers", "gauge", "Current number of consumers").add(
+                sum(1 for q in queues for c in q.consumers if not _other_protocol(c)), **AMQP
+            ),
+            broker,
+            lambda protocol: sum(
+                len(c.consumers) for c in connections if getattr(c, "counter_protocol", None) == protocol
+            ),
+        ),
         # RabbitMQ counts a channel as a publisher from its first basic.publish until it closes.
         Family("rabbitmq_global_publishers", "gauge", "Current number of publishers").add(
             sum(1 for ch in counters.channels(broker) if ch.stats.publish and not ch.closed), **AMQP
@@ -227,10 +236,30 @@ DEAD_LETTER_COUNTERS = (
 )
 
 
+def _other_protocol(consumer: Consumer) -> bool:
+    """A consumer of an MQTT connection is counted under that connection's protocol."""
+    return hasattr(consumer.channel, "counter_protocol")
+
+
+def _per_protocol(
+    family: Family, broker: Broker, value: Callable[[str], int], labels: dict[str, str] | None = None
+) -> Family:
+    """The family's samples for the protocols beside AMQP (MQTT) that have been seen."""
+    for protocol in sorted(broker.protocol_counters):
+        family.add(value(protocol), protocol=protocol, **(labels or {}))
+    return family
+
+
 def global_families(broker: Broker) -> list[Family]:
     totals = counters.node_totals(broker)
+    others = broker.protocol_counters
     families = [
-        Family(f"rabbitmq_global_messages_{name}_total", "counter", text).add(value(totals), **labels)
+        _per_protocol(
+            Family(f"rabbitmq_global_messages_{name}_total", "counter", text).add(value(totals), **labels),
+            broker,
+            lambda protocol, name=name: others[protocol][name],  # type: ignore[misc]
+            {k: v for k, v in labels.items() if k != "protocol"},
+        )
         for name, text, value, labels in GLOBAL_COUNTERS
     ]
     for reason, text in DEAD_LETTER_COUNTERS:
