@@ -47,6 +47,7 @@ def start(data_dir: str, port: int) -> tuple[subprocess.Popen[bytes], float]:
     began = time.monotonic()
     command = [sys.executable, "-m", "lapine", "--host", "127.0.0.1", "--port", str(port), "--data-dir", data_dir]
     quiet = ["--management-port", "-1", "--prometheus-port", "-1", "--log-level", "warning"]
+    quiet += ["--mqtt-port", "-1", "--web-mqtt-port", "-1"]
     process = subprocess.Popen([*command, *quiet])
     while True:
         try:

@@ -56,7 +56,7 @@ def start_server(port: int, data_dir: str, log_path: Path) -> subprocess.Popen[b
     executable = shutil.which("lapine-server")
     command = [executable] if executable else [sys.executable, "-m", "lapine"]
     command += ["--host", "127.0.0.1", "--port", str(port), "--data-dir", data_dir, "--log-level", "warning"]
-    command += ["--management-port", "-1", "--prometheus-port", "-1"]
+    command += ["--management-port", "-1", "--prometheus-port", "-1", "--mqtt-port", "-1", "--web-mqtt-port", "-1"]
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, preexec_fn=_raise_fd_limit)
     deadline = time.monotonic() + 20

@@ -17,7 +17,7 @@ import pytest
 
 QUEUE = "crash-safe"
 LAPINE = [sys.executable, "-m", "lapine", "--host", "127.0.0.1", "--log-level", "warning"]
-LAPINE += ["--management-port", "-1", "--prometheus-port", "-1"]
+LAPINE += ["--management-port", "-1", "--prometheus-port", "-1", "--mqtt-port", "-1", "--web-mqtt-port", "-1"]
 
 
 def free_port() -> int:

@@ -15,6 +15,10 @@ import pytest
 
 from lapine.cli.server import build_config, parse_args
 
+# MQTT's default ports (1883, 15675) are not ours to take in tests.
+NO_MQTT = ["--mqtt-port", "-1", "--web-mqtt-port", "-1"]
+LAPINE = [sys.executable, "-m", "lapine"]
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -28,6 +32,15 @@ def test_flags_win_over_environment_which_wins_over_file(tmp_path: Path) -> None
     args = parse_args(["--config", str(config_file), "--port", "3333"])
     config = build_config(args, {"LAPINE_PORT": "2222", "LAPINE_LOG_LEVEL": "warning"})
     assert (config.port, config.log_level, config.heartbeat) == (3333, "warning", 30)
+
+
+def test_mqtt_ports_come_from_flags_environment_and_file(tmp_path: Path) -> None:
+    config_file = tmp_path / "lapine.toml"
+    config_file.write_text("mqtt_port = 1884\nweb_mqtt_port = 15676\nmqtt_vhost = 'iot'\n")
+    args = parse_args(["--config", str(config_file), "--mqtt-port", "-1"])
+    config = build_config(args, {"LAPINE_WEB_MQTT_PORT": "0", "LAPINE_MQTT_ALLOW_ANONYMOUS": "false"})
+    assert (config.mqtt_port, config.web_mqtt_port, config.mqtt_vhost) == (-1, 0, "iot")
+    assert config.mqtt_allow_anonymous is False
 
 
 def test_unknown_setting_in_file_is_refused(tmp_path: Path) -> None:
@@ -51,7 +64,7 @@ def test_server_starts_and_sigterm_closes_clients_with_connection_forced(tmp_pat
     port = free_port()
     env = {**os.environ, "LAPINE_PORT": str(port), "LAPINE_DATA_DIR": str(tmp_path / "data")}
     server = subprocess.Popen(
-        [sys.executable, "-m", "lapine", "--host", "127.0.0.1", "--management-port", "0", "--prometheus-port", "0"],
+        [*LAPINE, "--host", "127.0.0.1", "--management-port", "0", "--prometheus-port", "0", *NO_MQTT],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -80,7 +93,7 @@ def test_port_in_use_is_a_clear_error() -> None:
         busy.listen()
         port = busy.getsockname()[1]
         done = subprocess.run(
-            [sys.executable, "-m", "lapine", "--host", "127.0.0.1", "--port", str(port), "--management-port", "-1"],
+            [*LAPINE, "--host", "127.0.0.1", "--port", str(port), "--management-port", "-1", *NO_MQTT],
             capture_output=True,
             text=True,
             timeout=20,
@@ -92,7 +105,7 @@ def test_port_in_use_is_a_clear_error() -> None:
 def test_a_second_server_on_the_same_data_directory_says_why(tmp_path: Path) -> None:
     port = free_port()
     args = [sys.executable, "-m", "lapine", "--host", "127.0.0.1", "--data-dir", str(tmp_path)]
-    args += ["--management-port", "-1", "--prometheus-port", "-1"]
+    args += ["--management-port", "-1", "--prometheus-port", "-1", *NO_MQTT]
     first = subprocess.Popen([*args, "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_port(port)

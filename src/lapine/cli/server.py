@@ -28,6 +28,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--prometheus-port", type=int, help="Prometheus port (15692; -1: off; env LAPINE_PROMETHEUS_PORT)"
     )
+    parser.add_argument("--mqtt-port", type=int, help="MQTT port (1883; -1: off; env LAPINE_MQTT_PORT)")
+    parser.add_argument(
+        "--web-mqtt-port", type=int, help="MQTT over WebSocket port, /ws (15675; -1: off; env LAPINE_WEB_MQTT_PORT)"
+    )
     parser.add_argument("--data-dir", help="where durable state lives (env LAPINE_DATA_DIR)")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="(env LAPINE_LOG_LEVEL)")
     parser.add_argument("--config", help="a TOML file of settings (env LAPINE_CONFIG)")
@@ -47,7 +51,16 @@ def build_config(args: argparse.Namespace, environ: dict[str, str] | None = None
     config.update_from_env({k: v for k, v in environ.items() if k != "LAPINE_CONFIG"})
     flags = {
         name: getattr(args, name)
-        for name in ("host", "port", "management_port", "prometheus_port", "data_dir", "log_level")
+        for name in (
+            "host",
+            "port",
+            "management_port",
+            "prometheus_port",
+            "mqtt_port",
+            "web_mqtt_port",
+            "data_dir",
+            "log_level",
+        )
         if getattr(args, name) is not None
     }
     config.update(flags)

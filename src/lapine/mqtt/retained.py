@@ -74,12 +74,6 @@ class RetainedStore:
             return None
         return message
 
-    def drop_vhost(self, vhost: str) -> None:
-        for key in [key for key in self._messages if key[0] == vhost]:
-            del self._messages[key]
-        if self._db is not None:
-            self._db.execute("DELETE FROM retained WHERE vhost = ?", (vhost,))
-
     def close(self) -> None:
         if self._db is not None:
             self._db.close()
