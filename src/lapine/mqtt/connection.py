@@ -134,6 +134,9 @@ class MqttConnection:
         self.will: p.Will | None = None
         self._will_timer: Timer | None = None
         self.aliases_in: dict[int, str] = {}
+        # Topic aliases we set on deliveries, up to the lower of both sides' Topic Alias Maximum.
+        self.aliases_out: dict[str, int] = {}
+        self.alias_max_out = 0
         self.max_packet_out = 0  # the client's Maximum Packet Size; 0: none
         self._pubacks: list[tuple[int, int]] = []
         self._resumed: list[tuple[Queue, int]] = []
@@ -286,6 +289,7 @@ class MqttConnection:
         props = packet.properties
         self.prefetch = min(self.config.mqtt_prefetch, props.get("receive_maximum", 65535)) or 1
         self.max_packet_out = props.get("maximum_packet_size", 0)
+        self.alias_max_out = min(props.get("topic_alias_maximum", 0), self.config.mqtt_topic_alias_maximum)
         self.client_properties = {"client_id": self.client_id, "protocol": self.protocol_label}
         self.counters = self.broker.protocol_counters.setdefault(self.counter_protocol, Counter())
         previous = self.node.register(self)
@@ -432,7 +436,7 @@ class MqttConnection:
         return topic
 
     def publish(self, packet: p.Publish) -> bool:
-        """Route a PUBLISH (or a will) through the exchange; False when it was refused."""
+        """Route a client's PUBLISH through the exchange; False when it was refused."""
         assert self.exchange is not None
         try:
             self._authorize("write", "exchange", self.exchange.name)
@@ -444,7 +448,11 @@ class MqttConnection:
             self.close(p.IMPLEMENTATION_SPECIFIC_ERROR)
             return False
         message = convert.to_message(self.exchange.name, packet, self.v5)
-        routed, accepted = self.vhost.publish(self.exchange, message)
+        skip = self._own_queues_to_skip(packet.topic) if self._no_local else None
+        if skip:
+            routed, accepted = self._publish_skipping(message, skip)
+        else:
+            routed, accepted = self.vhost.publish(self.exchange, message)
         self.published = True
         counters = self.counters
         counters["received"] += 1
@@ -463,6 +471,38 @@ class MqttConnection:
                 code = p.NO_MATCHING_SUBSCRIBERS
             self._pubacks.append((packet.packet_id, code))
         return True
+
+    def _own_queues_to_skip(self, topic: str) -> set[Queue]:
+        """MQTT 5 No Local: our own queues whose every subscription matching the topic says no_local
+        (RabbitMQ drops them from the routing result likewise)."""
+        skip = set()
+        for qos in (0, 1):
+            matching = [
+                s for s in self.subscriptions.values() if s.qos == qos and topics.matches(s.topic_filter, topic)
+            ]
+            queue = self.vhost.queues.get(self.queue_name(qos))
+            if matching and queue is not None and all(s.no_local for s in matching):
+                skip.add(queue)
+        return skip
+
+    def _publish_skipping(self, message: Message, skip: set[Queue]) -> tuple[bool, bool]:
+        """VirtualHost.publish's route and enqueue, without the queues in ``skip``."""
+        assert self.exchange is not None
+        exchange = self.exchange
+        queues = [queue for queue in self.vhost.route(exchange, message) if queue not in skip]
+        exchange.stats.publish_in += 1
+        if not queues:
+            return False, True
+        exchange.stats.publish_out += len(queues)
+        accepted = True
+        for queue in queues:
+            queue.stats.publish += 1
+            accepted = queue.publish(message) and accepted
+        return True, accepted
+
+    @property
+    def _no_local(self) -> bool:
+        return any(subscription.no_local for subscription in self.subscriptions.values())
 
     def _retain(self, packet: p.Publish) -> None:
         expiry = packet.properties.get("message_expiry_interval") if self.v5 else None
@@ -695,15 +735,33 @@ class MqttConnection:
         return properties
 
     def _send_publish(self, packet: p.Publish) -> None:
+        topic = packet.topic
+        new_alias = self._alias_outbound(packet) if self.alias_max_out else False
         data = encode(packet, self.level)
         if self.max_packet_out and len(data) > self.max_packet_out:
             # "The Server MUST NOT send packets exceeding Maximum Packet Size": dropped, as RabbitMQ does.
+            if new_alias:
+                del self.aliases_out[topic]  # the client never heard of it
             if packet.packet_id is not None:
                 self._settle(packet.packet_id)
             return
         if not self.output:
             self.wakeup()
         self.output.append(data)
+
+    def _alias_outbound(self, packet: p.Publish) -> bool:
+        """A topic already sent with an alias goes as the alias alone; new ones get the next alias
+        while there are any left (True when this packet sets one)."""
+        alias = self.aliases_out.get(packet.topic)
+        if alias is not None:
+            packet.properties["topic_alias"] = alias
+            packet.topic = ""
+            return False
+        if len(self.aliases_out) < self.alias_max_out:
+            alias = self.aliases_out[packet.topic] = len(self.aliases_out) + 1
+            packet.properties["topic_alias"] = alias
+            return True
+        return False
 
     def _take_packet_id(self, delivery: Delivery) -> int:
         packet_id = self._next_packet_id
