@@ -125,8 +125,10 @@ class Broker:
 class LapineBroker(Broker):
     name = "lapine"
 
-    def __init__(self, port: int, log_dir: Path, pythonpath: str | None = None) -> None:
+    def __init__(self, port: int, log_dir: Path, pythonpath: str | None = None, mqtt_port: int | None = None) -> None:
         self.port = self.preferred_port = port
+        # An MQTT listener only for the MQTT benchmark (bench/mqtt.py); otherwise none.
+        self.mqtt_port = self.preferred_mqtt_port = mqtt_port
         self.log_dir = log_dir
         self.pythonpath = pythonpath
         self.process: subprocess.Popen[bytes] | None = None
@@ -153,9 +155,12 @@ class LapineBroker(Broker):
         # No management or Prometheus listener (their default ports belong to others here), as the
         # RabbitMQ node runs without plugins.
         help_text = lapine_help(self.pythonpath)
-        for flag in ("--management-port", "--prometheus-port"):
-            if flag in help_text:
+        for flag in ("--management-port", "--prometheus-port", "--mqtt-port", "--web-mqtt-port"):
+            if flag in help_text and not (flag == "--mqtt-port" and self.preferred_mqtt_port):
                 command += [flag, "-1"]
+        if self.preferred_mqtt_port:
+            self.mqtt_port = free_port(self.preferred_mqtt_port)
+            command += ["--mqtt-port", str(self.mqtt_port)]
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.log_dir / f"lapine-{self.port}-{time.time_ns()}.log"
         with self.log_path.open("wb") as log:
@@ -199,8 +204,17 @@ class LapineBroker(Broker):
 class RabbitBroker(Broker):
     name = "rabbitmq"
 
-    def __init__(self, port: int, dist_port: int, log_dir: Path, node: str = "rabbit-bench@localhost") -> None:
+    def __init__(
+        self,
+        port: int,
+        dist_port: int,
+        log_dir: Path,
+        node: str = "rabbit-bench@localhost",
+        mqtt_port: int | None = None,
+    ) -> None:
         self.port = self.preferred_port = port
+        # With an MQTT port, the node runs the rabbitmq_mqtt plugin there (bench/mqtt.py).
+        self.mqtt_port = self.preferred_mqtt_port = mqtt_port
         self.dist_port = self.preferred_dist_port = dist_port
         self.node = node
         self.log_dir = log_dir
@@ -224,6 +238,7 @@ class RabbitBroker(Broker):
             RABBITMQ_LOG_BASE=str(self.base / "log"),
             RABBITMQ_PID_FILE=str(self.base / "pid"),
             RABBITMQ_ENABLED_PLUGINS_FILE=str(self.base / "enabled_plugins"),
+            RABBITMQ_CONFIG_FILE=str(self.base / "rabbitmq.conf"),
         )
         return env
 
@@ -242,6 +257,20 @@ class RabbitBroker(Broker):
         self.base = Path(tempfile.mkdtemp(prefix="rabbitmq-bench-"))
         (self.base / "home").mkdir()
         (self.base / "enabled_plugins").write_text("[].\n")
+        config = ""
+        if self.preferred_mqtt_port:
+            self.mqtt_port = free_port(self.preferred_mqtt_port)
+            config = f"mqtt.listeners.tcp.default = {self.mqtt_port}\n"
+            enabled = subprocess.run(
+                [str(RABBITMQ_BIN / "rabbitmq-plugins"), "--offline", "enable", "rabbitmq_mqtt"],
+                env=self._env(),
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            if enabled.returncode != 0:
+                raise BrokerError(f"rabbitmq-plugins enable rabbitmq_mqtt failed: {enabled.stderr or enabled.stdout}")
+        (self.base / "rabbitmq.conf").write_text(config)
         started = subprocess.run(
             [str(RABBITMQ_BIN / "rabbitmq-server"), "-detached"],
             env=self._env(),
