@@ -140,6 +140,8 @@ class MqttConnection:
         self.max_packet_out = 0  # the client's Maximum Packet Size; 0: none
         self._pubacks: list[tuple[int, int]] = []
         self._resumed: list[tuple[Queue, int]] = []
+        self._write_checked = -1  # the permissions' version the write check passed for
+        self._no_local_count = 0  # subscriptions with No Local: publishes must look at them
         # This protocol's share of broker.protocol_counters, once CONNECT says which protocol.
         self.counters: Counter[str] = Counter()
         self._durable_publish = False
@@ -370,6 +372,7 @@ class MqttConnection:
             self._authorize("read", "queue", queue.name)
             self._recover_subscriptions(queue, qos)
             self._resumed.append((queue, qos))
+        self._subscriptions_changed()
         return present
 
     def _recover_subscriptions(self, queue: Queue, qos: int) -> None:
@@ -438,17 +441,21 @@ class MqttConnection:
     def publish(self, packet: p.Publish) -> bool:
         """Route a client's PUBLISH through the exchange; False when it was refused."""
         assert self.exchange is not None
-        try:
-            self._authorize("write", "exchange", self.exchange.name)
-        except ChannelError as error:
-            log.error("MQTT connection %s is closing due to an authorization failure: %s", self.name, error)
-            self.close(p.NOT_AUTHORIZED)
-            return False
+        permissions = self.broker.permissions
+        if self._write_checked != permissions.version:
+            # Checked again only when permissions change, as the AMQP channel does.
+            try:
+                self._authorize("write", "exchange", self.exchange.name)
+            except ChannelError as error:
+                log.error("MQTT connection %s is closing due to an authorization failure: %s", self.name, error)
+                self.close(p.NOT_AUTHORIZED)
+                return False
+            self._write_checked = permissions.version
         if self.exchange.deleted:
             self.close(p.IMPLEMENTATION_SPECIFIC_ERROR)
             return False
         message = convert.to_message(self.exchange.name, packet, self.v5)
-        skip = self._own_queues_to_skip(packet.topic) if self._no_local else None
+        skip = self._own_queues_to_skip(packet.topic) if self._no_local_count else None
         if skip:
             routed, accepted = self._publish_skipping(message, skip)
         else:
@@ -500,10 +507,6 @@ class MqttConnection:
             accepted = queue.publish(message) and accepted
         return True, accepted
 
-    @property
-    def _no_local(self) -> bool:
-        return any(subscription.no_local for subscription in self.subscriptions.values())
-
     def _retain(self, packet: p.Publish) -> None:
         expiry = packet.properties.get("message_expiry_interval") if self.v5 else None
         properties = {k: v for k, v in packet.properties.items() if k != "message_expiry_interval"}
@@ -553,6 +556,7 @@ class MqttConnection:
             code = self._subscribe(subscription, identifier, retained)
             codes.append(code)
             failed = code == p.NOT_AUTHORIZED
+        self._subscriptions_changed()
         self.send(p.SubAck(packet.packet_id, codes))
         if failed:
             # RabbitMQ's disconnect_on_unauthorized: the SUBACK says which, then the connection goes.
@@ -677,7 +681,11 @@ class MqttConnection:
             del self.subscriptions[topic_filter]
             self.subscription_ids.pop(topic_filter, None)
             codes.append(p.SUCCESS)
+        self._subscriptions_changed()
         self.send(p.UnsubAck(packet.packet_id, codes if self.v5 else []))
+
+    def _subscriptions_changed(self) -> None:
+        self._no_local_count = sum(1 for subscription in self.subscriptions.values() if subscription.no_local)
 
     def _send_retained(self, topic_filter: str, qos: int) -> None:
         """RabbitMQ looks a retained message up by the filter as a topic: exact matches only."""
@@ -800,6 +808,7 @@ class MqttConnection:
                 del self.consumers[qos]
                 for topic_filter in [t for t, s in self.subscriptions.items() if s.qos == qos]:
                     del self.subscriptions[topic_filter]
+                self._subscriptions_changed()
 
     # --- DISCONNECT, will, takeover, close ---------------------------------------------------
 

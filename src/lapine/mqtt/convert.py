@@ -23,12 +23,18 @@ REPLY_TO_TOPIC = "x-reply-to-topic"
 CORRELATION_ID = "x-correlation-id"
 
 
+# The properties of a PUBLISH without MQTT 5 properties, by QoS: encoded once.
+_PLAIN = {qos: BasicProperties(delivery_mode=2 if qos else 1).encode() for qos in (0, 1)}
+
+
 def to_message(exchange: str, publish: Publish, v5: bool) -> Message:
     """The AMQP message for a PUBLISH (its topic already resolved from any alias)."""
-    properties = BasicProperties(delivery_mode=2 if publish.qos else 1)
-    if v5 and publish.properties:
-        _map_properties(publish.properties, properties)
     body = publish.payload
+    if not (v5 and publish.properties):
+        header = _CONTENT_HEADER.pack(60, 0, len(body)) + _PLAIN[publish.qos]
+        return Message(exchange, topics.to_amqp(publish.topic), header, body)
+    properties = BasicProperties(delivery_mode=2 if publish.qos else 1)
+    _map_properties(publish.properties, properties)
     header = _CONTENT_HEADER.pack(60, 0, len(body)) + properties.encode()
     message = Message(exchange, topics.to_amqp(publish.topic), header, body)
     if properties.expiration is not None:
