@@ -206,3 +206,15 @@ def test_policy_added_in_the_ui_limits_a_client_queue(page: Any, ui_broker: Brok
     page.click(f"{row} button[data-delete-policy]")
     page.wait_for_selector(row, state="detached")
     assert http.get("/api/policies/%2F/ui-limit").status == 404
+
+
+def test_mqtt_connection_shows_its_protocol(page: Any, ui_broker: BrokerThread) -> None:
+    from tests.mqtt.raw import RawClient
+
+    client = RawClient(ui_broker.mqtt_port, level=5)
+    try:
+        client.connect("ui-mqtt-client")
+        page.goto(ui_broker.management_url + "/#/connections")
+        page.wait_for_selector("#list td:text-is('MQTT 5.0')", timeout=8000)
+    finally:
+        client.close()

@@ -10,6 +10,7 @@ export const connections = {
       { title: "Name", value: (c) => `${esc(c.user_provided_name || c.name)}<div class="muted mono">${esc(c.name)}</div>`, sort: (c) => c.name },
       { title: "Virtual host", value: (c) => esc(c.vhost) },
       { title: "User", value: (c) => esc(c.user) },
+      { title: "Protocol", value: (c) => esc(c.protocol) },
       { title: "State", value: (c) => stateCell(c.state) },
       { title: "Channels", value: (c) => num(c.channels), sort: (c) => c.channels, num: true },
       { title: "From client", value: (c) => `${bytes(c.recv_oct_details.rate)}/s`, sort: (c) => c.recv_oct_details.rate, num: true },
