@@ -44,6 +44,8 @@ QUEUE_PREFIX = "mqtt-subscription-"
 SUBSCRIPTION_OPTIONS = "x-mqtt-subscription-opts"
 UINT_MAX = 0xFFFFFFFF
 CONSUMER_TAG = "mqtt"
+# Output gathered for one socket write; past it, deliveries wait for the next loop tick (as AMQP's).
+OUTPUT_PER_TICK = 256 * 1024
 # CONNACK return codes of MQTT 3.x for the MQTT 5 reason codes CONNECT can fail with.
 _V3_CONNACK = {
     p.UNSUPPORTED_PROTOCOL_VERSION: p.CONNACK_UNACCEPTABLE_PROTOCOL_VERSION,
@@ -119,6 +121,9 @@ class MqttConnection:
         self.blocked = False
         # What a queue reads from a consumer's channel.
         self.active = True
+        self.output_size = 0
+        self._socket_full = False
+        self._output_full = False
         self.closed = False
         self.prefetch_global = 0
         self.id = 0
@@ -180,16 +185,28 @@ class MqttConnection:
     def take_output(self) -> bytes:
         data = b"".join(self.output)
         self.output.clear()
+        self.output_size = 0
         return data
 
     def output_written(self) -> None:
-        """The transport wrote what we had (the AMQP connection's interface)."""
+        """The transport wrote what we had: deliveries held back by a full tick may go on."""
+        if self._output_full:
+            self._output_full = False
+            self._update_active()
 
     def set_writable(self, writable: bool) -> None:
         """The socket's buffer filled up or drained: deliveries wait in the queues meanwhile."""
-        self.active = writable
-        if writable:
-            self._refill()
+        self._socket_full = not writable
+        self._update_active()
+
+    def _update_active(self) -> None:
+        """Queues hand us messages only while neither the socket nor this tick's output is full:
+        a backlog waits in its queue (and on disk), not in our output."""
+        active = not (self._socket_full or self._output_full)
+        if active != self.active:
+            self.active = active
+            if active:
+                self._refill()
 
     def _finish(self) -> None:
         self.finished = True
@@ -756,6 +773,10 @@ class MqttConnection:
         if not self.output:
             self.wakeup()
         self.output.append(data)
+        self.output_size += len(data)
+        if self.output_size > OUTPUT_PER_TICK and not self._output_full:
+            self._output_full = True
+            self._update_active()
 
     def _alias_outbound(self, packet: p.Publish) -> bool:
         """A topic already sent with an alias goes as the alias alone; new ones get the next alias

@@ -134,6 +134,7 @@ class MqttProtocol(asyncio.Protocol):
             data = connection.take_output()
             connection.bytes_sent += len(data)
             transport.write(data)
+            connection.output_written()
         if connection.finished:
             transport.close()
 

@@ -81,6 +81,7 @@ async def _write(ws: web.WebSocketResponse, connection: MqttConnection, ready: a
                 await ws.send_bytes(data)
             except ConnectionError:
                 return
+            connection.output_written()
         if connection.finished:
             await ws.close()
             return
