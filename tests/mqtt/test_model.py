@@ -151,3 +151,14 @@ def _wrap(connection: MqttConnection) -> Session:
     session.level = connection.level
     session.connection = connection
     return session
+
+
+def test_deleting_a_session_queue_closes_its_connection() -> None:
+    mqtt = node()
+    session = Session(mqtt, "orphan", p.MQTT_5)
+    session.send(p.Subscribe(1, [p.Subscription("o/t", 1)]))
+    session.packets()
+    vhost = mqtt.broker.vhosts["/"]
+    vhost.delete_queue(vhost.queues["mqtt-subscription-orphanqos1"])
+    assert session.packets() == [p.Disconnect(p.IMPLEMENTATION_SPECIFIC_ERROR)]
+    assert session.connection.finished and not session.connection.subscriptions

@@ -823,13 +823,16 @@ class MqttConnection:
                 consumer.queue.dispatch()
 
     def cancel_by_broker(self, consumer: Consumer) -> None:
-        """A consumed queue was deleted (by an operator, or its session expired)."""
+        """A session queue was deleted under us (by an operator, or with its vhost): the session is
+        broken, so the connection goes, as RabbitMQ's does ("consuming queue down")."""
         for qos, mine in list(self.consumers.items()):
             if mine is consumer:
                 del self.consumers[qos]
                 for topic_filter in [t for t, s in self.subscriptions.items() if s.qos == qos]:
                     del self.subscriptions[topic_filter]
                 self._subscriptions_changed()
+                log.info("closing MQTT connection %s: its queue '%s' was deleted", self.name, consumer.queue.name)
+                self.close(p.IMPLEMENTATION_SPECIFIC_ERROR)
 
     # --- DISCONNECT, will, takeover, close ---------------------------------------------------
 
