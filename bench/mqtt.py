@@ -2,7 +2,8 @@
 
 Scenarios (100-byte payloads, one publisher and one subscriber, each a process of its own):
 
-- ``qos0``: MQTT QoS 0 publish -> MQTT QoS 0 subscription;
+- ``qos0``: MQTT QoS 0 publish (at most ``--window`` published and not yet received) -> MQTT QoS 0
+  subscription;
 - ``qos1``: MQTT QoS 1 publish (at most ``--inflight`` unacknowledged) -> QoS 1 subscription;
 - ``mqtt_to_amqp``: MQTT QoS 1 publish -> an AMQP consumer (pika, automatic acks) of a queue bound
   to amq.topic.
@@ -110,12 +111,19 @@ class PacketCounter:
         del buf[:pos]
 
 
-def publisher(port: int, qos: int, inflight: int, stop_at: float) -> None:
+def publisher(port: int, qos: int, inflight: int, window: int, received: Any, stop_at: float) -> None:
     sock = _connect(port, f"bench-pub-{time.time_ns()}")
     if qos == 0:
+        # QoS 0 has no acknowledgement to wait for: at most ``window`` messages published and not
+        # yet received by the subscriber, as bench/run.py's throughput publishers.
         batch = _publish(0, 0) * 100
+        sent = 0
         while time.monotonic() < stop_at:
+            if window and sent - received.value >= window:
+                time.sleep(0.0002)
+                continue
             sock.sendall(batch)
+            sent += 100
     else:
         counter = PacketCounter()
         sent = 0
@@ -128,7 +136,9 @@ def publisher(port: int, qos: int, inflight: int, stop_at: float) -> None:
     sock.close()
 
 
-def mqtt_subscriber(port: int, qos: int, start_at: float, stop_at: float, ready: Any, result: Any) -> None:
+def mqtt_subscriber(
+    port: int, qos: int, start_at: float, stop_at: float, ready: Any, result: Any, received: Any
+) -> None:
     sock = _connect(port, f"bench-sub-{time.time_ns()}")
     sock.sendall(_packet(0x82, b"\x00\x01" + _string(TOPIC) + bytes([qos])))
     sock.settimeout(0.2)
@@ -142,11 +152,10 @@ def mqtt_subscriber(port: int, qos: int, start_at: float, stop_at: float, ready:
             continue
         if not data:
             break
+        counter.feed(data)
+        received.value = counter.publishes
         if time.monotonic() < start_at:
-            counter.feed(data)
             before = counter.publishes
-        else:
-            counter.feed(data)
         if counter.to_ack:
             sock.sendall(b"".join(counter.to_ack))
             counter.to_ack.clear()
@@ -180,16 +189,19 @@ def measure(broker: Broker, scenario: str, args: argparse.Namespace) -> float:
     port = broker.mqtt_port  # type: ignore[attr-defined]
     context = multiprocessing.get_context("spawn")
     ready, result = context.Event(), context.Queue()
+    received = context.Value("q", 0, lock=False)  # what the subscriber has received so far
     begin = time.monotonic() + 3.0  # processes start and connect meanwhile
     start_at, stop_at = begin + args.warmup, begin + args.warmup + args.duration
     qos = 0 if scenario == "qos0" else 1
     if scenario == "mqtt_to_amqp":
         subscriber = context.Process(target=amqp_subscriber, args=(broker.url, start_at, stop_at, ready, result))
     else:
-        subscriber = context.Process(target=mqtt_subscriber, args=(port, qos, start_at, stop_at, ready, result))
+        subscriber = context.Process(
+            target=mqtt_subscriber, args=(port, qos, start_at, stop_at, ready, result, received)
+        )
     subscriber.start()
     ready.wait(30)
-    sender = context.Process(target=publisher, args=(port, qos, args.inflight, stop_at))
+    sender = context.Process(target=publisher, args=(port, qos, args.inflight, args.window, received, stop_at))
     sender.start()
     count = result.get(timeout=args.warmup + args.duration + 60)
     sender.join(30)
@@ -204,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--inflight", type=int, default=100, help="QoS 1 publisher's unacknowledged window")
+    parser.add_argument(
+        "--window", type=int, default=10_000, help="QoS 0 messages published and not yet received (0: no limit)"
+    )
     parser.add_argument("--broker", choices=("lapine", "rabbitmq", "both"), default="both")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
