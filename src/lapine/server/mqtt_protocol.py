@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, cast
 
 from lapine.mqtt import packets as p
 from lapine.mqtt.connection import MqttConnection
+from lapine.server.protocol import READ_PER_TICK
 from lapine.server.throttle import PublisherThrottle
 
 if TYPE_CHECKING:
@@ -32,6 +33,8 @@ class MqttProtocol(asyncio.Protocol):
         self._keepalive: asyncio.TimerHandle | None = None
         self._reading_paused = False
         self._output_held = False
+        self._read_this_tick = 0
+        self._paused_for_tick = False
         self.last_received = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -65,6 +68,7 @@ class MqttProtocol(asyncio.Protocol):
         connection = self.connection
         assert connection is not None
         self.last_received = self.loop.time()
+        self._count_read(len(data))
         opened = connection.state.value == "open"
         connection.data_received(data)
         if connection.published:
@@ -93,6 +97,24 @@ class MqttProtocol(asyncio.Protocol):
     def resume_writing(self) -> None:
         if self.connection is not None:
             self.connection.set_writable(True)
+
+    def _count_read(self, size: int) -> None:
+        """Fairness between sockets, as for AMQP (server/protocol.py): past READ_PER_TICK bytes in
+        one loop iteration, this socket waits for the next one, so that a flooding publisher does
+        not keep its subscribers' deliveries (and everyone else) waiting."""
+        if not self._read_this_tick:
+            self.loop.call_soon(self._tick_over)
+        self._read_this_tick += size
+        if self._read_this_tick >= READ_PER_TICK and not self._reading_paused:
+            self._paused_for_tick = True
+            self._pause_reading()
+
+    def _tick_over(self) -> None:
+        self._read_this_tick = 0
+        if self._paused_for_tick:
+            self._paused_for_tick = False
+            if not self._output_held and (self.throttle is None or not self.throttle.paused):
+                self._resume_reading()
 
     def _pause_reading(self) -> None:
         if not self._reading_paused and self.transport is not None:
