@@ -4,7 +4,8 @@ Scenarios (100-byte payloads, one publisher and one subscriber, each a process o
 
 - ``qos0``: MQTT QoS 0 publish (at most ``--window`` published and not yet received) -> MQTT QoS 0
   subscription;
-- ``qos1``: MQTT QoS 1 publish (at most ``--inflight`` unacknowledged) -> QoS 1 subscription;
+- ``qos1``: MQTT QoS 1 publish (at most ``--inflight`` unacknowledged, and ``--window`` not yet
+  received) -> QoS 1 subscription;
 - ``mqtt_to_amqp``: MQTT QoS 1 publish -> an AMQP consumer (pika, automatic acks) of a queue bound
   to amq.topic.
 
@@ -129,10 +130,15 @@ def publisher(port: int, qos: int, inflight: int, window: int, received: Any, st
         sent = 0
         while time.monotonic() < stop_at:
             room = inflight - (sent - counter.pubacks)
+            if window and received is not None:
+                room = min(room, window - (sent - received.value))
             if room > 0:
                 sock.sendall(b"".join(_publish(1, (sent + i) % 65535 + 1) for i in range(room)))
                 sent += room
-            counter.feed(sock.recv(65536))
+            if sent - counter.pubacks:
+                counter.feed(sock.recv(65536))
+            else:
+                time.sleep(0.0002)  # the window is full of messages not yet received
     sock.close()
 
 
@@ -163,7 +169,7 @@ def mqtt_subscriber(
     sock.close()
 
 
-def amqp_subscriber(url: str, start_at: float, stop_at: float, ready: Any, result: Any) -> None:
+def amqp_subscriber(url: str, start_at: float, stop_at: float, ready: Any, result: Any, received: Any) -> None:
     import pika
 
     connection = pika.BlockingConnection(pika.URLParameters(url))
@@ -174,6 +180,7 @@ def amqp_subscriber(url: str, start_at: float, stop_at: float, ready: Any, resul
 
     def on_message(_channel: Any, _method: Any, _properties: Any, _body: bytes) -> None:
         nonlocal counted
+        received.value += 1
         if start_at <= time.monotonic() < stop_at:
             counted += 1
 
@@ -189,12 +196,15 @@ def measure(broker: Broker, scenario: str, args: argparse.Namespace) -> float:
     port = broker.mqtt_port  # type: ignore[attr-defined]
     context = multiprocessing.get_context("spawn")
     ready, result = context.Event(), context.Queue()
-    received = context.Value("q", 0, lock=False)  # what the subscriber has received so far
+    # What the subscriber has received so far (kept up to date by the AMQP consumer too).
+    received = context.Value("q", 0, lock=False)
     begin = time.monotonic() + 3.0  # processes start and connect meanwhile
     start_at, stop_at = begin + args.warmup, begin + args.warmup + args.duration
     qos = 0 if scenario == "qos0" else 1
     if scenario == "mqtt_to_amqp":
-        subscriber = context.Process(target=amqp_subscriber, args=(broker.url, start_at, stop_at, ready, result))
+        subscriber = context.Process(
+            target=amqp_subscriber, args=(broker.url, start_at, stop_at, ready, result, received)
+        )
     else:
         subscriber = context.Process(
             target=mqtt_subscriber, args=(port, qos, start_at, stop_at, ready, result, received)
