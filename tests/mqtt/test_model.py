@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 from lapine.broker.broker import Broker
 from lapine.mqtt import packets as p
 from lapine.mqtt.codec import decode_packet, encode
 from lapine.mqtt.connection import OUTPUT_PER_TICK, MqttConnection
 from lapine.mqtt.node import MqttNode
+from lapine.store import SqliteStore
 
 
 class Session:
@@ -162,3 +166,46 @@ def test_deleting_a_session_queue_closes_its_connection() -> None:
     vhost.delete_queue(vhost.queues["mqtt-subscription-orphanqos1"])
     assert session.packets() == [p.Disconnect(p.IMPLEMENTATION_SPECIFIC_ERROR)]
     assert session.connection.finished and not session.connection.subscriptions
+
+
+def test_session_expiry_follows_the_last_connect_and_disconnect() -> None:
+    mqtt = node()
+    first = Session(mqtt, "expiry", p.MQTT_5, clean_start=False, properties={"session_expiry_interval": 60})
+    first.send(p.Subscribe(1, [p.Subscription("e/t", 1)]))
+    first.packets()
+    queue = mqtt.broker.vhosts["/"].queues["mqtt-subscription-expiryqos1"]
+    assert queue.arguments["x-expires"] == 60_000
+    first.connection.connection_lost()
+    again = Session(mqtt, "expiry", p.MQTT_5, clean_start=False, properties={"session_expiry_interval": 120})
+    assert queue.arguments["x-expires"] == queue.expires == 120_000
+    again.send(p.Disconnect(properties={"session_expiry_interval": 30}))
+    assert queue.arguments["x-expires"] == queue.expires == 30_000
+
+
+async def test_pubacks_keep_their_order_while_the_disk_catches_up(tmp_path: Path) -> None:
+    loop = asyncio.get_running_loop()
+    store = SqliteStore(tmp_path / "data", notify=loop.call_soon_threadsafe)
+    broker = Broker()
+    broker.attach_store(store)
+    try:
+        mqtt = MqttNode(broker)
+        keeper = Session(mqtt, "durable-sub", clean_start=False)
+        keeper.send(p.Subscribe(1, [p.Subscription("o/durable", 1)]))
+        keeper.packets()
+        publisher = Session(mqtt, "orderly")
+        # Persistent, to a durable queue: acknowledged once on disk.
+        publisher.send(p.Publish("o/durable", b"x", qos=1, packet_id=1))
+        # Routed nowhere: nothing to wait for, but it must not overtake the first.
+        publisher.send(p.Publish("o/nowhere", b"y", qos=1, packet_id=2))
+        assert publisher.packets() == []
+        for _ in range(500):
+            if publisher.connection.output:
+                break
+            await asyncio.sleep(0.01)
+        acks = publisher.packets()
+        while len(acks) < 2:
+            await asyncio.sleep(0.01)
+            acks += publisher.packets()
+        assert acks == [p.PubAck(1), p.PubAck(2)]
+    finally:
+        store.close()

@@ -240,3 +240,17 @@ def test_silent_client_is_dropped_after_one_and_a_half_keepalives(client: MakeCl
 
 def _port(make: MakeClient) -> int:
     return make().port
+
+
+def test_session_expiry_changed_at_disconnect_survives_a_restart(tmp_path: Path) -> None:
+    settings = {"data_dir": str(tmp_path), "management_port": -1, "prometheus_port": -1}
+    with BrokerThread(**settings) as broker:  # type: ignore[arg-type]
+        raw = RawClient(broker.mqtt_port, level=p.MQTT_5)
+        raw.connect("changes", clean_start=False, properties={"session_expiry_interval": 3600})
+        raw.send(p.Subscribe(1, [p.Subscription("changes/t", 1)]))
+        assert isinstance(raw.read(), p.SubAck)
+        raw.send(p.Disconnect(properties={"session_expiry_interval": 7200}))
+        assert raw.closed_by_broker()
+    with BrokerThread(**settings) as broker:  # type: ignore[arg-type]
+        queue = broker.server.broker.vhosts["/"].queues["mqtt-subscription-changesqos1"]  # type: ignore[union-attr]
+        assert queue.arguments["x-expires"] == 7_200_000

@@ -144,6 +144,7 @@ class MqttConnection:
         self.alias_max_out = 0
         self.max_packet_out = 0  # the client's Maximum Packet Size; 0: none
         self._pubacks: list[tuple[int, int]] = []
+        self._pubacks_waiting = 0  # batches of PUBACKs waiting for the store
         self._resumed: list[tuple[Queue, int]] = []
         self._write_checked = -1  # the permissions' version the write check passed for
         self._no_local_count = 0  # subscriptions with No Local: publishes must look at them
@@ -389,6 +390,7 @@ class MqttConnection:
             self._authorize("read", "queue", queue.name)
             self._recover_subscriptions(queue, qos)
             self._resumed.append((queue, qos))
+            self._set_queue_expiry(queue)
         self._subscriptions_changed()
         return present
 
@@ -533,18 +535,24 @@ class MqttConnection:
 
     def _flush_pubacks(self) -> None:
         """PUBACK what this read published: at once, or when the store says the persistent messages
-        are on disk (as a publisher confirm waits)."""
+        are on disk (as a publisher confirm waits). PUBACKs keep the PUBLISHes' order
+        [MQTT-4.6.0-2], so while one batch waits for the disk the next ones wait behind it."""
         if not self._pubacks:
             return
         pubacks, self._pubacks = self._pubacks, []
         store = self.broker.store
-        if self._durable_publish and store is not None:
+        if store is not None and (self._durable_publish or self._pubacks_waiting):
             self._durable_publish = False
             if store.failed is None:
-                store.submit_barrier(lambda: self._send_pubacks(pubacks, p.SUCCESS))
+                self._pubacks_waiting += 1
+                store.submit_barrier(lambda: self._pubacks_durable(pubacks))
             else:
                 self._send_pubacks(pubacks, p.IMPLEMENTATION_SPECIFIC_ERROR)
             return
+        self._send_pubacks(pubacks, p.SUCCESS)
+
+    def _pubacks_durable(self, pubacks: list[tuple[int, int]]) -> None:
+        self._pubacks_waiting -= 1
         self._send_pubacks(pubacks, p.SUCCESS)
 
     def _send_pubacks(self, pubacks: list[tuple[int, int]], failure: int) -> None:
@@ -839,7 +847,33 @@ class MqttConnection:
     def _on_disconnect(self, packet: p.Disconnect) -> None:
         if packet.reason_code != p.DISCONNECT_WITH_WILL:
             self.will = None  # a normal DISCONNECT discards the will
+        requested = packet.properties.get("session_expiry_interval")
+        if requested is not None and self.v5:
+            if self.session_expiry == 0 and requested > 0:
+                # "a Protocol Error to set a non-zero Session Expiry Interval in the DISCONNECT"
+                # when CONNECT said 0; RabbitMQ ignores it, the client being gone anyway.
+                log.warning("MQTT client %s: session expiry in DISCONNECT ignored, CONNECT said 0", self.client_id)
+            else:
+                maximum = self.config.mqtt_max_session_expiry_interval
+                self.session_expiry = maximum if requested == UINT_MAX else min(requested, maximum)
+                for qos in (0, 1):
+                    queue = self.vhost.queues.get(self.queue_name(qos))
+                    if queue is not None:
+                        self._set_queue_expiry(queue)
         self._finish()
+
+    def _set_queue_expiry(self, queue: Queue) -> None:
+        """The session's queues expire with it: x-expires follows the Session Expiry Interval
+        the client gave last (RabbitMQ's update_session_expiry_interval)."""
+        if queue.exclusive:
+            return
+        wanted = self.session_expiry * 1000
+        if queue.arguments.get("x-expires") == wanted or wanted <= 0:
+            return
+        queue.arguments["x-expires"] = wanted
+        queue.apply_settings(queue.policy)
+        if self.vhost.persistence is not None and queue.durable:
+            self.vhost.persistence.queue_declared(queue)  # the store keeps the new arguments
 
     def taken_over(self) -> None:
         """Another connection took our client id: MQTT 5 hears DISCONNECT 0x8E, and we go now."""
