@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lapine.amqp.errors import AMQPError, ChannelError
+from lapine.broker import flow
 from lapine.broker.connection import State
 from lapine.broker.consumer import Consumer
 from lapine.mqtt import convert, topics
@@ -144,6 +145,10 @@ class MqttConnection:
         self.alias_max_out = 0
         self.max_packet_out = 0  # the client's Maximum Packet Size; 0: none
         self._pubacks: list[tuple[int, int]] = []
+        # Credit flow: past its credit a publisher's packets wait (``held``) for the next tick.
+        self.credit = flow.Credit()
+        self.held: list[p.Packet] | None = None
+        self._hold_next = False
         self._pubacks_waiting = 0  # batches of PUBACKs waiting for the store
         self._resumed: list[tuple[Queue, int]] = []
         self._write_checked = -1  # the permissions' version the write check passed for
@@ -222,11 +227,57 @@ class MqttConnection:
         if self.finished:
             return
         self.bytes_received += len(data)
+        self._guarded(lambda: self._received(self.reader.feed(data)))
+
+    def _received(self, packets: list[p.Packet]) -> None:
+        if self.held is not None or self._hold_next:
+            self._hold(packets)  # still out of credit: these wait, in order, behind the held ones
+        else:
+            self._run(packets)
+
+    def _run(self, packets: list[p.Packet]) -> None:
+        for index, packet in enumerate(packets):
+            self._handle(packet)
+            if self.finished:
+                return
+            if self._hold_next and index + 1 < len(packets):
+                self._hold(packets[index + 1 :])
+                return
+
+    # --- credit flow (broker/flow.py), as an AMQP connection has it ----------------------------
+
+    def charge(self, queue: Queue) -> None:
+        """A message of ours went into ``queue``, which is behind."""
+        if self.credit.charge(queue):
+            self._hold_next = True
+
+    @property
+    def in_flow(self) -> bool:
+        """Held by credit flow within the last few seconds: RabbitMQ's state "flow"."""
+        return self.broker.scheduler.time() - self.credit.held_at < flow.FLOW_STATE_SECONDS
+
+    def grant_credit(self, trickle: bool = False) -> None:
+        self.credit.grant(trickle)
+
+    def _hold(self, packets: list[p.Packet]) -> None:
+        self.held = [*(self.held or ()), *packets]
+        if self.credit.exhausted:
+            self.credit.held_at = self.broker.scheduler.time()
+            self.broker.flow_holds += 1
+
+    def release_held(self) -> None:
+        """Packets held for credit go on, while there is credit."""
+        self._hold_next = self.credit.exhausted
+        held = self.held
+        if held is None or self._hold_next or self.finished:
+            return
+        self.held = None
+        self._guarded(lambda: self._run(held))
+
+    def _guarded(self, work: Callable[[], None]) -> None:
+        """Run packet handling; bad input closes the connection with its reason."""
         try:
-            for packet in self.reader.feed(data):
-                self._handle(packet)
-                if self.finished:
-                    return
+            work()
         except UnsupportedProtocolVersion as error:
             log.error("MQTT connection %s: %s", self.name, error)
             self.output.append(encode(p.ConnAck(False, p.CONNACK_UNACCEPTABLE_PROTOCOL_VERSION), p.MQTT_3_1_1))
@@ -478,7 +529,7 @@ class MqttConnection:
         if skip:
             routed, accepted = self._publish_skipping(message, skip)
         else:
-            routed, accepted = self.vhost.publish(self.exchange, message)
+            routed, accepted = self.vhost.publish(self.exchange, message, self)
         self.published = True
         counters = self.counters
         counters["received"] += 1
@@ -524,6 +575,8 @@ class MqttConnection:
         for queue in queues:
             queue.stats.publish += 1
             accepted = queue.publish(message) and accepted
+            if flow.is_behind(queue):
+                self.charge(queue)
         return True, accepted
 
     def _retain(self, packet: p.Publish) -> None:
@@ -919,6 +972,8 @@ class MqttConnection:
             if delivery.entry is not None and delivery.queue is not None and not delivery.queue.deleted:
                 back.setdefault(delivery.queue, []).append(delivery.entry)
         self.unacked.clear()
+        self.credit.forget()
+        self.held = None
         for queue, entries in back.items():
             queue.requeue(entries)
         for queue in list(self.exclusive_queues):

@@ -12,8 +12,9 @@ import logging
 import ssl
 from pathlib import Path
 
+from aiohttp import web
+
 from lapine.broker.broker import Broker
-from lapine.management.services import HttpListener
 from lapine.mqtt.node import MqttNode
 from lapine.server.mqtt_protocol import MqttProtocol
 from lapine.server.web_mqtt import PATH, create_web_mqtt_app
@@ -28,7 +29,7 @@ class MqttListeners:
         self.node: MqttNode | None = None
         self.protocols: set[MqttProtocol] = set()
         self._servers: list[asyncio.Server] = []
-        self._web: HttpListener | None = None
+        self._web: web.AppRunner | None = None
         # The ports in use once started (None: off).
         self.port: int | None = None
         self.ssl_port: int | None = None
@@ -53,14 +54,17 @@ class MqttListeners:
             if self.ssl_port is not None:
                 listeners["mqtt/ssl"] = (config.host or "::", self.ssl_port)
         if config.web_mqtt_port >= 0:
-            web = HttpListener(create_web_mqtt_app(self.node), config.host, config.web_mqtt_port)
+            runner = web.AppRunner(create_web_mqtt_app(self.node), access_log=None, handle_signals=False)
+            await runner.setup()
+            site = web.TCPSite(runner, host=config.host or None, port=config.web_mqtt_port, reuse_address=True)
             try:
-                self.web_port = await web.start()
+                await site.start()
             except OSError as error:
                 log.error("Web MQTT not started: cannot listen on port %d: %s", config.web_mqtt_port, error)
-                await web.stop()
+                await runner.cleanup()
             else:
-                self._web = web
+                self._web = runner
+                self.web_port = runner.addresses[0][1]
                 listeners["http/web-mqtt"] = (config.host or "::", self.web_port)
                 log.info("MQTT over WebSocket listening on port %d (path %s)", self.web_port, PATH)
 
@@ -90,7 +94,7 @@ class MqttListeners:
             server.close()
         self._servers.clear()
         if self._web is not None:
-            await self._web.stop()
+            await self._web.cleanup()
             self._web = None
 
     def abort_all(self) -> None:

@@ -8,9 +8,11 @@ import logging
 import socket
 from typing import TYPE_CHECKING, cast
 
+from lapine.broker import flow
 from lapine.mqtt import packets as p
 from lapine.mqtt.connection import MqttConnection
 from lapine.server.protocol import READ_PER_TICK
+from lapine.server.read_gate import Pause, ReadGate
 from lapine.server.throttle import PublisherThrottle
 
 if TYPE_CHECKING:
@@ -34,7 +36,10 @@ class MqttProtocol(asyncio.Protocol):
         self._reading_paused = False
         self._output_held = False
         self._read_this_tick = 0
-        self._paused_for_tick = False
+        self._tick_scheduled = False
+        self._flow_timer: asyncio.TimerHandle | None = None
+        # Every reason not to read the socket (read fairness, credit, alarms, a late answer).
+        self.gate = ReadGate(self._pause_reading, self._resume_reading)
         self.last_received = 0.0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -54,12 +59,7 @@ class MqttProtocol(asyncio.Protocol):
             (str(local[0]), int(local[1])),
             transport=self.transport_kind,
         )
-        self.throttle = PublisherThrottle(
-            self.node.broker,
-            self.connection,  # type: ignore[arg-type]
-            self._pause_reading,
-            self._resume_reading,
-        )
+        self.throttle = PublisherThrottle(self.node.broker, self.connection, self.gate)  # type: ignore[arg-type]
         self.last_received = self.loop.time()
         # A client that has not sent CONNECT in time is dropped, as an AMQP one without a handshake.
         self._timers.append(self.loop.call_later(self.node.config.handshake_timeout, self._connect_deadline))
@@ -71,10 +71,9 @@ class MqttProtocol(asyncio.Protocol):
         self._count_read(len(data))
         opened = connection.state.value == "open"
         connection.data_received(data)
-        if connection.published:
-            connection.published = False
-            assert self.throttle is not None
-            self.throttle.publish_received()
+        if connection.held is not None:
+            self.gate.pause(Pause.HELD)  # out of credit: what it sent waits for the next tick
+        self._published()
         if not opened and connection.state.value == "open" and connection.keepalive:
             self._watch_keepalive(connection.keepalive)
 
@@ -85,6 +84,8 @@ class MqttProtocol(asyncio.Protocol):
         self._timers.clear()
         if self._keepalive is not None:
             self._keepalive.cancel()
+        if self._flow_timer is not None:
+            self._flow_timer.cancel()
         if self.throttle is not None:
             self.throttle.close()
         if self.connection is not None:
@@ -98,23 +99,54 @@ class MqttProtocol(asyncio.Protocol):
         if self.connection is not None:
             self.connection.set_writable(True)
 
+    def _published(self) -> None:
+        connection = self.connection
+        if connection is not None and connection.published:
+            connection.published = False
+            assert self.throttle is not None
+            self.throttle.publish_received()
+
     def _count_read(self, size: int) -> None:
         """Fairness between sockets, as for AMQP (server/protocol.py): past READ_PER_TICK bytes in
         one loop iteration, this socket waits for the next one, so that a flooding publisher does
         not keep its subscribers' deliveries (and everyone else) waiting."""
-        if not self._read_this_tick:
-            self.loop.call_soon(self._tick_over)
+        self._tick_soon()
         self._read_this_tick += size
-        if self._read_this_tick >= READ_PER_TICK and not self._reading_paused:
-            self._paused_for_tick = True
-            self._pause_reading()
+        if self._read_this_tick >= READ_PER_TICK:
+            self.gate.pause(Pause.TICK)
+
+    def _tick_soon(self) -> None:
+        if not self._tick_scheduled:
+            self._tick_scheduled = True
+            self.loop.call_soon(self._tick_over)
 
     def _tick_over(self) -> None:
+        """The loop went round: a new read share, new credit, and held packets go on."""
+        self._tick_scheduled = False
         self._read_this_tick = 0
-        if self._paused_for_tick:
-            self._paused_for_tick = False
-            if not self._output_held and (self.throttle is None or not self.throttle.paused):
-                self._resume_reading()
+        self.gate.resume(Pause.TICK)
+        if self.connection is not None:
+            self.connection.grant_credit()
+            self._go_on()
+
+    def _go_on(self) -> None:
+        connection = self.connection
+        if connection is None or connection.held is None:
+            return
+        connection.release_held()
+        self._published()
+        if connection.held is None:
+            self.gate.resume(Pause.HELD)
+        elif connection.credit.granted:
+            self._tick_soon()  # more credit next tick, as the queues hand messages out
+        elif self._flow_timer is None:
+            self._flow_timer = self.loop.call_later(flow.RETRY_SECONDS, self._flow_retry)
+
+    def _flow_retry(self) -> None:
+        self._flow_timer = None
+        if self.connection is not None and self.connection.held is not None:
+            self.connection.grant_credit(trickle=True)
+            self._go_on()
 
     def _pause_reading(self) -> None:
         if not self._reading_paused and self.transport is not None:
@@ -147,7 +179,7 @@ class MqttProtocol(asyncio.Protocol):
         if connection.output_delay:
             # A refused login is answered late, without holding anyone else up.
             self._output_held = True
-            self._pause_reading()
+            self.gate.pause(Pause.LOGIN)
             self._timers.append(self.loop.call_later(connection.output_delay, self._release_output))
             connection.output_delay = 0.0
         if self._output_held:
@@ -157,11 +189,14 @@ class MqttProtocol(asyncio.Protocol):
             connection.bytes_sent += len(data)
             transport.write(data)
             connection.output_written()
+            if connection.held is not None:
+                self._go_on()
         if connection.finished:
             transport.close()
 
     def _release_output(self) -> None:
         self._output_held = False
+        self.gate.resume(Pause.LOGIN)
         self._flush()
 
     # --- timers ------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import logging
 
 from aiohttp import WSMsgType, web
 
+from lapine.broker import flow
 from lapine.mqtt import packets as p
 from lapine.mqtt.connection import MqttConnection
 from lapine.mqtt.node import MqttNode
@@ -52,6 +53,7 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
             if message.type is WSMsgType.BINARY:
                 last[0] = loop.time()
                 connection.data_received(message.data)
+                await _wait_for_credit(connection)
                 if connection.finished:
                     break
             elif message.type is WSMsgType.TEXT:
@@ -65,6 +67,16 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
             await ws.close()
         connection.connection_lost()
     return ws
+
+
+async def _wait_for_credit(connection: MqttConnection) -> None:
+    """Credit flow: out of credit, the client's next messages are not read until its held
+    packets have gone on (credit is granted again each loop tick, as for TCP)."""
+    while connection.held is not None and not connection.finished:
+        granted = connection.credit.granted
+        await asyncio.sleep(0 if granted else flow.RETRY_SECONDS)
+        connection.grant_credit(trickle=not granted)
+        connection.release_held()
 
 
 async def _write(ws: web.WebSocketResponse, connection: MqttConnection, ready: asyncio.Event) -> None:
