@@ -209,3 +209,22 @@ async def test_pubacks_keep_their_order_while_the_disk_catches_up(tmp_path: Path
         assert acks == [p.PubAck(1), p.PubAck(2)]
     finally:
         store.close()
+
+
+def test_an_internal_error_closes_only_that_connection() -> None:
+    mqtt = node()
+    bystander = Session(mqtt, "bystander", p.MQTT_5)
+    bystander.send(p.Subscribe(1, [p.Subscription("err/t")]))
+    bystander.packets()
+    unlucky = Session(mqtt, "unlucky", p.MQTT_5)
+
+    def broken(*_args: object) -> None:
+        raise RuntimeError("disk on fire")
+
+    mqtt.retained.retain = broken  # type: ignore[method-assign]
+    unlucky.send(p.Publish("err/t", b"kept?", retain=True))
+    assert unlucky.packets() == [p.Disconnect(p.IMPLEMENTATION_SPECIFIC_ERROR)]
+    assert unlucky.connection.finished
+    assert [packet.payload for packet in bystander.packets() if isinstance(packet, p.Publish)] == [b"kept?"]
+    bystander.send(p.PingReq())
+    assert bystander.packets() == [p.PingResp()]

@@ -291,6 +291,10 @@ class MqttConnection:
         except MalformedPacket as error:
             log.error("MQTT detected a malformed packet on connection %s: %s", self.name, error)
             self.close(p.MALFORMED_PACKET)
+        except Exception:
+            # A bug of ours must cost this connection only, as on the AMQP side.
+            log.exception("internal error on MQTT connection %s", self.name)
+            self.close(p.IMPLEMENTATION_SPECIFIC_ERROR)
         self._flush_pubacks()
 
     def _handle(self, packet: p.Packet) -> None:
