@@ -84,5 +84,8 @@ def test_prometheus_counts_mqtt_messages_with_the_protocol_label(broker: BrokerT
     assert 'rabbitmq_global_messages_delivered_consume_auto_ack_total{protocol="mqtt311",' in text
     assert 'rabbitmq_global_consumers{protocol="mqtt311"} 1' in text
     assert 'rabbitmq_global_messages_received_total{protocol="amqp091"}' in text
+    # MQTT connections are connections: RabbitMQ's churn counters count them too.
+    opened = next(line for line in text.splitlines() if line.startswith("rabbitmq_connections_opened_total"))
+    assert int(float(opened.split()[-1])) >= 2
     publisher.close()
     subscriber.close()

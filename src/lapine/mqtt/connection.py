@@ -374,6 +374,7 @@ class MqttConnection:
         self.will = packet.will
         self.state = State.OPEN
         self.broker.connections.add(self)
+        self.broker.churn.connection_created += 1
         return self._resume_or_clean(packet.clean_start)
 
     def _client_id(self, packet: p.Connect) -> str:
@@ -965,7 +966,9 @@ class MqttConnection:
             return
         self.closed = True
         self.state = State.CLOSED
-        self.broker.connections.discard(self)
+        if self in self.broker.connections:
+            self.broker.connections.discard(self)
+            self.broker.churn.connection_closed += 1
         if self.vhost is None:
             return
         for consumer in self.consumers.values():
