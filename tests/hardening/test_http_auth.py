@@ -127,7 +127,7 @@ def test_configured_host_names_are_allowed(start_broker: StartBroker) -> None:
 def test_allowed_hosts_from_a_toml_list(tmp_path: Path) -> None:
     config_file = tmp_path / "lapine.toml"
     config_file.write_text('management_allowed_hosts = ["broker.example", "mq.example"]\n')
-    config = Config(host="127.0.0.1", port=0, management_port=0, prometheus_port=-1)
+    config = Config(host="127.0.0.1", port=0, management_port=0, prometheus_port=-1, mqtt_port=-1, web_mqtt_port=-1)
     config.update_from_file(config_file)
     assert config.management_allowed_hosts == "broker.example,mq.example"
     with BrokerThread(config) as running:
