@@ -90,6 +90,7 @@ class Config:
     mqtt_port: int = 1883
     mqtt_ssl_port: int = 8883
     web_mqtt_port: int = 15675
+    web_mqtt_ssl_port: int = 15676  # MQTT over secure WebSocket, with the same ssl_* certificate
     # RabbitMQ's mqtt.* settings and defaults: the vhost of users named without one ("vhost:user"
     # names it), the exchange MQTT publishes to and subscribes through, anonymous logins (as
     # mqtt_default_user), unacknowledged QoS 1 deliveries per subscriber, the longest session

@@ -65,7 +65,26 @@ def test_mqtt_over_websocket(broker: BrokerThread, version: int) -> None:
     plain.disconnect()
 
 
+@pytest.mark.parametrize("version", [4, 5])
+def test_mqtt_over_secure_websocket(broker: BrokerThread, certs: Certificates, version: int) -> None:
+    port = broker.server.web_mqtt_ssl_port  # type: ignore[union-attr]
+    assert port is not None
+    web = Client(port, version=version, transport="websockets")
+    web.paho.ws_set_options(path="/ws")
+    web.paho.tls_set_context(ssl.create_default_context(cafile=str(certs.ca)))
+    _flags, code, _props = web.connect()
+    assert code == 0
+    plain = Client(broker.mqtt_port, version=version)
+    plain.connect()
+    _round_trip(plain, web, f"wss{version}/in")
+    transports = {getattr(c, "transport", None) for c in broker.server.broker.connections}  # type: ignore[union-attr]
+    assert "secure websocket" in transports
+    web.disconnect()
+    plain.disconnect()
+
+
 def test_tls_listener_is_off_without_a_certificate(tmp_path: Path) -> None:
     with BrokerThread(management_port=-1, prometheus_port=-1, data_dir=str(tmp_path)) as broker:
         assert broker.server.mqtt_ssl_port is None  # type: ignore[union-attr]
+        assert broker.server.web_mqtt_ssl_port is None  # type: ignore[union-attr]
         assert broker.mqtt_port > 0

@@ -58,6 +58,10 @@ class Server:
         return self.mqtt.web_port
 
     @property
+    def web_mqtt_ssl_port(self) -> int | None:
+        return self.mqtt.web_ssl_port
+
+    @property
     def url(self) -> str:
         host = self.config.host or "127.0.0.1"
         if ":" in host:

@@ -1,5 +1,6 @@
 """The MQTT listeners: plain (mqtt_port, 1883), TLS (mqtt_ssl_port, 8883, with the AMQPS
-certificate settings) and WebSocket (web_mqtt_port, 15675, path /ws).
+certificate settings), WebSocket (web_mqtt_port, 15675, path /ws) and secure WebSocket
+(web_mqtt_ssl_port, 15676, as RabbitMQ's web_mqtt.ssl).
 
 As for the HTTP listeners, a port that is taken is logged as an error and that listener stays
 off: AMQP is served regardless.
@@ -34,6 +35,7 @@ class MqttListeners:
         self.port: int | None = None
         self.ssl_port: int | None = None
         self.web_port: int | None = None
+        self.web_ssl_port: int | None = None
 
     @property
     def enabled(self) -> bool:
@@ -54,19 +56,30 @@ class MqttListeners:
             if self.ssl_port is not None:
                 listeners["mqtt/ssl"] = (config.host or "::", self.ssl_port)
         if config.web_mqtt_port >= 0:
-            runner = web.AppRunner(create_web_mqtt_app(self.node), access_log=None, handle_signals=False)
-            await runner.setup()
-            site = web.TCPSite(runner, host=config.host or None, port=config.web_mqtt_port, reuse_address=True)
-            try:
-                await site.start()
-            except OSError as error:
-                log.error("Web MQTT not started: cannot listen on port %d: %s", config.web_mqtt_port, error)
-                await runner.cleanup()
-            else:
-                self._web = runner
-                self.web_port = runner.addresses[0][1]
+            self.web_port = await self._listen_web(config.web_mqtt_port, None)
+            if self.web_port is not None:
                 listeners["http/web-mqtt"] = (config.host or "::", self.web_port)
-                log.info("MQTT over WebSocket listening on port %d (path %s)", self.web_port, PATH)
+        if ssl_context is not None and config.web_mqtt_ssl_port >= 0:
+            self.web_ssl_port = await self._listen_web(config.web_mqtt_ssl_port, ssl_context)
+            if self.web_ssl_port is not None:
+                listeners["https/web-mqtt"] = (config.host or "::", self.web_ssl_port)
+
+    async def _listen_web(self, port: int, context: ssl.SSLContext | None) -> int | None:
+        assert self.node is not None
+        what = "MQTT over secure WebSocket" if context is not None else "MQTT over WebSocket"
+        if self._web is None:
+            self._web = web.AppRunner(create_web_mqtt_app(self.node), access_log=None, handle_signals=False)
+            await self._web.setup()
+        host = self.config.host or None
+        site = web.TCPSite(self._web, host=host, port=port, reuse_address=True, ssl_context=context)
+        try:
+            await site.start()
+        except OSError as error:
+            log.error("%s not started: cannot listen on port %d: %s", what, port, error)
+            return None
+        bound = self._web.addresses[-1][1]  # the site just started is the runner's last
+        log.info("%s listening on port %d (path %s)", what, bound, PATH)
+        return bound
 
     async def _listen(self, port: int, context: ssl.SSLContext | None, what: str) -> int | None:
         assert self.node is not None

@@ -43,7 +43,7 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
         (str(peer[0]), int(peer[1])) if peer else ("unknown", 0),
         ready.set,
         (str(local[0]), int(local[1])) if local else ("", 0),
-        transport="websocket",
+        transport="secure websocket" if request.secure else "websocket",
     )
     last = [loop.time()]  # when the client last sent something, for _keepalive
     writer = loop.create_task(_write(ws, connection, ready))

@@ -33,6 +33,7 @@ class BrokerThread:
             mqtt_port=0,
             mqtt_ssl_port=0,
             web_mqtt_port=0,
+            web_mqtt_ssl_port=0,
         )
         self.config.update(settings)
         # A broker of its own gets a data directory of its own, removed when it stops.
