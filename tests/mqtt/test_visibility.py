@@ -87,5 +87,8 @@ def test_prometheus_counts_mqtt_messages_with_the_protocol_label(broker: BrokerT
     # MQTT connections are connections: RabbitMQ's churn counters count them too.
     opened = next(line for line in text.splitlines() if line.startswith("rabbitmq_connections_opened_total"))
     assert int(float(opened.split()[-1])) >= 2
+    # The per-object endpoint lists the MQTT connections among the others.
+    _status, body = _request(broker.prometheus_url + "/metrics/per-object")
+    assert "rabbitmq_connection_incoming_bytes_total{connection=" in body.decode()
     publisher.close()
     subscriber.close()
