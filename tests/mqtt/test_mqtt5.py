@@ -163,3 +163,21 @@ def test_delayed_will_waits_and_a_quick_return_cancels_it(broker: BrokerThread) 
     back = RawClient(broker.mqtt_port, level=p.MQTT_5)
     back.connect("delayed2", clean_start=False, properties=session)
     assert nothing_more(watcher, wait=4)
+
+
+def test_retain_as_published_keeps_the_retain_flag_of_routed_messages(broker: BrokerThread) -> None:
+    keeps = v5(broker, "rap-keeps")
+    subscribe(keeps, p.Subscription("rap/t", retain_as_published=True))
+    clears = v5(broker, "rap-clears")
+    subscribe(clears, p.Subscription("rap/t"))
+    publisher = v5(broker, "rap-pub")
+    publisher.send(p.Publish("rap/t", b"retained", retain=True))
+    publisher.send(p.Publish("rap/t", b"plain"))
+    assert [(m.payload, m.retain) for m in (read_publish(keeps), read_publish(keeps))] == [
+        (b"retained", True),
+        (b"plain", False),
+    ]
+    assert [(m.payload, m.retain) for m in (read_publish(clears), read_publish(clears))] == [
+        (b"retained", False),
+        (b"plain", False),
+    ]

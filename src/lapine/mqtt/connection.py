@@ -810,7 +810,25 @@ class MqttConnection:
         packet_id = self._take_packet_id(Delivery(entry, queue)) if qos else None
         topic = topics.to_mqtt(message.routing_key)
         self._send_publish(
-            p.Publish(topic, message.body, qos, False, entry.redelivered and qos > 0, packet_id, properties)
+            p.Publish(
+                topic,
+                message.body,
+                qos,
+                self._retain_flag(message, topic),
+                entry.redelivered and qos > 0,
+                packet_id,
+                properties,
+            )
+        )
+
+    def _retain_flag(self, message: Message, topic: str) -> bool:
+        """RETAIN on a routed message: only for a retained publish, through a matching
+        subscription with Retain As Published (MQTT 5), as RabbitMQ's retain/3."""
+        if not getattr(message, "retain", False):
+            return False
+        return any(
+            subscription.retain_as_published and topics.matches(topic_filter, topic)
+            for topic_filter, subscription in self.subscriptions.items()
         )
 
     def _delivery_properties(self, message: Message) -> dict[str, Any]:

@@ -23,6 +23,18 @@ REPLY_TO_TOPIC = "x-reply-to-topic"
 CORRELATION_ID = "x-correlation-id"
 
 
+class MqttMessage(Message):
+    """A message published over MQTT: it remembers its RETAIN flag, for subscriptions with Retain
+    As Published (RabbitMQ keeps the MQTT message itself for that). A message read back from disk
+    is a plain Message again and is delivered with RETAIN 0."""
+
+    __slots__ = ("retain",)
+
+    def __init__(self, exchange: str, routing_key: str, header_payload: bytes, body: bytes, retain: bool) -> None:
+        super().__init__(exchange, routing_key, header_payload, body)
+        self.retain = retain
+
+
 # The properties of a PUBLISH without MQTT 5 properties, by QoS: encoded once.
 _PLAIN = {qos: BasicProperties(delivery_mode=2 if qos else 1).encode() for qos in (0, 1)}
 
@@ -32,11 +44,11 @@ def to_message(exchange: str, publish: Publish, v5: bool) -> Message:
     body = publish.payload
     if not (v5 and publish.properties):
         header = _CONTENT_HEADER.pack(60, 0, len(body)) + _PLAIN[publish.qos]
-        return Message(exchange, topics.to_amqp(publish.topic), header, body)
+        return MqttMessage(exchange, topics.to_amqp(publish.topic), header, body, publish.retain)
     properties = BasicProperties(delivery_mode=2 if publish.qos else 1)
     _map_properties(publish.properties, properties)
     header = _CONTENT_HEADER.pack(60, 0, len(body)) + properties.encode()
-    message = Message(exchange, topics.to_amqp(publish.topic), header, body)
+    message = MqttMessage(exchange, topics.to_amqp(publish.topic), header, body, publish.retain)
     if properties.expiration is not None:
         message.ttl = int(properties.expiration)
     return message
