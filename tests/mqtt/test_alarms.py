@@ -55,3 +55,33 @@ def test_memory_alarm_pauses_mqtt_publishers_until_it_clears() -> None:
         assert subscriber.read() == p.Publish("alarm/t", b"during 2")
         publisher.close()
         subscriber.close()
+
+
+def test_memory_alarm_pauses_websocket_publishers_too() -> None:
+    from tests.mqtt.conftest import Client
+
+    memory = [0]
+    with BrokerThread(management_port=-1, prometheus_port=-1, alarm_check_interval=0.05) as broker:
+        server = broker.server
+        assert server is not None
+        server.alarms.memory_sampler = lambda: memory[0]
+        subscriber = RawClient(broker.mqtt_port)
+        subscriber.connect("ws-alarm-sub")
+        subscriber.send(p.Subscribe(1, [p.Subscription("wsalarm/t", 0)]))
+        assert isinstance(subscriber.read(), p.SubAck)
+        publisher = Client(server.web_mqtt_port or 0, version=4, transport="websockets")
+        publisher.paho.ws_set_options(path="/ws")
+        publisher.connect()
+        memory[0] = server.alarms.memory_limit + 1
+        _wait_for(lambda: broker.call(lambda: set(server.broker.alarms)) == {"memory"})
+        publisher.publish("wsalarm/t", b"during 1", qos=1)  # read, and then nothing more
+        assert subscriber.read() == p.Publish("wsalarm/t", b"during 1")
+        late = publisher.paho.publish("wsalarm/t", b"during 2", qos=1)
+        late.wait_for_publish(0.5)
+        assert not late.is_published()
+        memory[0] = 0
+        late.wait_for_publish(5)
+        assert late.is_published()
+        assert subscriber.read() == p.Publish("wsalarm/t", b"during 2")
+        publisher.disconnect()
+        subscriber.close()

@@ -54,6 +54,7 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
                 last[0] = loop.time()
                 connection.data_received(message.data)
                 await _wait_for_credit(connection)
+                await _wait_for_alarms(connection)
                 if connection.finished:
                     break
             elif message.type is WSMsgType.TEXT:
@@ -67,6 +68,23 @@ async def _websocket(request: web.Request) -> web.WebSocketResponse:
             await ws.close()
         connection.connection_lost()
     return ws
+
+
+async def _wait_for_alarms(connection: MqttConnection) -> None:
+    """A memory or disk alarm stops reading a WebSocket that published, as a TCP one, until it
+    clears (the alarm monitor samples every alarm_check_interval seconds)."""
+    if not connection.published:
+        return
+    connection.published = False
+    broker = connection.broker
+    if not broker.alarms:
+        return
+    connection.blocked = True
+    try:
+        while broker.alarms and not connection.finished:
+            await asyncio.sleep(broker.config.alarm_check_interval)
+    finally:
+        connection.blocked = False
 
 
 async def _wait_for_credit(connection: MqttConnection) -> None:
