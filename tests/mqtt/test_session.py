@@ -254,3 +254,34 @@ def test_session_expiry_changed_at_disconnect_survives_a_restart(tmp_path: Path)
     with BrokerThread(**settings) as broker:  # type: ignore[arg-type]
         queue = broker.server.broker.vhosts["/"].queues["mqtt-subscription-changesqos1"]  # type: ignore[union-attr]
         assert queue.arguments["x-expires"] == 7_200_000
+
+
+def test_a_delayed_will_survives_a_restart(tmp_path: Path) -> None:
+    settings = {"data_dir": str(tmp_path), "management_port": -1, "prometheus_port": -1}
+    watch = {"session_expiry_interval": 600}
+    with BrokerThread(**settings) as broker:  # type: ignore[arg-type]
+        watcher = RawClient(broker.mqtt_port, level=p.MQTT_5)
+        watcher.connect("will-watcher", clean_start=False, properties=watch)
+        watcher.send(p.Subscribe(1, [p.Subscription("restart-will/#", 1)]))
+        assert isinstance(watcher.read(), p.SubAck)
+        watcher.send(p.Disconnect())
+        assert watcher.closed_by_broker()
+        dying = RawClient(broker.mqtt_port, level=p.MQTT_5)
+        will = p.Will("restart-will/gone", b"after restart", 1, properties={"will_delay_interval": 2})
+        dying.connect("dies-before-restart", clean_start=False, properties={"session_expiry_interval": 60}, will=will)
+        dying.close()
+        queues = broker.server.broker.vhosts["/"].queues  # type: ignore[union-attr]
+        _wait_until(lambda: "mqtt-will-dies-before-restart" in queues)
+    with BrokerThread(**settings) as broker:  # type: ignore[arg-type]
+        watcher = RawClient(broker.mqtt_port, level=p.MQTT_5)
+        assert watcher.connect("will-watcher", clean_start=False, properties=watch).session_present
+        message = watcher.read()
+        assert isinstance(message, p.Publish)
+        assert (message.topic, message.payload) == ("restart-will/gone", b"after restart")
+
+
+def _wait_until(check, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)

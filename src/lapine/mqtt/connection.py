@@ -29,19 +29,20 @@ from lapine.mqtt import convert, topics
 from lapine.mqtt import packets as p
 from lapine.mqtt.codec import PacketReader, encode
 from lapine.mqtt.errors import MalformedPacket, PacketTooLarge, ProtocolError, UnsupportedProtocolVersion
+from lapine.mqtt.node import WILL_QUEUE_PREFIX
 from lapine.mqtt.retained import RetainedMessage
 
 if TYPE_CHECKING:
     from lapine.broker.exchange import Exchange
     from lapine.broker.message import Message
     from lapine.broker.queue import Queue, QueuedMessage
-    from lapine.broker.scheduler import Timer
     from lapine.broker.vhost import VirtualHost
     from lapine.mqtt.node import MqttNode
 
 log = logging.getLogger("lapine.mqtt")
 
 QUEUE_PREFIX = "mqtt-subscription-"
+WILL_QUEUE_MARGIN_MS = 5000
 SUBSCRIPTION_OPTIONS = "x-mqtt-subscription-opts"
 UINT_MAX = 0xFFFFFFFF
 CONSUMER_TAG = "mqtt"
@@ -138,7 +139,6 @@ class MqttConnection:
         self._next_packet_id = 1
         self.prefetch = config.mqtt_prefetch
         self.will: p.Will | None = None
-        self._will_timer: Timer | None = None
         self.aliases_in: dict[int, str] = {}
         # Topic aliases we set on deliveries, up to the lower of both sides' Topic Alias Maximum.
         self.aliases_out: dict[str, int] = {}
@@ -1015,16 +1015,46 @@ class MqttConnection:
         self.will = None
         delay = min(will.properties.get("will_delay_interval", 0), self.session_expiry) if self.v5 else 0
         if delay > 0:
-            self._will_timer = self.broker.scheduler.call_later(delay, lambda: self._publish_will(will))
-            self.node.pending_wills[(self.vhost.name, self.client_id)] = self
+            self._delay_will(will, delay)
             return
         self._publish_will(will)
 
-    def _publish_will(self, will: p.Will) -> None:
-        self._will_timer = None
-        self.node.pending_wills.pop((self.vhost.name, self.client_id), None)
+    def _will_packet(self, will: p.Will) -> p.Publish:
         properties = {k: v for k, v in will.properties.items() if k != "will_delay_interval"}
-        packet = p.Publish(will.topic, will.payload, min(will.qos, 1), will.retain, False, None, properties)
+        return p.Publish(will.topic, will.payload, min(will.qos, 1), will.retain, False, None, properties)
+
+    def _delay_will(self, will: p.Will, delay: int) -> None:
+        """As RabbitMQ does: the will waits in a queue of its own, ``mqtt-will-<client id>``, whose
+        message TTL is the delay and whose dead-letter exchange is the MQTT exchange with the
+        will's topic, so it is published when the delay is over, across a restart too (a QoS 1
+        will is persistent), unless the client comes back first and the queue is deleted."""
+        packet = self._will_packet(will)
+        if not topics.valid_topic_name(packet.topic) or self.exchange is None:
+            return
+        name = f"{WILL_QUEUE_PREFIX}{self.client_id}"
+        try:
+            self._authorize("configure", "queue", name)
+            self._authorize("write", "exchange", self.exchange.name)
+            arguments = {
+                "x-message-ttl": delay * 1000,
+                # Gone some time after the will went, never before (RabbitMQ adds a margin too).
+                "x-expires": delay * 1000 + WILL_QUEUE_MARGIN_MS,
+                "x-dead-letter-exchange": self.exchange.name,
+                "x-dead-letter-routing-key": topics.to_amqp(packet.topic),
+            }
+            existing = self.vhost.queues.get(name)
+            if existing is not None:
+                self.vhost.delete_queue(existing)
+            self.vhost.declare_queue(name, None, durable=True, arguments=arguments)
+        except ChannelError as error:
+            log.debug("delayed will of MQTT client %s not kept: %s", self.client_id, error.reply_text)
+            return
+        message = convert.to_message("", packet, self.v5)
+        message.routing_key = name
+        self.vhost.publish(self.vhost.default_exchange, message)
+
+    def _publish_will(self, will: p.Will) -> None:
+        packet = self._will_packet(will)
         if not topics.valid_topic_name(packet.topic) or self.exchange is None:
             return
         try:
@@ -1037,11 +1067,10 @@ class MqttConnection:
             self._retain(packet)
 
     def _cancel_pending_will(self) -> None:
-        """A client that comes back within its Will Delay Interval cancels the delayed will."""
-        pending = self.node.pending_wills.pop((self.vhost.name, self.client_id), None)
-        if pending is not None and pending._will_timer is not None:
-            pending._will_timer.cancel()
-            pending._will_timer = None
+        """A client that comes back within its Will Delay Interval cancels its delayed will."""
+        queue = self.vhost.queues.get(f"{WILL_QUEUE_PREFIX}{self.client_id}")
+        if queue is not None:
+            self.vhost.delete_queue(queue)
 
 
 def _address(host: str, port: int) -> str:

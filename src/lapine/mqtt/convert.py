@@ -20,6 +20,8 @@ from lapine.mqtt.packets import Publish
 
 _CONTENT_HEADER = struct.Struct(">HHQ")
 REPLY_TO_TOPIC = "x-reply-to-topic"
+# What dead-lettering adds (a delayed will is dead-lettered): not the publisher's user properties.
+_DEATH_HEADERS = ("x-death", "x-first-death-", "x-last-death-")
 CORRELATION_ID = "x-correlation-id"
 
 
@@ -113,7 +115,11 @@ def publish_properties(message: Message) -> dict[str, Any]:
         )
     if amqp.expiration is not None and amqp.expiration.isdigit():
         props["message_expiry_interval"] = int(amqp.expiration) // 1000
-    pairs = [(name, text) for name, value in headers.items() if (text := _header_text(value)) is not None]
+    pairs = [
+        (name, text)
+        for name, value in headers.items()
+        if not name.startswith(_DEATH_HEADERS) and (text := _header_text(value)) is not None
+    ]
     if pairs:
         props["user_property"] = pairs
     return props

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 from lapine.mqtt.retained import FILE_NAME, RetainedStore
 
+WILL_QUEUE_PREFIX = "mqtt-will-"
+
 if TYPE_CHECKING:
     from lapine.broker.broker import Broker
     from lapine.mqtt.connection import MqttConnection
@@ -21,8 +23,15 @@ class MqttNode:
         self.retained = RetainedStore(Path(data_dir) / FILE_NAME if data_dir is not None else None)
         # (vhost, client id) -> the connection that holds it.
         self.clients: dict[tuple[str, str], MqttConnection] = {}
-        # (vhost, client id) -> the closed connection whose will waits for its Will Delay Interval.
-        self.pending_wills: dict[tuple[str, str], MqttConnection] = {}
+        self._resume_delayed_wills()
+
+    def _resume_delayed_wills(self) -> None:
+        """Delayed wills recovered from the store wait in their queues with nobody consuming: set
+        their expiry going, so that each is published when its delay is over."""
+        for vhost in self.broker.vhosts.values():
+            for queue in list(vhost.queues.values()):
+                if queue.name.startswith(WILL_QUEUE_PREFIX):
+                    queue.expire()
 
     def register(self, connection: MqttConnection) -> MqttConnection | None:
         """Take the client id for ``connection``; returns the connection that had it, if any."""
