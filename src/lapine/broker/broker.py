@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from lapine.broker.connection import Connection
     from lapine.broker.direct_reply_to import ReplyConsumer
     from lapine.broker.persistence import Persistence
+    from lapine.mqtt.connection import MqttConnection
     from lapine.store import Store
 
 CONNECTION_FORCED = 320
@@ -45,7 +46,9 @@ class Broker:
         self.vhosts: dict[str, VirtualHost] = {}
         self.users = Users(self.config.password_hashing_module)
         self.permissions = Permissions()
-        self.connections: set[Connection] = set()
+        # Every client connection, AMQP and MQTT: the management API, Prometheus and the limits
+        # count them all.
+        self.connections: set[Connection | MqttConnection] = set()
         # Times any connection was held by credit flow (broker/flow.py), for Prometheus.
         self.flow_holds = 0
         self.reply_consumers: dict[str, ReplyConsumer] = {}

@@ -11,12 +11,13 @@ from lapine.broker.connection import Connection, State
 from lapine.management.auth import is_admin, sees_all_connections, user_of, vhost_from_path
 from lapine.management.context import broker_of, node_of, sampler_of
 from lapine.management.http import ApiError, listing, no_content, not_found, one
+from lapine.mqtt.connection import MqttConnection
 
 # RabbitMQ's names for a connection's states.
 STATES = {State.OPEN: "running", State.CLOSING: "closing", State.CLOSED: "closed"}
 
 
-def connection_state(connection: Connection) -> str:
+def connection_state(connection: Connection | MqttConnection) -> str:
     """RabbitMQ's state: "blocked" by an alarm, "flow" if held by credit flow lately, else by
     the protocol's state."""
     if connection.state is State.OPEN:
@@ -25,10 +26,12 @@ def connection_state(connection: Connection) -> str:
         if connection.in_flow:
             return "flow"
     return STATES.get(connection.state, "starting")
+
+
 BYTE_FIELDS = ("recv_oct", "send_oct")
 
 
-def connection_info(request: web.Request, connection: Connection) -> dict[str, Any]:
+def connection_info(request: web.Request, connection: Connection | MqttConnection) -> dict[str, Any]:
     node = node_of(request)
     address, port = node.listeners.get("amqp", ("", 0))
     user_name = connection.client_properties.get("connection_name")
@@ -67,7 +70,7 @@ def connection_info(request: web.Request, connection: Connection) -> dict[str, A
     }
 
 
-def visible_connections(request: web.Request, vhost_name: str | None = None) -> list[Connection]:
+def visible_connections(request: web.Request, vhost_name: str | None = None) -> list[Connection | MqttConnection]:
     """Monitoring users see every connection, others only their own."""
     user = user_of(request)
     everyone = sees_all_connections(request)
@@ -81,7 +84,7 @@ def visible_connections(request: web.Request, vhost_name: str | None = None) -> 
     return sorted(found, key=lambda c: c.connected_at)
 
 
-def find(request: web.Request) -> Connection:
+def find(request: web.Request) -> Connection | MqttConnection:
     name = request.match_info["name"]
     for connection in visible_connections(request):
         if connection.name == name:

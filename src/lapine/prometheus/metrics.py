@@ -21,6 +21,7 @@ from lapine.broker.message_sizes import BOUNDS
 from lapine.broker.queue import Queue
 from lapine.management import counters, system
 from lapine.management.queues import unacked_bytes
+from lapine.mqtt.connection import MqttConnection
 from lapine.prometheus.exposition import Family
 
 AMQP = {"protocol": "amqp091"}
@@ -208,7 +209,9 @@ def node_families(broker: Broker, started_at: float, endpoint: str) -> list[Fami
             ),
             broker,
             lambda protocol: sum(
-                len(c.consumers) for c in connections if getattr(c, "counter_protocol", None) == protocol
+                len(c.consumers)
+                for c in connections
+                if isinstance(c, MqttConnection) and c.counter_protocol == protocol
             ),
         ),
         # RabbitMQ counts a channel as a publisher from its first basic.publish until it closes.

@@ -19,6 +19,7 @@ from lapine.management.services import HttpServices
 from lapine.server import tls
 from lapine.server.alarms import AlarmMonitor
 from lapine.server.mqtt_listeners import MqttListeners
+from lapine.server.mqtt_protocol import MqttProtocol
 from lapine.server.protocol import AMQPProtocol
 from lapine.server.timers import LoopScheduler
 from lapine.store import SqliteStore, default_data_dir
@@ -129,7 +130,8 @@ class Server:
 
     def _alarms_changed(self) -> None:
         """An alarm was set or cleared: blocked publishers may go on."""
-        for protocol in [*self.protocols, *self.mqtt.protocols]:
+        protocols: list[AMQPProtocol | MqttProtocol] = [*self.protocols, *self.mqtt.protocols]
+        for protocol in protocols:
             if protocol.throttle is not None:
                 protocol.throttle.alarms_changed()
 
