@@ -71,7 +71,7 @@ def ready(broker: Broker) -> int:
 def test_a_queue_without_consumers_takes_everything(broker: Broker, publisher: Client) -> None:
     publisher.send(publishes(0, flow.BEHIND_MESSAGES * 3))
     assert ready(broker) == flow.BEHIND_MESSAGES * 3
-    assert publisher.connection.held_frames is None
+    assert publisher.connection.held is None
     assert not publisher.connection.in_flow
 
 
@@ -81,7 +81,7 @@ def test_past_the_backlog_a_publisher_gets_little_credit_and_the_rest_waits(brok
     publisher.send(publishes(0, flow.BEHIND_MESSAGES * 3))
     # 10 went to the consumer; past the backlog, the first credit; the rest is held.
     assert ready(broker) == flow.BEHIND_MESSAGES + flow.MIN_CREDIT
-    assert publisher.connection.held_frames
+    assert publisher.connection.held
     assert publisher.connection.in_flow
     tick(publisher)  # the consumer took nothing meanwhile: no credit
     assert ready(broker) == flow.BEHIND_MESSAGES + flow.MIN_CREDIT
@@ -106,25 +106,25 @@ def test_credit_follows_what_the_consumers_take(broker: Broker, publisher: Clien
     assert ready(broker) == 7_500 + flow.MIN_CREDIT
     tick(flooder, trickle=True)
     assert ready(broker) == 7_500 + 2 * flow.MIN_CREDIT
-    assert flooder.connection.held_frames
+    assert flooder.connection.held
 
 
 def test_a_queue_that_loses_its_consumers_holds_nobody_back(broker: Broker, publisher: Client) -> None:
     consumer = _client(broker)
     consume(consumer, prefetch=10)
     publisher.send(publishes(0, 10_000))
-    assert publisher.connection.held_frames
+    assert publisher.connection.held
     consumer.method(1, spec.BasicCancel(consumer_tag="c"))
     tick(publisher)
     assert ready(broker) == 10_000 - 10
-    assert publisher.connection.held_frames is None
+    assert publisher.connection.held is None
 
 
 def test_the_consumers_acks_are_not_held_behind_the_publisher(broker: Broker, publisher: Client) -> None:
     consumer = _client(broker)
     consume(consumer, prefetch=100)
     publisher.send(publishes(0, 50_000))
-    assert publisher.connection.held_frames
+    assert publisher.connection.held
     for _ in range(5):
         got = deliveries(consumer)
         assert len(got) == 100
@@ -132,7 +132,7 @@ def test_the_consumers_acks_are_not_held_behind_the_publisher(broker: Broker, pu
         consumer.method(1, spec.BasicAck(delivery_tag=last, multiple=True))
     # Every ack was acted on at once: 100 more each time, while the publisher was still held.
     assert len(deliveries(consumer)) == 100
-    assert publisher.connection.held_frames
+    assert publisher.connection.held
 
 
 def test_held_publishes_arrive_all_and_in_order(broker: Broker, publisher: Client) -> None:
@@ -151,7 +151,7 @@ def test_held_publishes_arrive_all_and_in_order(broker: Broker, publisher: Clien
         if len(seen) == total + 100:
             break
     assert seen == list(range(total + 100))
-    assert publisher.connection.held_frames is None
+    assert publisher.connection.held is None
 
 
 def test_a_client_that_does_not_read_stops_being_served(broker: Broker, publisher: Client) -> None:
@@ -170,12 +170,12 @@ def test_a_client_that_does_not_read_stops_being_served(broker: Broker, publishe
     requeue_all = method_frame(1, spec.BasicNack(delivery_tag=0, multiple=True, requeue=True))
     connection.data_received((get + requeue_all) * 100)
     # Nothing was written: the output never left. Stop at the limit, one message past it at most.
-    assert connection.held_frames
+    assert connection.held
     assert connection.output_size <= connection.output_limit + len(big) + 1024
     connection.set_output_pending(connection.output_size)
     connection.take_output()
     connection.release_held()
-    assert connection.held_frames  # the transport still has it all: still waiting
+    assert connection.held  # the transport still has it all: still waiting
     connection.set_output_pending(0)  # the client read everything
     connection.release_held()
     assert connection.output_size > 0  # served again
@@ -193,7 +193,7 @@ def test_the_slowest_queue_sets_the_credit(broker: Broker) -> None:
         client.method(1, spec.BasicConsume(queue=name, consumer_tag=name))
     publisher.send(publishes(0, 20_000, exchange="amq.fanout"))
     queues = broker.vhosts["/"].queues
-    assert publisher.connection.held_frames
+    assert publisher.connection.held
     level = queues["stalled"].message_count
     for _ in range(5):
         got = deliveries(fast)
@@ -209,12 +209,12 @@ def test_acks_behind_held_publishes_on_the_same_connection_get_through(broker: B
     consume(publisher, prefetch=10)
     ack = method_frame(1, spec.BasicAck(delivery_tag=10, multiple=True))
     publisher.send(publishes(0, 10_000) + ack)
-    assert publisher.connection.held_frames
+    assert publisher.connection.held
     for _ in range(10_000):
         tick(publisher)  # the tick: nothing moved, no credit
         tick(publisher, trickle=True)  # the retry timer
-        if publisher.connection.held_frames is None:
+        if publisher.connection.held is None:
             break
-    assert publisher.connection.held_frames is None
+    assert publisher.connection.held is None
     # The ack was read: the consumer's first ten were settled and ten more went out.
     assert broker.vhosts["/"].queues["q"].unacked_count == 10

@@ -33,10 +33,12 @@ class Client:
         self.connack: queue.Queue[tuple[Any, Any, Any]] = queue.Queue()
         self.disconnects: queue.Queue[Any] = queue.Queue()
         self.subacks: queue.Queue[list[Any]] = queue.Queue()
+        self.unsubacks: queue.Queue[Any] = queue.Queue()
         self.paho.on_message = lambda _c, _u, message: self.messages.put(message)
         self.paho.on_connect = lambda _c, _u, flags, code, properties: self.connack.put((flags, code, properties))
         self.paho.on_disconnect = lambda _c, _u, _f, code, _p: self.disconnects.put(code)
         self.paho.on_subscribe = lambda _c, _u, _mid, codes, _p: self.subacks.put(list(codes))
+        self.paho.on_unsubscribe = lambda _c, _u, mid, _codes, _p: self.unsubacks.put(mid)
 
     def connect(self, *, clean: bool = True, properties: Properties | None = None, keepalive: int = 60) -> Any:
         """Connect and return the CONNACK's (flags, reason code, properties)."""
@@ -58,6 +60,11 @@ class Client:
         else:
             self.paho.subscribe(topic, qos)
         return self.subacks.get(timeout=TIMEOUT)
+
+    def unsubscribe(self, topic: str) -> Any:
+        """Unsubscribe and wait for the UNSUBACK: only then is the subscription gone."""
+        self.paho.unsubscribe(topic)
+        return self.unsubacks.get(timeout=TIMEOUT)
 
     def publish(self, topic: str, payload: bytes, qos: int = 0, retain: bool = False, **kwargs: Any) -> Any:
         info = self.paho.publish(topic, payload, qos, retain, **kwargs)

@@ -136,7 +136,7 @@ def test_unsubscribe_stops_deliveries(client: MakeClient) -> None:
     subscriber = client(5)
     subscriber.connect()
     subscriber.subscribe("unsub/x", qos=1)
-    subscriber.paho.unsubscribe("unsub/x")
+    subscriber.unsubscribe("unsub/x")
     publisher = client(5)
     publisher.connect()
     assert _eventually(lambda: publisher.publish("unsub/x", b"1", qos=1).rc == 0)

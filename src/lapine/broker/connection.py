@@ -121,7 +121,7 @@ class Connection:
         # Credit flow (broker/flow.py), and the frames read that wait for the next tick once the
         # credit is used up (or the output is over its limit, below).
         self.credit = flow.Credit()
-        self.held_frames: list[tuple[int, int, Any]] | None = None
+        self.held: list[tuple[int, int, Any]] | None = None
         # Output not yet taken by the socket (the transport's buffer, told by the asyncio layer).
         # Past ``output_limit`` with ours, requests wait: a client that does not read what we send
         # cannot make us buffer without bound (basic.get after basic.get of a big message).
@@ -233,9 +233,9 @@ class Connection:
             self._flush_confirms()
 
     def _take_frames(self, frames: list[tuple[int, int, Any]]) -> None:
-        if self.held_frames is not None:
+        if self.held is not None:
             # Still waiting for credit: new frames queue up behind the held ones, in order.
-            self.held_frames.extend(frames)
+            self.held.extend(frames)
         else:
             self._frames_received(frames)
 
@@ -255,10 +255,10 @@ class Connection:
     def release_held(self) -> None:
         """Held frames go on, if there is credit and our output is under its limit."""
         self._hold_next = self.credit.exhausted or self.output_over_limit()
-        held = self.held_frames
+        held = self.held
         if held is None or self._hold_next or self.state is State.CLOSED:
             return
-        self.held_frames = None
+        self.held = None
         try:
             self._frames_received(held)
         except ConnectionError as error:
@@ -281,7 +281,7 @@ class Connection:
 
     def _hold(self, frames: list[tuple[int, int, Any]], index: int) -> None:
         """Out of credit or output room: the rest of this read waits for the next tick."""
-        self.held_frames = frames[index:]
+        self.held = frames[index:]
         if self.credit.exhausted:
             self.credit.held_at = self.broker.scheduler.time()
             self.broker.flow_holds += 1
@@ -579,7 +579,7 @@ class Connection:
 
     def connection_lost(self) -> None:
         """The socket is gone: release everything the connection held."""
-        self.held_frames = None
+        self.held = None
         self.credit.forget()
         self._shutdown_channels()
         self.state = State.CLOSED

@@ -12,9 +12,8 @@ import socket
 from typing import TYPE_CHECKING, cast
 
 from lapine.amqp.frames import HEARTBEAT_FRAME
-from lapine.broker import flow
 from lapine.broker.connection import Connection, State
-from lapine.server.read_gate import Pause, ReadGate
+from lapine.server.fair_protocol import FairProtocol
 from lapine.server.throttle import PublisherThrottle
 
 if TYPE_CHECKING:
@@ -22,31 +21,24 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lapine.server")
 
-# Bytes read from one socket in one event-loop iteration before the others get their turn.
-READ_PER_TICK = 64 * 1024
 # After we send connection.close, how long the client has to answer close-ok.
 CLOSE_OK_TIMEOUT = 3.0
 
 
-class AMQPProtocol(asyncio.Protocol):
+class AMQPProtocol(FairProtocol):
     def __init__(self, broker: Broker, registry: set[AMQPProtocol]) -> None:
+        super().__init__()
         self.broker = broker
         self.registry = registry
-        self.loop = asyncio.get_running_loop()
-        self.transport: asyncio.Transport | None = None
         self.connection: Connection | None = None
-        self._flush_scheduled = False
-        self._timers: list[asyncio.TimerHandle] = []
         self._heartbeat_started = False
-        self.last_received = 0.0
         self.last_sent = 0.0
-        self.throttle: PublisherThrottle | None = None
-        self.gate = ReadGate(self._pause_reading, self._resume_reading)
-        self._reading_paused = False
-        self._read_this_tick = 0
-        self._tick_scheduled = False
-        self._flow_timer: asyncio.TimerHandle | None = None
-        self._output_held = False
+
+    def _reader(self) -> Connection | None:
+        return self.connection
+
+    def _client_not_reading(self) -> bool:
+        return self.connection is not None and self.connection.output_over_limit()
 
     # --- asyncio callbacks -------------------------------------------------------------------
 
@@ -76,25 +68,13 @@ class AMQPProtocol(asyncio.Protocol):
         connection.bytes_received += len(data)
         self._count_read(len(data))
         connection.data_received(data)
-        if connection.held_frames is not None:
-            # Out of credit (or the client does not read us): what it sent waits for next tick.
-            self.gate.pause(Pause.HELD)
-        if connection.published:
-            connection.published = False
-            assert self.throttle is not None
-            self.throttle.publish_received()
+        self._after_read()
         if not self._heartbeat_started and connection.state in (State.AWAIT_OPEN, State.OPEN):
             self._start_heartbeat(connection.heartbeat)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.registry.discard(self)
-        for timer in self._timers:
-            timer.cancel()
-        self._timers.clear()
-        if self._flow_timer is not None:
-            self._flow_timer.cancel()
-        if self.throttle is not None:
-            self.throttle.close()
+        self._stop_timers()
         if self.connection is not None:
             self.connection.connection_lost()
 
@@ -112,76 +92,7 @@ class AMQPProtocol(asyncio.Protocol):
             self.connection.set_output_pending(self.transport.get_write_buffer_size())
             self._go_on()
 
-    def _count_read(self, size: int) -> None:
-        """Fairness between sockets: past READ_PER_TICK bytes, this one waits for the next loop
-        iteration. uvloop would otherwise read a flooding publisher many times over before it
-        looks at another socket, and its consumers' acks would wait behind the flood."""
-        self._tick_soon()
-        self._read_this_tick += size
-        if self._read_this_tick >= READ_PER_TICK:
-            self.gate.pause(Pause.TICK)
-
-    def _tick_soon(self) -> None:
-        if not self._tick_scheduled:
-            self._tick_scheduled = True
-            self.loop.call_soon(self._tick_over)
-
-    def _tick_over(self) -> None:
-        """The loop went round: a new read share, new credit, and held frames go on."""
-        self._tick_scheduled = False
-        self._read_this_tick = 0
-        self.gate.resume(Pause.TICK)
-        if self.connection is not None:
-            self.connection.grant_credit()
-            self._go_on()
-
-    def _go_on(self) -> None:
-        connection = self.connection
-        if connection is None or connection.held_frames is None:
-            return
-        connection.release_held()
-        if connection.published:
-            connection.published = False
-            assert self.throttle is not None
-            self.throttle.publish_received()
-        if connection.held_frames is None:
-            self.gate.resume(Pause.HELD)
-        elif connection.output_over_limit():
-            pass  # the client is not reading us: resume_writing calls again once it does
-        elif connection.credit.granted:
-            self._tick_soon()  # out of credit: more next tick, as the queues hand out
-        elif self._flow_timer is None:
-            # The queues stood still: no use asking every tick.
-            self._flow_timer = self.loop.call_later(flow.RETRY_SECONDS, self._flow_retry)
-
-    def _flow_retry(self) -> None:
-        self._flow_timer = None
-        if self.connection is not None and self.connection.held_frames is not None:
-            self.connection.grant_credit(trickle=True)
-            self._go_on()
-
-    def _pause_reading(self) -> None:
-        if not self._reading_paused and self.transport is not None:
-            self._reading_paused = True
-            self.transport.pause_reading()
-
-    def _resume_reading(self) -> None:
-        if self._reading_paused and self.transport is not None and not self.transport.is_closing():
-            self._reading_paused = False
-            # We were not listening: silence while paused is not a missed heartbeat.
-            self.last_received = self.loop.time()
-            self.transport.resume_reading()
-
-    def abort(self) -> None:
-        if self.transport is not None:
-            self.transport.abort()
-
     # --- output ------------------------------------------------------------------------------
-
-    def _wakeup(self) -> None:
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -201,24 +112,12 @@ class AMQPProtocol(asyncio.Protocol):
             self.last_sent = self.loop.time()
             connection.output_written()
             connection.set_output_pending(transport.get_write_buffer_size())
-            if connection.held_frames is not None:
+            if connection.held is not None:
                 self._go_on()
         if connection.finished:
             transport.close()
         elif connection.state is State.CLOSING:
             self._timers.append(self.loop.call_later(CLOSE_OK_TIMEOUT, transport.close))
-
-    def _hold_output(self, delay: float) -> None:
-        """Answer (a failed login) only after ``delay`` seconds, without blocking the loop; the
-        client is not read from meanwhile."""
-        self._output_held = True
-        self.gate.pause(Pause.LOGIN)
-        self._timers.append(self.loop.call_later(delay, self._release_output))
-
-    def _release_output(self) -> None:
-        self._output_held = False
-        self.gate.resume(Pause.LOGIN)
-        self._flush()
 
     # --- timers ------------------------------------------------------------------------------
 
