@@ -13,7 +13,7 @@ from lapine.amqp.frames import encode_frame, method_frame
 from lapine.broker import flow
 from lapine.broker.broker import Broker
 from lapine.broker.scheduler import ManualScheduler
-from tests.model.harness import Client, Content
+from lapine.testing.model import Content, ModelClient
 
 _RAW_PROPERTIES = spec.BasicProperties().encode()
 
@@ -31,33 +31,33 @@ def broker() -> Broker:
     return Broker(scheduler=ManualScheduler())
 
 
-def _client(broker: Broker) -> Client:
-    client = Client(broker)
+def _client(broker: Broker) -> ModelClient:
+    client = ModelClient(broker)
     client.handshake()
     client.open_channel(1)
     return client
 
 
 @pytest.fixture
-def publisher(broker: Broker) -> Client:
+def publisher(broker: Broker) -> ModelClient:
     client = _client(broker)
     client.method(1, spec.QueueDeclare(queue="q"))
     client.expect(spec.QueueDeclareOk)
     return client
 
 
-def consume(client: Client, prefetch: int) -> None:
+def consume(client: ModelClient, prefetch: int) -> None:
     client.method(1, spec.BasicQos(prefetch_count=prefetch))
     client.expect(spec.BasicQosOk)
     client.method(1, spec.BasicConsume(queue="q", consumer_tag="c"))
     client.expect(spec.BasicConsumeOk)
 
 
-def deliveries(client: Client) -> list[Content]:
+def deliveries(client: ModelClient) -> list[Content]:
     return [item for _channel, item in client.take() if isinstance(item, Content)]
 
 
-def tick(client: Client, trickle: bool = False) -> None:
+def tick(client: ModelClient, trickle: bool = False) -> None:
     """What the server does when the loop goes round (or, with ``trickle``, when the retry
     timer fires): credit again, and held frames go on."""
     client.connection.grant_credit(trickle)
@@ -68,14 +68,16 @@ def ready(broker: Broker) -> int:
     return broker.vhosts["/"].queues["q"].message_count
 
 
-def test_a_queue_without_consumers_takes_everything(broker: Broker, publisher: Client) -> None:
+def test_a_queue_without_consumers_takes_everything(broker: Broker, publisher: ModelClient) -> None:
     publisher.send(publishes(0, flow.BEHIND_MESSAGES * 3))
     assert ready(broker) == flow.BEHIND_MESSAGES * 3
     assert publisher.connection.held_frames is None
     assert not publisher.connection.in_flow
 
 
-def test_past_the_backlog_a_publisher_gets_little_credit_and_the_rest_waits(broker: Broker, publisher: Client) -> None:
+def test_past_the_backlog_a_publisher_gets_little_credit_and_the_rest_waits(
+    broker: Broker, publisher: ModelClient
+) -> None:
     consumer = _client(broker)
     consume(consumer, prefetch=10)
     publisher.send(publishes(0, flow.BEHIND_MESSAGES * 3))
@@ -89,7 +91,7 @@ def test_past_the_backlog_a_publisher_gets_little_credit_and_the_rest_waits(brok
     assert ready(broker) == flow.BEHIND_MESSAGES + 2 * flow.MIN_CREDIT
 
 
-def test_credit_follows_what_the_consumers_take(broker: Broker, publisher: Client) -> None:
+def test_credit_follows_what_the_consumers_take(broker: Broker, publisher: ModelClient) -> None:
     publisher.send(publishes(0, 8_000))  # no consumer yet: all taken
     consumer = _client(broker)
     consume(consumer, prefetch=500)
@@ -109,7 +111,7 @@ def test_credit_follows_what_the_consumers_take(broker: Broker, publisher: Clien
     assert flooder.connection.held_frames
 
 
-def test_a_queue_that_loses_its_consumers_holds_nobody_back(broker: Broker, publisher: Client) -> None:
+def test_a_queue_that_loses_its_consumers_holds_nobody_back(broker: Broker, publisher: ModelClient) -> None:
     consumer = _client(broker)
     consume(consumer, prefetch=10)
     publisher.send(publishes(0, 10_000))
@@ -120,7 +122,7 @@ def test_a_queue_that_loses_its_consumers_holds_nobody_back(broker: Broker, publ
     assert publisher.connection.held_frames is None
 
 
-def test_the_consumers_acks_are_not_held_behind_the_publisher(broker: Broker, publisher: Client) -> None:
+def test_the_consumers_acks_are_not_held_behind_the_publisher(broker: Broker, publisher: ModelClient) -> None:
     consumer = _client(broker)
     consume(consumer, prefetch=100)
     publisher.send(publishes(0, 50_000))
@@ -135,7 +137,7 @@ def test_the_consumers_acks_are_not_held_behind_the_publisher(broker: Broker, pu
     assert publisher.connection.held_frames
 
 
-def test_held_publishes_arrive_all_and_in_order(broker: Broker, publisher: Client) -> None:
+def test_held_publishes_arrive_all_and_in_order(broker: Broker, publisher: ModelClient) -> None:
     consumer = _client(broker)
     consume(consumer, prefetch=1000)
     total = 20_000
@@ -154,7 +156,7 @@ def test_held_publishes_arrive_all_and_in_order(broker: Broker, publisher: Clien
     assert publisher.connection.held_frames is None
 
 
-def test_a_client_that_does_not_read_stops_being_served(broker: Broker, publisher: Client) -> None:
+def test_a_client_that_does_not_read_stops_being_served(broker: Broker, publisher: ModelClient) -> None:
     """basic.get after basic.get of a big message, by a client that reads nothing: we stop reading
     its requests once what waits for it is past the limit, instead of buffering without bound."""
     big = b"x" * (4 * 1024 * 1024)
