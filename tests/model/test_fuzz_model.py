@@ -232,7 +232,7 @@ def test_every_hand_made_attack_has_an_expected_answer() -> None:
     assert {attack.name for attack in hand_made()} == set(EXPECTED)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 @given(batch=st.lists(attacks(), min_size=1, max_size=4))
 def test_random_attacks_at_once_get_plausible_answers_and_harm_nobody(batch: list[Attack]) -> None:
     handler = Tracebacks()
