@@ -57,13 +57,6 @@ def deliveries(client: ModelClient) -> list[Content]:
     return [item for _channel, item in client.take() if isinstance(item, Content)]
 
 
-def tick(client: ModelClient, trickle: bool = False) -> None:
-    """What the server does when the loop goes round (or, with ``trickle``, when the retry
-    timer fires): credit again, and held frames go on."""
-    client.connection.grant_credit(trickle)
-    client.connection.release_held()
-
-
 def ready(broker: Broker) -> int:
     return broker.vhosts["/"].queues["q"].message_count
 
@@ -85,9 +78,9 @@ def test_past_the_backlog_a_publisher_gets_little_credit_and_the_rest_waits(
     assert ready(broker) == flow.BEHIND_MESSAGES + flow.MIN_CREDIT
     assert publisher.connection.held_frames
     assert publisher.connection.in_flow
-    tick(publisher)  # the consumer took nothing meanwhile: no credit
+    publisher.tick()  # the consumer took nothing meanwhile: no credit
     assert ready(broker) == flow.BEHIND_MESSAGES + flow.MIN_CREDIT
-    tick(publisher, trickle=True)  # but a trickle when the retry timer fires
+    publisher.tick(trickle=True)  # but a trickle when the retry timer fires
     assert ready(broker) == flow.BEHIND_MESSAGES + 2 * flow.MIN_CREDIT
 
 
@@ -101,12 +94,12 @@ def test_credit_follows_what_the_consumers_take(broker: Broker, publisher: Model
     assert ready(broker) == 7_500 + flow.MIN_CREDIT  # behind from the first: the first credit
     consumer.method(1, spec.BasicAck(delivery_tag=500, multiple=True))  # 500 more go out
     assert len(deliveries(consumer)) == 500
-    tick(flooder)
+    flooder.tick()
     # As much as the queue handed out since the last grant: the backlog holds its level.
     assert ready(broker) == 7_500 + flow.MIN_CREDIT
-    tick(flooder)  # nothing handed out since: nothing more
+    flooder.tick()  # nothing handed out since: nothing more
     assert ready(broker) == 7_500 + flow.MIN_CREDIT
-    tick(flooder, trickle=True)
+    flooder.tick(trickle=True)
     assert ready(broker) == 7_500 + 2 * flow.MIN_CREDIT
     assert flooder.connection.held_frames
 
@@ -117,7 +110,7 @@ def test_a_queue_that_loses_its_consumers_holds_nobody_back(broker: Broker, publ
     publisher.send(publishes(0, 10_000))
     assert publisher.connection.held_frames
     consumer.method(1, spec.BasicCancel(consumer_tag="c"))
-    tick(publisher)
+    publisher.tick()
     assert ready(broker) == 10_000 - 10
     assert publisher.connection.held_frames is None
 
@@ -149,7 +142,7 @@ def test_held_publishes_arrive_all_and_in_order(broker: Broker, publisher: Model
         seen += [struct.unpack(">Q", item.body)[0] for item in got]
         if got:
             consumer.method(1, spec.BasicAck(delivery_tag=got[-1].method.delivery_tag, multiple=True))
-        tick(publisher)
+        publisher.tick()
         if len(seen) == total + 100:
             break
     assert seen == list(range(total + 100))
