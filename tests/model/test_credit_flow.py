@@ -193,12 +193,12 @@ def test_the_slowest_queue_sets_the_credit(broker: Broker) -> None:
     for _ in range(5):
         got = deliveries(fast)
         fast.method(1, spec.BasicAck(delivery_tag=got[-1].method.delivery_tag, multiple=True))
-        tick(publisher)
+        publisher.tick()
     # The fast queue handed out 500 messages, the stalled one none: no credit came of it.
     assert queues["stalled"].message_count == level
 
 
-def test_acks_behind_held_publishes_on_the_same_connection_get_through(broker: Broker, publisher: Client) -> None:
+def test_acks_behind_held_publishes_on_the_same_connection_get_through(broker: Broker, publisher: ModelClient) -> None:
     """A connection that consumes (manual acks) from the queue it floods: its acks wait behind its
     own held publishes, so the queue cannot move; the retry timer's trickle still gets them read."""
     consume(publisher, prefetch=10)
@@ -206,8 +206,8 @@ def test_acks_behind_held_publishes_on_the_same_connection_get_through(broker: B
     publisher.send(publishes(0, 10_000) + ack)
     assert publisher.connection.held_frames
     for _ in range(10_000):
-        tick(publisher)  # the tick: nothing moved, no credit
-        tick(publisher, trickle=True)  # the retry timer
+        publisher.tick()  # the tick: nothing moved, no credit
+        publisher.tick(trickle=True)  # the retry timer
         if publisher.connection.held_frames is None:
             break
     assert publisher.connection.held_frames is None
