@@ -8,8 +8,9 @@ from lapine.testing.model import ModelBroker, ModelClient
 
 
 @pytest.fixture
-def model() -> ModelBroker:
-    return ModelBroker()
+def model(lapine_model: ModelBroker) -> ModelBroker:
+    """The plugin's lapine_model: what users of lapine.testing get is what these tests use."""
+    return lapine_model
 
 
 @pytest.fixture

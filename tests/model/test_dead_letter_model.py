@@ -168,3 +168,43 @@ def test_a_missing_dead_letter_exchange_drops_the_message(model: ModelBroker, cl
     model.advance(0.011)
     assert model.queue("q").message_count == 0
     assert not [item for _channel, item in client.take() if isinstance(item, spec.ChannelClose)]
+
+
+def test_a_message_that_expired_while_unacked_dies_when_it_is_requeued(model: ModelBroker, client: ModelClient) -> None:
+    """The TTL counts from the publish, not from the requeue: back at the head, it is dead."""
+    dead_letter_queue(client)
+    client.declare_queue("q", **{"x-message-ttl": 100, "x-dead-letter-exchange": "dlx"})
+    client.publish(1, b"slow", routing_key="q")
+    got = client.get("q")
+    assert got is not None
+    model.advance(0.2)
+    client.reject(got.method.delivery_tag, requeue=True)
+    assert model.queue("q").message_count == 0
+    (dead,) = take_all(client, "dead")
+    assert dead.properties.headers is not None
+    assert dead.properties.headers["x-death"][0]["reason"] == "expired"
+
+
+def test_the_messages_of_an_expired_queue_are_not_dead_lettered(model: ModelBroker, client: ModelClient) -> None:
+    dead_letter_queue(client)
+    client.declare_queue("q", **{"x-expires": 100, "x-dead-letter-exchange": "dlx"})
+    client.publish(1, b"goes with the queue", routing_key="q")
+    model.advance(0.101)
+    assert not model.has_queue("q")
+    assert model.queue("dead").message_count == 0
+
+
+def test_routing_keys_of_x_death_are_the_key_and_cc_never_bcc(client: ModelClient) -> None:
+    dead_letter_queue(client)
+    client.declare_queue("q", **{"x-dead-letter-exchange": "dlx"})
+    client.declare_queue("copy")
+    client.declare_queue("hidden")
+    headers = {"CC": ["copy"], "BCC": ["hidden"]}
+    client.publish(1, b"m", routing_key="q", properties=spec.BasicProperties(headers=headers))
+    got = client.get("q")
+    assert got is not None
+    client.reject(got.method.delivery_tag)
+    (dead,) = take_all(client, "dead")
+    assert dead.properties.headers is not None
+    assert dead.properties.headers["x-death"][0]["routing-keys"] == ["q", "copy"]
+    assert "BCC" not in dead.properties.headers
