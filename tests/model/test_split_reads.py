@@ -4,10 +4,10 @@ answers: how the bytes happen to arrive changes nothing (the property h11 checks
 Confirms are the exception, and are compared apart, as the set of delivery tags acked or nacked
 per channel: they are batched per read, so one multiple ack may stand for several single ones
 (RabbitMQ batches them too), and the publishes of a read that also closes their channel are
-never confirmed. The channel closed by the broker (an error) leaves them unconfirmed in RabbitMQ as
-well; the channel closed by the client does not, and the difference has a test of its own
-(test_confirms_tx_model.py, an expected failure). Channels closed either way are left out of the
-comparison of confirms.
+never confirmed. RabbitMQ leaves them unconfirmed as well when the broker closes the channel (an
+error), or when the client does and they went to a queue; it does confirm the unroutable ones
+first, a difference with a test of its own (test_confirms_tx_model.py, an expected failure).
+Channels closed either way are left out of the comparison of confirms.
 """
 
 from __future__ import annotations
