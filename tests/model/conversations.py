@@ -10,11 +10,16 @@ fresh brokers and the answers compared. Queue names and consumer tags are chosen
 
 from __future__ import annotations
 
+import os
+
 from hypothesis import strategies as st
 
 from lapine.amqp import spec
 from lapine.amqp.frames import content_frames, method_frame
 from lapine.testing.model import handshake_frames
+
+# Examples per property test; for a longer hunt: LAPINE_MODEL_EXAMPLES=2000 python -m pytest tests/model
+EXAMPLES = int(os.environ.get("LAPINE_MODEL_EXAMPLES", "100"))
 
 QUEUES = ["q1", "q2", "q3"]
 

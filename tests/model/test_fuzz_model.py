@@ -24,6 +24,7 @@ from lapine.amqp.frames import PROTOCOL_HEADER
 from lapine.broker.connection import State
 from lapine.testing.model import ModelBroker, ModelClient
 from tests.hardening.fuzz_frames import HEADER, OPEN, Attack, attacks, hand_made
+from tests.model.conversations import EXAMPLES
 
 # Reply codes a connection.close may carry for bad input; 541 only for content properties that
 # cannot be decoded (where RabbitMQ's channel process crashes and says INTERNAL_ERROR too).
@@ -232,7 +233,9 @@ def test_every_hand_made_attack_has_an_expected_answer() -> None:
     assert {attack.name for attack in hand_made()} == set(EXPECTED)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@settings(
+    max_examples=max(1, EXAMPLES * 6 // 10), deadline=None, suppress_health_check=list(HealthCheck), database=None
+)
 @given(batch=st.lists(attacks(), min_size=1, max_size=4))
 def test_random_attacks_at_once_get_plausible_answers_and_harm_nobody(batch: list[Attack]) -> None:
     handler = Tracebacks()

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from lapine.amqp import spec
 from lapine.amqp.frames import PROTOCOL_HEADER, FrameReader
 from lapine.testing.model import ModelBroker, handshake_frames
-from tests.model.conversations import conversations
+from tests.model.conversations import EXAMPLES, conversations
 
 Frame = tuple[int, int, bytes]
 
@@ -89,7 +89,7 @@ def assert_same_answers(whole: bytes, split: bytes) -> None:
     assert got.good_confirms() == expected.good_confirms()
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 @given(conversation=conversations(), data=st.data())
 def test_a_conversation_split_anywhere_gets_the_same_answers(conversation: bytes, data: st.DataObject) -> None:
     whole = answers([conversation])
@@ -97,7 +97,12 @@ def test_a_conversation_split_anywhere_gets_the_same_answers(conversation: bytes
     assert_same_answers(whole, answers(cut(conversation, points)))
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
+@settings(
+    max_examples=max(1, EXAMPLES * 3 // 10),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    database=None,
+)
 @given(conversation=conversations())
 def test_a_conversation_fed_byte_by_byte_gets_the_same_answers(conversation: bytes) -> None:
     whole = answers([conversation])

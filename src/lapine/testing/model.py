@@ -15,6 +15,7 @@ inbox: methods, and content-carrying methods as :class:`Content`. Nothing here i
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import UnionType
 from typing import Any, TypeVar
 
 from lapine.amqp import spec
@@ -176,7 +177,7 @@ class ModelClient:
         got, self.inbox = self.inbox, []
         return got
 
-    def expect(self, kind: type) -> Any:
+    def expect(self, kind: type | UnionType) -> Any:
         """The first received item of a type (a method class, or Content, or the method class of
         a Content), removed from the inbox."""
         self._collect()
@@ -184,9 +185,9 @@ class ModelClient:
             if isinstance(item, kind) or (isinstance(item, Content) and isinstance(item.method, kind)):
                 del self.inbox[index]
                 return item
-        raise AssertionError(f"no {kind.__name__} in {self.inbox}")
+        raise AssertionError(f"no {kind} in {self.inbox}")
 
-    def received_of(self, kind: type, channel: int | None = None) -> list[Any]:
+    def received_of(self, kind: type | UnionType, channel: int | None = None) -> list[Any]:
         """Every received item of a type (on one channel, or any), removed from the inbox."""
         self._collect()
         taken = [
@@ -206,7 +207,7 @@ class ModelClient:
         """Publisher confirms received on a channel, as ("ack" or "nack", delivery_tag, multiple)."""
         return [
             ("ack" if isinstance(item, spec.BasicAck) else "nack", item.delivery_tag, item.multiple)
-            for item in self.received_of(spec.BasicAck | spec.BasicNack, channel)  # type: ignore[arg-type]
+            for item in self.received_of(spec.BasicAck | spec.BasicNack, channel)
         ]
 
     # --- conversations -----------------------------------------------------------------------
