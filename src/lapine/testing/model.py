@@ -264,9 +264,10 @@ class ModelClient:
         """basic.get: the message, or None for basic.get-empty."""
         self.method(channel, spec.BasicGet(queue=queue, no_ack=no_ack))
         for index, (ch, item) in enumerate(self.inbox):
-            if ch == channel and isinstance(item, spec.BasicGetEmpty | Content):
+            got = isinstance(item, Content) and isinstance(item.method, spec.BasicGetOk)
+            if ch == channel and (got or isinstance(item, spec.BasicGetEmpty)):
                 del self.inbox[index]
-                return item if isinstance(item, Content) else None
+                return item if got else None
         raise AssertionError(f"no answer to basic.get in {self.inbox}")
 
     def get_bodies(self, queue: str, channel: int = 1) -> list[bytes]:
