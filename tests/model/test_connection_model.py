@@ -8,7 +8,7 @@ from lapine.amqp import spec
 from lapine.amqp.frames import PROTOCOL_HEADER
 from lapine.broker.broker import Broker
 from lapine.broker.scheduler import ManualScheduler
-from tests.model.harness import Client, Content
+from lapine.testing.model import Content, ModelClient
 
 
 @pytest.fixture
@@ -17,22 +17,22 @@ def broker() -> Broker:
 
 
 @pytest.fixture
-def client(broker: Broker) -> Client:
-    client = Client(broker)
+def client(broker: Broker) -> ModelClient:
+    client = ModelClient(broker)
     client.handshake()
     client.open_channel(1)
     return client
 
 
 def test_wrong_protocol_header_gets_ours_back(broker: Broker) -> None:
-    client = Client(broker)
+    client = ModelClient(broker)
     client.send(b"AMQP\x00\x00\x08\x00")
     assert client.take() == [(0, ("protocol-header", PROTOCOL_HEADER))]
     assert client.connection.finished
 
 
 def test_server_properties_advertise_rabbitmq_capabilities(broker: Broker) -> None:
-    client = Client(broker)
+    client = ModelClient(broker)
     client.send(PROTOCOL_HEADER)
     start = client.expect(spec.ConnectionStart)
     capabilities = start.server_properties["capabilities"]
@@ -52,7 +52,7 @@ def test_server_properties_advertise_rabbitmq_capabilities(broker: Broker) -> No
 
 
 def test_guest_is_refused_from_another_host(broker: Broker) -> None:
-    client = Client(broker, peer=("10.1.2.3", 5000))
+    client = ModelClient(broker, peer=("10.1.2.3", 5000))
     client.send(PROTOCOL_HEADER)
     client.expect(spec.ConnectionStart)
     client.method(
@@ -68,7 +68,7 @@ def test_guest_is_refused_from_another_host(broker: Broker) -> None:
     assert close.reply_text.startswith("ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN")
 
 
-def test_publish_and_get_round_trip(client: Client) -> None:
+def test_publish_and_get_round_trip(client: ModelClient) -> None:
     client.method(1, spec.QueueDeclare(queue="q"))
     client.expect(spec.QueueDeclareOk)
     client.publish(1, b"hello", routing_key="q", properties=spec.BasicProperties(content_type="text/plain"))
@@ -79,7 +79,7 @@ def test_publish_and_get_round_trip(client: Client) -> None:
     assert got.method.message_count == 0
 
 
-def test_body_split_across_frames_is_reassembled(broker: Broker, client: Client) -> None:
+def test_body_split_across_frames_is_reassembled(broker: Broker, client: ModelClient) -> None:
     client.method(1, spec.QueueDeclare(queue="big"))
     body = bytes(range(256)) * 2000  # 512 KB, several frames at frame_max 131072
     client.publish(1, b"", routing_key="big")  # an empty body has no body frame
@@ -92,7 +92,7 @@ def test_body_split_across_frames_is_reassembled(broker: Broker, client: Client)
     assert [entry.message.body for entry in queue.ready] == [b"", body]
 
 
-def test_requeued_messages_return_in_original_order_flagged(client: Client) -> None:
+def test_requeued_messages_return_in_original_order_flagged(client: ModelClient) -> None:
     client.method(1, spec.QueueDeclare(queue="q"))
     for n in range(5):
         client.publish(1, str(n).encode(), routing_key="q")
@@ -108,7 +108,7 @@ def test_requeued_messages_return_in_original_order_flagged(client: Client) -> N
     assert bodies == [(b"0", True), (b"1", True), (b"2", True), (b"3", False), (b"4", False)]
 
 
-def test_prefetch_limits_each_consumer(broker: Broker, client: Client) -> None:
+def test_prefetch_limits_each_consumer(broker: Broker, client: ModelClient) -> None:
     client.method(1, spec.QueueDeclare(queue="q"))
     client.method(1, spec.BasicQos(prefetch_count=2))
     client.method(1, spec.BasicConsume(queue="q", consumer_tag="a"))
@@ -122,7 +122,7 @@ def test_prefetch_limits_each_consumer(broker: Broker, client: Client) -> None:
     assert broker.vhosts["/"].queues["q"].message_count == 2
 
 
-def test_unknown_delivery_tag_closes_the_channel_only(client: Client) -> None:
+def test_unknown_delivery_tag_closes_the_channel_only(client: ModelClient) -> None:
     client.method(1, spec.BasicAck(delivery_tag=42))
     close = client.expect(spec.ChannelClose)
     assert (close.reply_code, close.reply_text) == (406, "PRECONDITION_FAILED - unknown delivery tag 42")
@@ -130,7 +130,7 @@ def test_unknown_delivery_tag_closes_the_channel_only(client: Client) -> None:
     client.open_channel(1)
 
 
-def test_confirms_are_batched_into_one_multiple_ack(client: Client) -> None:
+def test_confirms_are_batched_into_one_multiple_ack(client: ModelClient) -> None:
     from lapine.amqp.frames import encode_frame, method_frame
 
     client.method(1, spec.ConfirmSelect())
@@ -146,7 +146,7 @@ def test_confirms_are_batched_into_one_multiple_ack(client: Client) -> None:
     assert [(a.delivery_tag, a.multiple) for a in acks] == [(3, True)]
 
 
-def test_transaction_publishes_only_on_commit(broker: Broker, client: Client) -> None:
+def test_transaction_publishes_only_on_commit(broker: Broker, client: ModelClient) -> None:
     client.method(1, spec.QueueDeclare(queue="q"))
     client.method(1, spec.TxSelect())
     client.publish(1, b"a", routing_key="q")
@@ -160,7 +160,7 @@ def test_transaction_publishes_only_on_commit(broker: Broker, client: Client) ->
     assert [e.message.body for e in queue.ready] == [b"b"]
 
 
-def test_message_ttl_expires_at_the_head(broker: Broker, client: Client) -> None:
+def test_message_ttl_expires_at_the_head(broker: Broker, client: ModelClient) -> None:
     scheduler = broker.scheduler
     assert isinstance(scheduler, ManualScheduler)
     client.method(1, spec.QueueDeclare(queue="ttl", arguments={"x-message-ttl": 100}))
@@ -174,9 +174,9 @@ def test_message_ttl_expires_at_the_head(broker: Broker, client: Client) -> None
     assert queue.message_count == 0
 
 
-def test_exclusive_queue_goes_with_its_connection(broker: Broker, client: Client) -> None:
+def test_exclusive_queue_goes_with_its_connection(broker: Broker, client: ModelClient) -> None:
     client.method(1, spec.QueueDeclare(queue="mine", exclusive=True))
-    other = Client(broker, peer=("127.0.0.1", 40001))
+    other = ModelClient(broker, peer=("127.0.0.1", 40001))
     other.handshake()
     other.open_channel(1)
     other.method(1, spec.QueueDeclare(queue="mine", passive=True))
@@ -185,7 +185,7 @@ def test_exclusive_queue_goes_with_its_connection(broker: Broker, client: Client
     assert "mine" not in broker.vhosts["/"].queues
 
 
-def test_unacked_delivery_past_the_consumer_timeout_closes_the_channel(broker: Broker, client: Client) -> None:
+def test_unacked_delivery_past_the_consumer_timeout_closes_the_channel(broker: Broker, client: ModelClient) -> None:
     scheduler = broker.scheduler
     assert isinstance(scheduler, ManualScheduler)
     client.method(1, spec.QueueDeclare(queue="slow", arguments={"x-consumer-timeout": 1000}))
@@ -204,7 +204,7 @@ def test_unacked_delivery_past_the_consumer_timeout_closes_the_channel(broker: B
     assert broker.vhosts["/"].queues["slow"].message_count == 1
 
 
-def test_acked_in_time_keeps_the_channel(broker: Broker, client: Client) -> None:
+def test_acked_in_time_keeps_the_channel(broker: Broker, client: ModelClient) -> None:
     scheduler = broker.scheduler
     assert isinstance(scheduler, ManualScheduler)
     broker.config.consumer_timeout = 1000
@@ -218,7 +218,7 @@ def test_acked_in_time_keeps_the_channel(broker: Broker, client: Client) -> None
     assert not [item for _ch, item in client.take() if isinstance(item, spec.ChannelClose)]
 
 
-def test_a_full_socket_pauses_deliveries_until_it_drains(broker: Broker, client: Client) -> None:
+def test_a_full_socket_pauses_deliveries_until_it_drains(broker: Broker, client: ModelClient) -> None:
     client.method(1, spec.QueueDeclare(queue="q"))
     client.method(1, spec.BasicConsume(queue="q", consumer_tag="c", no_ack=True))
     client.take()
@@ -231,7 +231,7 @@ def test_a_full_socket_pauses_deliveries_until_it_drains(broker: Broker, client:
     assert [item.body for _ch, item in client.take() if isinstance(item, Content)] == [b"0", b"1", b"2"]
 
 
-def test_one_tick_writes_a_bounded_amount_then_delivery_goes_on(broker: Broker, client: Client) -> None:
+def test_one_tick_writes_a_bounded_amount_then_delivery_goes_on(broker: Broker, client: ModelClient) -> None:
     from lapine.broker.connection import OUTPUT_PER_TICK
 
     client.method(1, spec.QueueDeclare(queue="backlog"))

@@ -13,7 +13,7 @@ from lapine.amqp.frames import encode_frame, method_frame
 from lapine.broker import flow
 from lapine.broker.broker import Broker
 from lapine.broker.scheduler import ManualScheduler
-from tests.model.harness import Client, Content
+from lapine.testing.model import Content, ModelClient
 
 _RAW_PROPERTIES = spec.BasicProperties().encode()
 
@@ -31,51 +31,46 @@ def broker() -> Broker:
     return Broker(scheduler=ManualScheduler())
 
 
-def _client(broker: Broker) -> Client:
-    client = Client(broker)
+def _client(broker: Broker) -> ModelClient:
+    client = ModelClient(broker)
     client.handshake()
     client.open_channel(1)
     return client
 
 
 @pytest.fixture
-def publisher(broker: Broker) -> Client:
+def publisher(broker: Broker) -> ModelClient:
     client = _client(broker)
     client.method(1, spec.QueueDeclare(queue="q"))
     client.expect(spec.QueueDeclareOk)
     return client
 
 
-def consume(client: Client, prefetch: int) -> None:
+def consume(client: ModelClient, prefetch: int) -> None:
     client.method(1, spec.BasicQos(prefetch_count=prefetch))
     client.expect(spec.BasicQosOk)
     client.method(1, spec.BasicConsume(queue="q", consumer_tag="c"))
     client.expect(spec.BasicConsumeOk)
 
 
-def deliveries(client: Client) -> list[Content]:
+def deliveries(client: ModelClient) -> list[Content]:
     return [item for _channel, item in client.take() if isinstance(item, Content)]
-
-
-def tick(client: Client, trickle: bool = False) -> None:
-    """What the server does when the loop goes round (or, with ``trickle``, when the retry
-    timer fires): credit again, and held frames go on."""
-    client.connection.grant_credit(trickle)
-    client.connection.release_held()
 
 
 def ready(broker: Broker) -> int:
     return broker.vhosts["/"].queues["q"].message_count
 
 
-def test_a_queue_without_consumers_takes_everything(broker: Broker, publisher: Client) -> None:
+def test_a_queue_without_consumers_takes_everything(broker: Broker, publisher: ModelClient) -> None:
     publisher.send(publishes(0, flow.BEHIND_MESSAGES * 3))
     assert ready(broker) == flow.BEHIND_MESSAGES * 3
     assert publisher.connection.held is None
     assert not publisher.connection.in_flow
 
 
-def test_past_the_backlog_a_publisher_gets_little_credit_and_the_rest_waits(broker: Broker, publisher: Client) -> None:
+def test_past_the_backlog_a_publisher_gets_little_credit_and_the_rest_waits(
+    broker: Broker, publisher: ModelClient
+) -> None:
     consumer = _client(broker)
     consume(consumer, prefetch=10)
     publisher.send(publishes(0, flow.BEHIND_MESSAGES * 3))
@@ -83,13 +78,13 @@ def test_past_the_backlog_a_publisher_gets_little_credit_and_the_rest_waits(brok
     assert ready(broker) == flow.BEHIND_MESSAGES + flow.MIN_CREDIT
     assert publisher.connection.held
     assert publisher.connection.in_flow
-    tick(publisher)  # the consumer took nothing meanwhile: no credit
+    publisher.tick()  # the consumer took nothing meanwhile: no credit
     assert ready(broker) == flow.BEHIND_MESSAGES + flow.MIN_CREDIT
-    tick(publisher, trickle=True)  # but a trickle when the retry timer fires
+    publisher.tick(trickle=True)  # but a trickle when the retry timer fires
     assert ready(broker) == flow.BEHIND_MESSAGES + 2 * flow.MIN_CREDIT
 
 
-def test_credit_follows_what_the_consumers_take(broker: Broker, publisher: Client) -> None:
+def test_credit_follows_what_the_consumers_take(broker: Broker, publisher: ModelClient) -> None:
     publisher.send(publishes(0, 8_000))  # no consumer yet: all taken
     consumer = _client(broker)
     consume(consumer, prefetch=500)
@@ -99,28 +94,28 @@ def test_credit_follows_what_the_consumers_take(broker: Broker, publisher: Clien
     assert ready(broker) == 7_500 + flow.MIN_CREDIT  # behind from the first: the first credit
     consumer.method(1, spec.BasicAck(delivery_tag=500, multiple=True))  # 500 more go out
     assert len(deliveries(consumer)) == 500
-    tick(flooder)
+    flooder.tick()
     # As much as the queue handed out since the last grant: the backlog holds its level.
     assert ready(broker) == 7_500 + flow.MIN_CREDIT
-    tick(flooder)  # nothing handed out since: nothing more
+    flooder.tick()  # nothing handed out since: nothing more
     assert ready(broker) == 7_500 + flow.MIN_CREDIT
-    tick(flooder, trickle=True)
+    flooder.tick(trickle=True)
     assert ready(broker) == 7_500 + 2 * flow.MIN_CREDIT
     assert flooder.connection.held
 
 
-def test_a_queue_that_loses_its_consumers_holds_nobody_back(broker: Broker, publisher: Client) -> None:
+def test_a_queue_that_loses_its_consumers_holds_nobody_back(broker: Broker, publisher: ModelClient) -> None:
     consumer = _client(broker)
     consume(consumer, prefetch=10)
     publisher.send(publishes(0, 10_000))
     assert publisher.connection.held
     consumer.method(1, spec.BasicCancel(consumer_tag="c"))
-    tick(publisher)
+    publisher.tick()
     assert ready(broker) == 10_000 - 10
     assert publisher.connection.held is None
 
 
-def test_the_consumers_acks_are_not_held_behind_the_publisher(broker: Broker, publisher: Client) -> None:
+def test_the_consumers_acks_are_not_held_behind_the_publisher(broker: Broker, publisher: ModelClient) -> None:
     consumer = _client(broker)
     consume(consumer, prefetch=100)
     publisher.send(publishes(0, 50_000))
@@ -135,7 +130,7 @@ def test_the_consumers_acks_are_not_held_behind_the_publisher(broker: Broker, pu
     assert publisher.connection.held
 
 
-def test_held_publishes_arrive_all_and_in_order(broker: Broker, publisher: Client) -> None:
+def test_held_publishes_arrive_all_and_in_order(broker: Broker, publisher: ModelClient) -> None:
     consumer = _client(broker)
     consume(consumer, prefetch=1000)
     total = 20_000
@@ -147,14 +142,14 @@ def test_held_publishes_arrive_all_and_in_order(broker: Broker, publisher: Clien
         seen += [struct.unpack(">Q", item.body)[0] for item in got]
         if got:
             consumer.method(1, spec.BasicAck(delivery_tag=got[-1].method.delivery_tag, multiple=True))
-        tick(publisher)
+        publisher.tick()
         if len(seen) == total + 100:
             break
     assert seen == list(range(total + 100))
     assert publisher.connection.held is None
 
 
-def test_a_client_that_does_not_read_stops_being_served(broker: Broker, publisher: Client) -> None:
+def test_a_client_that_does_not_read_stops_being_served(broker: Broker, publisher: ModelClient) -> None:
     """basic.get after basic.get of a big message, by a client that reads nothing: we stop reading
     its requests once what waits for it is past the limit, instead of buffering without bound."""
     big = b"x" * (4 * 1024 * 1024)
@@ -198,12 +193,12 @@ def test_the_slowest_queue_sets_the_credit(broker: Broker) -> None:
     for _ in range(5):
         got = deliveries(fast)
         fast.method(1, spec.BasicAck(delivery_tag=got[-1].method.delivery_tag, multiple=True))
-        tick(publisher)
+        publisher.tick()
     # The fast queue handed out 500 messages, the stalled one none: no credit came of it.
     assert queues["stalled"].message_count == level
 
 
-def test_acks_behind_held_publishes_on_the_same_connection_get_through(broker: Broker, publisher: Client) -> None:
+def test_acks_behind_held_publishes_on_the_same_connection_get_through(broker: Broker, publisher: ModelClient) -> None:
     """A connection that consumes (manual acks) from the queue it floods: its acks wait behind its
     own held publishes, so the queue cannot move; the retry timer's trickle still gets them read."""
     consume(publisher, prefetch=10)
@@ -211,8 +206,8 @@ def test_acks_behind_held_publishes_on_the_same_connection_get_through(broker: B
     publisher.send(publishes(0, 10_000) + ack)
     assert publisher.connection.held
     for _ in range(10_000):
-        tick(publisher)  # the tick: nothing moved, no credit
-        tick(publisher, trickle=True)  # the retry timer
+        publisher.tick()  # the tick: nothing moved, no credit
+        publisher.tick(trickle=True)  # the retry timer
         if publisher.connection.held is None:
             break
     assert publisher.connection.held is None

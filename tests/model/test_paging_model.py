@@ -38,7 +38,7 @@ from lapine.broker.scheduler import ManualScheduler
 from lapine.config import Config
 from lapine.store import SqliteStore
 from lapine.store import sqlite as store_sqlite
-from tests.model.harness import Client, Content
+from lapine.testing.model import Content, ModelClient
 
 QUEUE = "q"
 WINDOW = 6
@@ -86,7 +86,7 @@ class PagingMachine(RuleBasedStateMachine):
         self.store = SqliteStore(self.dir, notify=self.pending.append, fsync=False)
         self.broker = Broker(Config(queue_window=WINDOW), scheduler=ManualScheduler())
         self.broker.attach_store(self.store)
-        self.client = Client(self.broker)
+        self.client = ModelClient(self.broker)
         self.client.handshake()
         for channel in (PUBLISHER, TAKER, ADMIN):
             self.client.open_channel(channel)

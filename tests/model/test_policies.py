@@ -6,12 +6,12 @@ from lapine.amqp import spec
 from lapine.broker.broker import Broker
 from lapine.broker.policies import Policy, validate
 from lapine.broker.scheduler import ManualScheduler
-from tests.model.harness import Client
+from lapine.testing.model import ModelClient
 
 
-def make_client() -> tuple[Broker, Client]:
+def make_client() -> tuple[Broker, ModelClient]:
     broker = Broker(scheduler=ManualScheduler())
-    client = Client(broker)
+    client = ModelClient(broker)
     client.handshake()
     client.open_channel(1)
     return broker, client

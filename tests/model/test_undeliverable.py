@@ -15,7 +15,7 @@ from lapine.amqp import spec
 from lapine.broker.broker import Broker
 from lapine.broker.message import Message
 from lapine.broker.scheduler import ManualScheduler
-from tests.model.harness import Client, Content
+from lapine.testing.model import Content, ModelClient
 
 POISON_KEY = "k" * 300
 
@@ -25,8 +25,8 @@ def broker() -> Broker:
     return Broker(scheduler=ManualScheduler())
 
 
-def _client(broker: Broker) -> Client:
-    client = Client(broker)
+def _client(broker: Broker) -> ModelClient:
+    client = ModelClient(broker)
     client.handshake()
     client.open_channel(1)
     return client
@@ -42,14 +42,14 @@ def _publish_bypassing_entry_checks(broker: Broker, queue: str, routing_key: str
     vhost.publish(exchange, message)
 
 
-def _bound_queue(client: Client, name: str) -> None:
+def _bound_queue(client: ModelClient, name: str) -> None:
     client.method(1, spec.QueueDeclare(queue=name))
     client.expect(spec.QueueDeclareOk)
     client.method(1, spec.QueueBind(queue=name, exchange="amq.topic", routing_key="#"))
     client.expect(spec.QueueBindOk)
 
 
-def _open(client: Client) -> bool:
+def _open(client: ModelClient) -> bool:
     return not client.connection.finished and not any(
         isinstance(item, spec.ConnectionClose | spec.ChannelClose) for _channel, item in client.inbox
     )

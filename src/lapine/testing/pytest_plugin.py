@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from lapine.testing import BrokerThread
+from lapine.testing.model import ModelBroker
 
 
 @pytest.fixture
@@ -30,3 +31,9 @@ def lapine_url(lapine_broker: BrokerThread) -> str:
 def lapine_management_url(lapine_broker: BrokerThread) -> str:
     """The management HTTP API's base URL of the same broker (guest/guest), e.g. for /api/queues."""
     return lapine_broker.management_url
+
+
+@pytest.fixture
+def lapine_model() -> ModelBroker:
+    """The broker with no sockets, on a manual clock: ``lapine_model.client()`` logs a client in."""
+    return ModelBroker()
