@@ -126,13 +126,6 @@ def test_basic_get_is_a_use_of_the_queue(model: ModelBroker, client: ModelClient
     assert not model.has_queue("q")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="VirtualHost.declare_queue returns an existing queue without Queue.touch(), and a passive declare "
-    "does not touch it either; RabbitMQ's queue.declare (passive or not, without nowait) asks the queue "
-    "for its stat, which restarts the x-expires timer (rabbit_amqqueue_process handle_call(stat); checked "
-    "against RabbitMQ 3.10: a queue redeclared or passively declared at 0.7 s of its 1 s lives past 1.3 s)",
-)
 @pytest.mark.parametrize("passive", [False, True], ids=["redeclare", "passive"])
 def test_a_declare_renews_the_lease_of_an_unused_queue(model: ModelBroker, client: ModelClient, passive: bool) -> None:
     client.declare_queue("q", **{"x-expires": 200})

@@ -576,7 +576,7 @@ class Channel:
                 self.send_method(spec.QueueDeclareOk(queue=name, message_count=0, consumer_count=0))
                 return
             # A passive declare does not expand the "last declared queue" shortcut.
-            queue = self.vhost.queue(name, self.connection)
+            queue = self.vhost.declare_queue(name, self.connection, passive=True)
         else:
             queue_type = method.arguments.get("x-queue-type") if method.arguments else None
             if queue_type not in (None, "classic"):

@@ -230,7 +230,9 @@ class VirtualHost:
         arguments: Mapping[str, Any] | None = None,
     ) -> Queue:
         if passive:
-            return self.queue(name, connection)
+            queue = self.queue(name, connection)
+            queue.touch()  # a declare is a use: x-expires counts again from now, as in RabbitMQ
+            return queue
         _check_name_fits("queue name", name)
         self.churn.queue_declared += 1
         arguments = dict(arguments or {})
@@ -241,6 +243,7 @@ class VirtualHost:
         if existing is not None:
             self.check_exclusive(existing, connection)
             self._check_queue_equivalence(existing, durable, exclusive, auto_delete, arguments)
+            existing.touch()
             return existing
         limit = self.limits.get("max-queues", -1)
         if 0 <= limit <= len(self.queues):
