@@ -44,6 +44,22 @@ def test_existing_directory_made_private(tmp_path: Path) -> None:
         directory.close()
 
 
+def test_data_files_are_private(tmp_path: Path) -> None:
+    """The database (users' password hashes, message bodies), its WAL and the transient file are
+    0600 whatever the umask; so is an existing database that a umask left readable."""
+    (tmp_path / "lapine.db").touch(mode=0o644)
+    old_umask = os.umask(0o022)
+    try:
+        store = SqliteStore(tmp_path, notify=lambda fn: fn())
+        store.sync()
+        files = {name: stat.S_IMODE((tmp_path / name).stat().st_mode) for name in os.listdir(tmp_path)}
+        store.close()
+    finally:
+        os.umask(old_umask)
+    for name in ("lapine.db", "lapine.db-wal", "transient.db"):
+        assert files[name] == 0o600, (name, oct(files[name]))
+
+
 def test_second_opener_fails_clearly(tmp_path: Path) -> None:
     first = DataDirectory(tmp_path)
     with pytest.raises(DataDirectoryInUseError) as raised:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lapine.mqtt.properties import decode_properties, encode_properties
+from lapine.store.datadir import private_file
 
 FILE_NAME = "mqtt_retained.sqlite3"
 
@@ -37,7 +38,7 @@ class RetainedStore:
             self._open(path)
 
     def _open(self, path: Path) -> None:
-        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        db = sqlite3.connect(private_file(path), isolation_level=None, check_same_thread=False)
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         db.execute(

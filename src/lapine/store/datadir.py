@@ -57,6 +57,11 @@ class DataDirectory:
     def file(self, name: str) -> Path:
         return self.path / name
 
+    def private_file(self, name: str) -> Path:
+        """A file of the directory that only we may read or write (0600), created empty if
+        missing. SQLite gives a database's -wal and -shm files the database file's mode."""
+        return private_file(self.path / name)
+
     @property
     def locked(self) -> bool:
         return self._fd is not None
@@ -91,3 +96,10 @@ def _read_pid(fd: int) -> int | None:
     except OSError:
         return None
     return int(text) if text.isdigit() else None
+
+
+def private_file(path: Path) -> Path:
+    """``path``, created empty if missing, readable and writable by us alone (0600)."""
+    os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    path.chmod(0o600)
+    return path

@@ -428,8 +428,9 @@ class SqliteStore(Store):
         transient = self._datadir.file(TRANSIENT_FILE)
         for stale in (transient, transient.with_name(TRANSIENT_FILE + "-journal")):
             stale.unlink(missing_ok=True)
+        self._datadir.private_file(TRANSIENT_FILE)
         conn = sqlite3.connect(
-            self._datadir.file(DB_FILE), isolation_level=None, check_same_thread=False, cached_statements=256
+            self._datadir.private_file(DB_FILE), isolation_level=None, check_same_thread=False, cached_statements=256
         )
         try:
             self._set_up(conn, transient, wal_autocheckpoint, fsync)
