@@ -72,6 +72,10 @@ class Channel:
         self.closed = False
         self.active = True
         self.consumers: dict[str, Consumer] = {}
+        # Consumers with room of their own whose turn came while this channel could take no
+        # deliveries (socket full, global prefetch used up), in that order: back to their queues
+        # once it can.
+        self._parked: dict[Consumer, None] = {}
         self.unacked: dict[int, Delivery] = {}
         self._next_delivery_tag = 1
         self.prefetch_count = 0  # applies to consumers created after it (global=false)
@@ -661,8 +665,7 @@ class Channel:
             raise ConnectionError(NOT_IMPLEMENTED, f"prefetch_size!=0 ({method.prefetch_size})", 60, 10)
         if method.global_:
             self.prefetch_global = method.prefetch_count
-            for consumer in self.consumers.values():
-                consumer.queue.dispatch()
+            self.refill()
         else:
             self.prefetch_count = method.prefetch_count
         self.send_method(spec.BasicQosOk())
@@ -708,6 +711,7 @@ class Channel:
 
     def cancel_by_broker(self, consumer: Consumer) -> None:
         """The consumed queue is gone: drop the consumer and tell a client that understands."""
+        consumer.cancel()
         if self.consumers.pop(consumer.tag, None) is None or self.closing or self.closed:
             return
         if self.connection.client_capability("consumer_cancel_notify"):
@@ -798,15 +802,21 @@ class Channel:
         self._settle(taken, requeue=requeue)
 
     def _settle(self, taken: list[tuple[int, Delivery]], *, requeue: bool, acked: bool = False) -> None:
-        """Acked, rejected or requeued: free the consumers' windows and refill them."""
+        """Acked, rejected or requeued: free the consumers' windows, and let the queues of the
+        consumers whose window opened dispatch (no other consumer can take more than before)."""
         if acked:
             self.stats.ack += len(taken)
         touched: dict[Queue, list[QueuedMessage]] = {}
+        opened: dict[Queue, None] = {}
         for _tag, delivery in taken:
             consumer = delivery.consumer
             if consumer is not None:
                 consumer.unacked -= 1
+                if not (consumer.in_ring or consumer.parked or consumer.cancelled):
+                    self._window_opened(consumer, opened)
             touched.setdefault(delivery.queue, []).append(delivery.entry)
+        if self._parked:
+            self._unpark_all(opened)
         for queue, entries in touched.items():
             if queue.deleted:
                 continue
@@ -817,12 +827,54 @@ class Channel:
                 queue.stats.ack += len(entries)
             else:
                 queue.rejected(entries)
-        self.refill()
+        for queue in opened:
+            if queue.ready:
+                queue.dispatch()
+
+    def _window_opened(self, consumer: Consumer, opened: dict[Queue, None]) -> None:
+        """The consumer had left its queue's ring with a full window; an ack opened it."""
+        if consumer.window_full():
+            return
+        if not self.can_deliver():
+            self.park(consumer)
+        elif consumer.queue.take_back(consumer):
+            opened[consumer.queue] = None
+
+    def can_deliver(self) -> bool:
+        """Deliveries may go out on this channel: open, its socket taking them, global prefetch not used up."""
+        return (
+            self.active
+            and not self.closed
+            and (not self.prefetch_global or len(self.unacked) < self.prefetch_global)
+        )
+
+    def park(self, consumer: Consumer) -> None:
+        consumer.parked = True
+        self._parked[consumer] = None
+
+    def unpark(self, consumer: Consumer) -> None:
+        consumer.parked = False
+        self._parked.pop(consumer, None)
+
+    def _unpark_all(self, opened: dict[Queue, None]) -> None:
+        """The channel can deliver again: its parked consumers go back to their queues' rings,
+        in the order they were parked."""
+        if not self.can_deliver():
+            return
+        parked, self._parked = self._parked, {}
+        for consumer in parked:
+            consumer.parked = False
+            if consumer.queue.take_back(consumer):
+                opened[consumer.queue] = None
 
     def refill(self) -> None:
-        """Consumers have room again: let their queues dispatch."""
-        for consumer in list(self.consumers.values()):
-            queue = consumer.queue
+        """The channel can deliver again (its socket drained, a larger global prefetch): the
+        queues of its parked consumers dispatch."""
+        if not self._parked:
+            return
+        opened: dict[Queue, None] = {}
+        self._unpark_all(opened)
+        for queue in opened:
             if queue.ready:
                 queue.dispatch()
 

@@ -1,4 +1,9 @@
-"""A consumer: one basic.consume on one channel, with its own prefetch window."""
+"""A consumer: one basic.consume on one channel, with its own prefetch window.
+
+Where it waits for its turn: in its queue's ring while it may have room (``in_ring``), parked on
+its channel while the channel cannot take deliveries (``parked``: the socket is full, or a global
+prefetch is used up), or nowhere while its own window is full (its next ack brings it back).
+"""
 
 from __future__ import annotations
 
@@ -12,9 +17,12 @@ if TYPE_CHECKING:
 class Consumer:
     __slots__ = (
         "arguments",
+        "cancelled",
         "channel",
         "exclusive",
+        "in_ring",
         "no_ack",
+        "parked",
         "prefetch",
         "priority",
         "queue",
@@ -47,13 +55,26 @@ class Consumer:
         priority = arguments.get("x-priority", 0)
         self.priority = priority if isinstance(priority, int) and not isinstance(priority, bool) else 0
         self.unacked = 0
+        self.in_ring = False
+        self.parked = False
+        self.cancelled = False
 
     def has_room(self) -> bool:
         channel = self.channel
-        if not channel.active or channel.closed:
+        if self.cancelled or not channel.active or channel.closed:
             return False
         if self.no_ack:
             return True
         if self.prefetch and self.unacked >= self.prefetch:
             return False
         return not channel.prefetch_global or len(channel.unacked) < channel.prefetch_global
+
+    def window_full(self) -> bool:
+        """Its own prefetch is used up (whatever its channel's state)."""
+        return not self.no_ack and 0 < self.prefetch <= self.unacked
+
+    def cancel(self) -> None:
+        """Gone from its queue: it is never handed a message again."""
+        self.cancelled = True
+        if self.parked:
+            self.channel.unpark(self)

@@ -13,6 +13,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from lapine.broker import dead_letter
+from lapine.broker.consumer_ring import ConsumerRing
 from lapine.broker.message import Message
 from lapine.broker.policies import Policy, effective
 from lapine.broker.ready import make_ready, sorted_by_seq
@@ -73,7 +74,8 @@ class Queue:
         self.consumers: list[Consumer] = []
         self.exclusive_consumer: Consumer | None = None
         self._next_seq = 0
-        self._round_robin = 0
+        # The consumers that may have room, in turn order (single active consumer: unused).
+        self._ring = ConsumerRing()
         self.deleted = False
         # An auto-delete queue goes when its last consumer does, but only once it has had one.
         self.had_consumer = False
@@ -409,72 +411,73 @@ class Queue:
     # --- messages out ------------------------------------------------------------------------
 
     def dispatch(self) -> None:
-        """Hand ready messages to consumers with room, round-robin, until either runs out."""
-        consumers = self.consumers
+        """Hand ready messages to consumers with room until either runs out: the head of the
+        highest priority level of the ring gets the next one and goes to the tail (RabbitMQ's
+        round-robin); one found without room leaves the ring until its window opens."""
         ready = self.ready
-        count = len(consumers)
-        if not count or not ready:
+        if not ready or not self.consumers:
             return
         if self._expiring:
             self.expire()
-        if self.single_active_consumer or consumers[0].priority or consumers[-1].priority:
-            self._dispatch_by_priority()
-            return
-        turn = self._round_robin
-        refused = 0
-        pop_head = ready.pop_head
-        while ready and refused < count:
-            consumer = consumers[turn % count]
-            turn += 1
-            if consumer.has_room():
-                entry = pop_head()
-                self.ready_bytes -= len(entry.message.body)
-                if consumer.no_ack:
-                    if entry.stored:
-                        self._forget([entry])
-                else:
-                    self._handed_out(entry, False)
-                    consumer.unacked += 1
-                consumer.channel.deliver(consumer, entry, self)
-                refused = 0
-            else:
-                refused += 1
-        self._round_robin = turn % count
+        if self.single_active_consumer:
+            self._dispatch_single()
+        else:
+            ring = self._ring
+            pop_head = ready.pop_head
+            for level in ring.levels:
+                while ready and level:
+                    consumer = level[0]
+                    if not consumer.has_room():
+                        level.popleft()
+                        ring.left(consumer)
+                        self._without_room(consumer)
+                        continue
+                    entry = pop_head()
+                    self.ready_bytes -= len(entry.message.body)
+                    if consumer.no_ack:
+                        if entry.stored:
+                            self._forget([entry])
+                    else:
+                        self._handed_out(entry, False)
+                        consumer.unacked += 1
+                    if len(level) > 1:
+                        level.rotate(-1)
+                    consumer.channel.deliver(consumer, entry, self)
+                if not ready:
+                    break
         if self.paged:
             self._maybe_page_in()
 
-    def _dispatch_by_priority(self) -> None:
-        """Consumers are sorted by priority: the highest with room gets the message, and within
-        one priority they take turns. A single-active-consumer queue has only its first one."""
-        candidates = self.consumers[:1] if self.single_active_consumer else self.consumers
+    def _dispatch_single(self) -> None:
+        """Single active consumer: only the first consumer (by priority, then arrival) gets any."""
+        consumer = self.consumers[0]
         while self.ready:
-            consumer = self._next_with_room(candidates)
-            if consumer is None:
+            if not consumer.has_room():
+                self._without_room(consumer)
                 return
             entry = self._take_head()
             self._handed_out(entry, consumer.no_ack)
             if not consumer.no_ack:
                 consumer.unacked += 1
             consumer.channel.deliver(consumer, entry, self)
-        if self.paged:
-            self._maybe_page_in()
 
-    def _next_with_room(self, candidates: list[Consumer]) -> Consumer | None:
-        index = 0
-        count = len(candidates)
-        while index < count:
-            priority = candidates[index].priority
-            end = index
-            while end < count and candidates[end].priority == priority:
-                end += 1
-            group = end - index
-            for step in range(group):
-                consumer = candidates[index + (self._round_robin + step) % group]
-                if consumer.has_room():
-                    self._round_robin = (self._round_robin + step + 1) % group
-                    return consumer
-            index = end
-        return None
+    @staticmethod
+    def _without_room(consumer: Consumer) -> None:
+        """A consumer's turn came and it had no room. A full window reopens with the consumer's
+        own acks; otherwise its channel cannot take deliveries, and keeps it until it can."""
+        if not consumer.cancelled and not consumer.parked and not consumer.window_full():
+            consumer.channel.park(consumer)
+
+    def take_back(self, consumer: Consumer) -> bool:
+        """The consumer may have room again: it waits at the tail of the ring. True when the queue
+        should dispatch for it."""
+        if consumer.cancelled or self.deleted:
+            return False
+        if self.single_active_consumer:
+            return self.consumers[0] is consumer
+        if not consumer.in_ring:
+            self._ring.append(consumer)
+        return True
 
     def get(self, no_ack: bool) -> QueuedMessage | None:
         """basic.get: the head message; with no_ack it is gone, else it awaits settle/requeue."""
@@ -529,6 +532,8 @@ class Queue:
         while index and consumers[index - 1].priority < consumer.priority:
             index -= 1
         consumers.insert(index, consumer)
+        if not self.single_active_consumer:
+            self._ring.append(consumer)
         self.had_consumer = True
         if consumer.exclusive:
             self.exclusive_consumer = consumer
@@ -540,6 +545,8 @@ class Queue:
             self.consumers.remove(consumer)
         except ValueError:
             return
+        consumer.cancel()
+        self._ring.cancelled(consumer)
         if self.exclusive_consumer is consumer:
             self.exclusive_consumer = None
         if self.auto_delete and not self.consumers and self.had_consumer and not self.deleted:
