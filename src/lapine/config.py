@@ -43,6 +43,9 @@ class Config:
     management_allowed_hosts: str = ""
     # Client connections the node accepts (RabbitMQ's connection_max); 0: no limit, its default.
     connection_max: int = 0
+    # Consumers one channel may have (RabbitMQ's consumer_max_per_channel); 0: no limit, its default
+    # ("infinity").
+    consumer_max_per_channel: int = 0
     # Memory alarm: publishers are blocked while the broker's resident memory is above this share of
     # RAM (RabbitMQ's vm_memory_high_watermark.relative, 0.6 since 3.13), or above
     # vm_memory_high_watermark_absolute bytes when that is set (0: not set).

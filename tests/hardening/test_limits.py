@@ -14,6 +14,9 @@ limits set with ``rabbitmqctl set_vhost_limits -p / '{"max-queues": 2, "max-conn
   with 530 "NOT_ALLOWED - connection refused: node connection limit (N) is reached". 3.10 left it
   to ranch, which stops accepting: clients then hang in the TCP backlog until their handshake
   times out, and nothing is logged. Lapine does what current RabbitMQ does.
+* ``consumer_max_per_channel`` (current RabbitMQ; 3.10 has no such setting): a basic.consume past
+  the limit closes the connection with 530 "NOT_ALLOWED - reached maximum (N) of consumers per
+  channel" (rabbit_channel, per_node_limit_SUITE); other channels have their own count.
 * Names: a shortstr holds at most 255 octets, so a 255-octet queue or exchange name is accepted;
   invalid UTF-8 in a name closes the connection with 501 "FRAME_ERROR - Malformed UTF-8 in
   shortstr"; an empty exchange name is 403 "operation not permitted on the default exchange".
@@ -213,6 +216,40 @@ def test_node_limit_is_checked_at_connection_open_raw(start_broker: StartBroker)
     assert (close.reply_code, close.class_id, close.method_id) == (530, 10, 40)
     assert client.is_closed_by_broker()
     holder.close()
+
+
+# --- consumers per channel ----------------------------------------------------------------------
+
+
+def test_consumer_max_per_channel(start_broker: StartBroker) -> None:
+    broker = start_broker(consumer_max_per_channel=2)
+    connection = _connect(broker)
+    channel = connection.channel()
+    queue = channel.queue_declare("", exclusive=True).method.queue
+    for _ in range(2):
+        channel.basic_consume(queue, lambda *args: None)
+    # Another channel counts its own consumers; a cancelled consumer frees its place.
+    other = connection.channel()
+    tag = other.basic_consume(queue, lambda *args: None)
+    other.basic_cancel(tag)
+    for _ in range(2):
+        other.basic_consume(queue, lambda *args: None)
+    with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as info:
+        channel.basic_consume(queue, lambda *args: None)
+    assert (info.value.reply_code, info.value.reply_text) == (
+        530,
+        "NOT_ALLOWED - reached maximum (2) of consumers per channel",
+    )
+
+
+def test_consumers_per_channel_are_unlimited_by_default(start_broker: StartBroker) -> None:
+    connection = _connect(start_broker())
+    channel = connection.channel()
+    queue = channel.queue_declare("", exclusive=True).method.queue
+    for _ in range(300):
+        channel.basic_consume(queue, lambda *args: None)
+    assert channel.queue_declare(queue, passive=True).method.consumer_count == 300
+    connection.close()
 
 
 # --- queues per vhost ---------------------------------------------------------------------------

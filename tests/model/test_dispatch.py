@@ -16,6 +16,7 @@ from lapine.amqp import spec
 from lapine.broker.broker import Broker
 from lapine.broker.consumer import Consumer
 from lapine.broker.scheduler import ManualScheduler
+from lapine.config import Config
 from tests.model.harness import Client, Content
 
 
@@ -147,3 +148,16 @@ def test_a_cancelled_consumer_gets_nothing_more(broker: Broker) -> None:
     for n in range(3):
         client.publish(1, str(n).encode(), routing_key="q")
     assert [d.method.consumer_tag for d in _deliveries(client)] == ["b", "b", "b"]
+
+
+def test_consumer_max_per_channel_closes_the_connection_as_rabbitmq() -> None:
+    broker = Broker(Config(consumer_max_per_channel=2), ManualScheduler())
+    client = _client(broker)
+    client.method(1, spec.QueueDeclare(queue="q"))
+    client.method(1, spec.BasicConsume(queue="q", consumer_tag="a"))
+    client.method(1, spec.BasicConsume(queue="q", consumer_tag="b"))
+    client.take()
+    client.method(1, spec.BasicConsume(queue="q", consumer_tag="c"))
+    close = client.expect(spec.ConnectionClose)
+    assert (close.reply_code, close.reply_text) == (530, "NOT_ALLOWED - reached maximum (2) of consumers per channel")
+    assert (close.class_id, close.method_id) == (60, 20)

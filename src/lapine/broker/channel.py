@@ -76,6 +76,7 @@ class Channel:
         # deliveries (socket full, global prefetch used up), in that order: back to their queues
         # once it can.
         self._parked: dict[Consumer, None] = {}
+        self._max_consumers = connection.broker.config.consumer_max_per_channel
         self.unacked: dict[int, Delivery] = {}
         self._next_delivery_tag = 1
         self.prefetch_count = 0  # applies to consumers created after it (global=false)
@@ -674,6 +675,11 @@ class Channel:
         tag = method.consumer_tag or names.consumer_tag()
         if tag in self.consumers or (self.reply_to is not None and self.reply_to.tag == tag):
             raise ConnectionError(NOT_ALLOWED, f"attempt to reuse consumer tag '{tag}'", 60, 20)
+        if 0 < self._max_consumers <= len(self.consumers):
+            # RabbitMQ's consumer_max_per_channel, checked as it does, before the queue is looked at.
+            raise ConnectionError(
+                NOT_ALLOWED, f"reached maximum ({self._max_consumers}) of consumers per channel", 60, 20
+            )
         queue_name = self._queue_name(method.queue) if method.queue != direct_reply_to.QUEUE else method.queue
         if queue_name == direct_reply_to.QUEUE:
             self.reply_to = direct_reply_to.start(self, tag, method.no_ack)
