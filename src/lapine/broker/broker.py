@@ -21,7 +21,6 @@ from lapine.config import Config
 
 if TYPE_CHECKING:
     from lapine.broker.connection import Connection
-    from lapine.broker.direct_reply_to import ReplyConsumer
     from lapine.broker.persistence import Persistence
     from lapine.mqtt.connection import MqttConnection
     from lapine.store import Store
@@ -51,7 +50,6 @@ class Broker:
         self.connections: set[Connection | MqttConnection] = set()
         # Times any connection was held by credit flow (broker/flow.py), for Prometheus.
         self.flow_holds = 0
-        self.reply_consumers: dict[str, ReplyConsumer] = {}
         # Node-wide counters that must never go backwards: objects opened and closed, the sizes
         # of published messages, and what deleted vhosts had counted.
         self.churn = Churn()

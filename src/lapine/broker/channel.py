@@ -403,7 +403,7 @@ class Channel:
         if (
             exchange.is_default
             and message.routing_key.startswith(direct_reply_to.PREFIX)
-            and direct_reply_to.deliver(self.connection.broker, message)
+            and direct_reply_to.deliver(self.vhost, message)
         ):
             return True
         routed, accepted = self.vhost.publish(exchange, message, self.connection)

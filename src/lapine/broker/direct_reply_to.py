@@ -2,7 +2,9 @@
 
 A client consumes the pseudo-queue ``amq.rabbitmq.reply-to`` (no-ack) and publishes a request
 with that name as reply_to; the broker rewrites reply_to to a name unique to that channel, and a
-reply published to that name on the default exchange goes straight to the consumer.
+reply published to that name on the default exchange, in the same vhost, goes straight to the
+consumer. The names are kept per vhost: a reply published in another vhost is routed there like any
+other message, to no queue (RabbitMQ's volatile queues are vhost resources too).
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from lapine.broker.message import Message
 from lapine.broker.queue import QueuedMessage
 
 if TYPE_CHECKING:
-    from lapine.broker.broker import Broker
     from lapine.broker.channel import Channel
+    from lapine.broker.vhost import VirtualHost
 
 QUEUE = "amq.rabbitmq.reply-to"
 PREFIX = QUEUE + "."
@@ -41,7 +43,7 @@ class ReplyConsumer:
         message.header_payload = message.header_payload[:12] + properties.encode()
 
     def stop(self) -> None:
-        self.channel.connection.broker.reply_consumers.pop(self.name, None)
+        self.channel.vhost.reply_consumers.pop(self.name, None)
 
 
 def start(channel: Channel, tag: str, no_ack: bool) -> ReplyConsumer:
@@ -50,13 +52,13 @@ def start(channel: Channel, tag: str, no_ack: bool) -> ReplyConsumer:
     if channel.reply_to is not None:
         raise ChannelError(PRECONDITION_FAILED, "reply consumer already set", 60, 20)
     consumer = ReplyConsumer(channel, tag)
-    channel.connection.broker.reply_consumers[consumer.name] = consumer
+    channel.vhost.reply_consumers[consumer.name] = consumer
     return consumer
 
 
-def deliver(broker: Broker, message: Message) -> bool:
-    """Hand a reply to its requester's channel; False when no such requester is listening."""
-    consumer = broker.reply_consumers.get(message.routing_key)
+def deliver(vhost: VirtualHost, message: Message) -> bool:
+    """Hand a reply to its requester's channel; False when no such requester listens in this vhost."""
+    consumer = vhost.reply_consumers.get(message.routing_key)
     if consumer is None or consumer.channel.closed:
         return False
     consumer.channel.deliver(consumer, QueuedMessage(message, 0), None)

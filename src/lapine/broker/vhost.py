@@ -26,6 +26,7 @@ from lapine.store import StoreError
 
 if TYPE_CHECKING:
     from lapine.broker.connection import Connection
+    from lapine.broker.direct_reply_to import ReplyConsumer
     from lapine.broker.flow import Publisher
     from lapine.broker.persistence import Persistence
     from lapine.broker.scheduler import Scheduler
@@ -71,6 +72,9 @@ class VirtualHost:
         self.persistence: Persistence | None = None
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
+        # Direct reply-to consumers by the reply_to name they were given: a reply reaches one only
+        # when published in this vhost, as in RabbitMQ.
+        self.reply_consumers: dict[str, ReplyConsumer] = {}
         self.default_exchange = Exchange(self, "", "direct", durable=True)
         self.exchanges[""] = self.default_exchange
         for ex_name, ex_type in STANDARD_EXCHANGES:
