@@ -7,13 +7,20 @@ publishing and binding-to need write, consuming and binding-from need read.
 Topic permissions narrow that for one topic exchange: a write pattern the routing keys of a
 publish must match, and a read pattern for the routing key of a binding from it. Without one
 for the user, vhost and exchange, the exchange is open as far as its vhost permissions go.
+
+Patterns are matched by RE2 (google-re2), in time linear in the name, because every check runs on
+the event loop: a pattern such as ``^(a+)+$`` cannot stall the broker however long the name. RE2
+refuses what needs backtracking (backreferences, lookarounds); setting such a pattern is refused
+with RE2's reason, and one that got in before (an old data directory) grants nothing.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
+
+import re2
 
 from lapine.amqp.errors import ChannelError
 
@@ -47,13 +54,37 @@ class TopicPermission:
         # As in RabbitMQ: an empty pattern is "^$", and {username} and {vhost} stand for the
         # user's name and the vhost's, escaped.
         pattern = getattr(self, kind) or "^$"
-        pattern = pattern.replace("{username}", re.escape(self.user)).replace("{vhost}", re.escape(self.vhost))
+        pattern = pattern.replace("{username}", re2.escape(self.user)).replace("{vhost}", re2.escape(self.vhost))
         return _compiled(pattern).search(routing_key) is not None
 
 
+def compile_pattern(pattern: str) -> Any:
+    """The RE2 program for a pattern; raises re2.error (its reason in bytes) when RE2 refuses it."""
+    options = re2.Options()
+    options.log_errors = False  # the reason goes back to whoever set the permission, not to stderr
+    return re2.compile(pattern, options)
+
+
+def pattern_error(pattern: str) -> str | None:
+    """Why RE2 cannot run this pattern, or None when it can."""
+    try:
+        compile_pattern(pattern)
+    except re2.error as error:
+        return error.args[0].decode("utf-8", "replace") if error.args else "invalid"
+    return None
+
+
+class _MatchesNothing:
+    def search(self, name: str) -> None:
+        return None
+
+
 @lru_cache(maxsize=1024)
-def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+def _compiled(pattern: str) -> Any:
+    try:
+        return compile_pattern(pattern)
+    except re2.error:
+        return _MatchesNothing()
 
 
 @dataclass

@@ -9,14 +9,13 @@ errors are raised as DefinitionError with RabbitMQ's wording, for the caller to 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from lapine import __version__
 from lapine.amqp.errors import AMQPError, ConnectionError
 from lapine.auth.passwords import ALGORITHMS, HASHING_ALGORITHM
-from lapine.auth.permissions import Permission, TopicPermission
+from lapine.auth.permissions import Permission, TopicPermission, pattern_error
 from lapine.auth.users import User
 from lapine.broker import names
 from lapine.broker.policies import Policy, erlang_term, validate
@@ -264,10 +263,9 @@ def topic_permission_definition(permission: TopicPermission) -> dict[str, str]:
 
 
 def _check_regex(pattern: str) -> None:
-    try:
-        re.compile(pattern)
-    except re.error as error:
-        raise DefinitionError(f"invalid_regexp: '{pattern}': {error}") from None
+    reason = pattern_error(pattern)
+    if reason is not None:
+        raise DefinitionError(f"invalid_regexp: '{pattern}': {reason} (patterns are matched by RE2)")
 
 
 # --- policies ------------------------------------------------------------------------------------
