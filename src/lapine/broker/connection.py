@@ -25,6 +25,7 @@ from lapine.amqp.frames import PROTOCOL_HEADER, FrameReader, FrameReaderError, d
 from lapine.auth import sasl
 from lapine.broker import flow
 from lapine.broker.channel import NO_METHOD, Channel
+from lapine.log_text import one_line
 
 if TYPE_CHECKING:
     from lapine.broker.broker import Broker
@@ -421,7 +422,7 @@ class Connection:
         self.send_method(channel.id, spec.ChannelCloseOk())
 
     def close_channel_with_error(self, channel: Channel, error: AMQPError) -> None:
-        log.info("channel %d of %s closed: %s", channel.id, self.name, error.reply_text)
+        log.info("channel %d of %s closed: %s", channel.id, self.name, one_line(error.reply_text))
         channel.shutdown()
         channel.closing = True
         self.send_method(
@@ -555,7 +556,7 @@ class Connection:
         if self.state in (State.CLOSING, State.CLOSED):
             return
         if error.reply_code != CONNECTION_FORCED:
-            log.warning("closing connection %s: %s", self.name, error.reply_text)
+            log.warning("closing connection %s: %s", self.name, one_line(error.reply_text))
         self._shutdown_channels()
         if self.state is State.AWAIT_HEADER:
             self._finish()
