@@ -902,9 +902,21 @@ class MqttConnection:
         self.counters["acknowledged"] += 1
 
     def _refill(self) -> None:
+        """Room again (an ack, or the socket drained): each consumer whose own window is open goes
+        back to its queue's ring (broker/consumer_ring.py), and the queue dispatches."""
         for consumer in list(self.consumers.values()):
-            if consumer.queue.ready:
-                consumer.queue.dispatch()
+            consumer.parked = False
+            queue = consumer.queue
+            if not consumer.window_full() and queue.take_back(consumer) and queue.ready:
+                queue.dispatch()
+
+    def park(self, consumer: Consumer) -> None:
+        """The consumer's turn came while this connection could take no deliveries; ``_refill``
+        brings it back."""
+        consumer.parked = True
+
+    def unpark(self, consumer: Consumer) -> None:
+        consumer.parked = False
 
     def cancel_by_broker(self, consumer: Consumer) -> None:
         """A session queue was deleted under us (by an operator, or with its vhost): the session is
