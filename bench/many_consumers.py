@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -29,15 +30,34 @@ from pathlib import Path
 from typing import Any
 
 import pika
-from scenarios.brokers import free_port, lapine_env, wait_for_port
+from scenarios.brokers import lapine_env
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 QUEUE = "bench-many-consumers"
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("the broker exited while starting")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on port {port}")
+
+
 @contextmanager
 def lapine_broker() -> Iterator[str]:
-    port = free_port(5790)
+    port = _free_port()
     with tempfile.TemporaryDirectory(prefix="lapine-many-consumers-") as data_dir:
         process = subprocess.Popen(
             [
@@ -48,7 +68,7 @@ def lapine_broker() -> Iterator[str]:
             env=lapine_env(SRC),
         )  # fmt: skip
         try:
-            wait_for_port(port, 30, alive=lambda: process.poll() is None)
+            _wait_listening(port, process)
             yield f"amqp://guest:guest@127.0.0.1:{port}/%2F"
         finally:
             process.terminate()
@@ -122,7 +142,7 @@ def main() -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=SRC)
     where = args.url or f"Lapine from {SRC} ({commit.stdout.strip() or 'no git'})"
     print(f"{where}; prefetch 1, one channel; {args.seconds:g} s per figure; load avg {os.getloadavg()[0]:.2f}")
-    print("consumers  rtt_median_ms  rtt_p99_ms  acks/s")
+    print("consumers  rtt_median_ms  rtt_p99_ms  acks/s", flush=True)
     for count in counts:
         if args.url:
             median, p99, rate = measure(args.url, count, args.seconds)
