@@ -17,7 +17,7 @@ from lapine.broker.broker import Broker
 from lapine.broker.consumer import Consumer
 from lapine.broker.scheduler import ManualScheduler
 from lapine.config import Config
-from tests.model.harness import Client, Content
+from lapine.testing.model import Content, ModelClient
 
 
 @pytest.fixture
@@ -39,18 +39,18 @@ def room_checks(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     yield counter
 
 
-def _client(broker: Broker) -> Client:
-    client = Client(broker)
+def _client(broker: Broker) -> ModelClient:
+    client = ModelClient(broker)
     client.handshake()
     client.open_channel(1)
     return client
 
 
-def _deliveries(client: Client) -> list[Content]:
+def _deliveries(client: ModelClient) -> list[Content]:
     return [item for _channel, item in client.take() if isinstance(item, Content)]
 
 
-def _consumers_with_backlog(broker: Broker, count: int, backlog: int, **qos: int) -> tuple[Client, list[Content]]:
+def _consumers_with_backlog(broker: Broker, count: int, backlog: int, **qos: int) -> tuple[ModelClient, list[Content]]:
     """``count`` consumers with prefetch 1 on one channel, each holding one message, and a backlog."""
     client = _client(broker)
     client.method(1, spec.QueueDeclare(queue="q"))

@@ -9,14 +9,14 @@ import pytest
 from lapine.amqp import spec
 from lapine.broker.broker import Broker
 from lapine.broker.scheduler import ManualScheduler
-from tests.model.harness import Client
+from lapine.testing.model import ModelClient
 
 FORGED = "x\n2026-12-02 10:00:00,000 [WARNING] lapine.connection: forged\x1b[2K"
 
 
 @pytest.fixture
-def client() -> Client:
-    client = Client(Broker(scheduler=ManualScheduler()))
+def client() -> ModelClient:
+    client = ModelClient(Broker(scheduler=ManualScheduler()))
     client.handshake()
     client.open_channel(1)
     return client
@@ -26,7 +26,7 @@ def _messages(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [record.getMessage() for record in caplog.records if record.name == "lapine.connection"]
 
 
-def test_a_queue_name_in_a_channel_error_is_escaped(client: Client, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_queue_name_in_a_channel_error_is_escaped(client: ModelClient, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="lapine.connection")
     client.method(1, spec.QueueDeclare(queue=FORGED, passive=True))
     assert client.expect(spec.ChannelClose).reply_code == 404
@@ -35,7 +35,7 @@ def test_a_queue_name_in_a_channel_error_is_escaped(client: Client, caplog: pyte
     assert "no queue 'x\\n2026-12-02 10:00:00,000 [WARNING] lapine.connection: forged\\x1b[2K'" in message
 
 
-def test_a_consumer_tag_in_a_connection_error_is_escaped(client: Client, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_consumer_tag_in_a_connection_error_is_escaped(client: ModelClient, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="lapine.connection")
     client.method(1, spec.QueueDeclare(queue="q"))
     for _ in range(2):
@@ -48,7 +48,7 @@ def test_a_consumer_tag_in_a_connection_error_is_escaped(client: Client, caplog:
 
 
 def test_a_backslash_is_escaped_so_that_an_escape_cannot_be_faked(
-    client: Client, caplog: pytest.LogCaptureFixture
+    client: ModelClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="lapine.connection")
     client.method(1, spec.QueueDeclare(queue="a\\nb", passive=True))
