@@ -50,12 +50,6 @@ def test_ttl_zero_without_a_consumer_expires_at_once(model: ModelBroker, client:
     assert model.queue("q").message_count == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Queue.publish dispatches a TTL-0 message through Queue.dispatch, whose expire() first drops "
-    "every head entry with 0 < expires_at <= now, so the message expires before the consumer with room "
-    "gets it; RabbitMQ delivers a TTL-0 message to a consumer that can take it at once (checked against 3.10)",
-)
 def test_ttl_zero_is_delivered_to_a_consumer_that_can_take_it_at_once(client: ModelClient) -> None:
     client.declare_queue("q")
     client.consume("q", "c", no_ack=True)

@@ -296,12 +296,16 @@ class Queue:
             self._expiring = True
         entry.stored = stored
         self._loaded_upto = seq
+        if self._expiring:
+            # What expired goes before the new message joins, which may then be handed out at
+            # once even with a TTL of 0 (RabbitMQ's rule), before expiry looks at it.
+            self.expire()
         self.ready.push(entry)
         self.ready_bytes += len(message.body)
         if self._limited:
             self._enforce_limits()
         if self.consumers:
-            self.dispatch()
+            self._hand_out()
         if ttl is not None:
             if ttl == 0 and self.ready.tail() is entry:
                 # TTL 0: delivered at once to a consumer with room, or never (RabbitMQ's rule).
@@ -414,11 +418,15 @@ class Queue:
         """Hand ready messages to consumers with room until either runs out: the head of the
         highest priority level of the ring gets the next one and goes to the tail (RabbitMQ's
         round-robin); one found without room leaves the ring until its window opens."""
+        if self._expiring:
+            self.expire()
+        self._hand_out()
+
+    def _hand_out(self) -> None:
+        """Dispatch without looking at expiry first (the caller did)."""
         ready = self.ready
         if not ready or not self.consumers:
             return
-        if self._expiring:
-            self.expire()
         if self.single_active_consumer:
             self._dispatch_single()
         else:
