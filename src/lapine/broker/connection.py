@@ -217,14 +217,22 @@ class Connection:
             data = self._protocol_header(data)
             if not data:
                 return
+        self._guarded(self._read, data)
+
+    def _read(self, data: bytes) -> None:
         try:
-            try:
-                frames = self.reader.feed(data)
-            except FrameReaderError as error:
-                # RabbitMQ acts on the good frames that came before the bad one, then closes.
-                self._take_frames(error.frames)
-                raise
-            self._take_frames(frames)
+            frames = self.reader.feed(data)
+        except FrameReaderError as error:
+            # RabbitMQ acts on the good frames that came before the bad one, then closes.
+            self._take_frames(error.frames)
+            raise
+        self._take_frames(frames)
+
+    def _guarded(self, act: Callable[[Any], None], what: Any) -> None:
+        """Act on input; a protocol error closes the connection as the spec says, anything else
+        as an internal error, and the confirms it earned are sent either way."""
+        try:
+            act(what)
         except ConnectionError as error:
             self.close_with_error(error)
         except Exception:
@@ -260,15 +268,7 @@ class Connection:
         if held is None or self._hold_next or self.state is State.CLOSED:
             return
         self.held = None
-        try:
-            self._frames_received(held)
-        except ConnectionError as error:
-            self.close_with_error(error)
-        except Exception:
-            log.exception("internal error on connection %s", self.name)
-            self.close_with_error(ConnectionError(INTERNAL_ERROR, "internal error"))
-        finally:
-            self._flush_confirms()
+        self._guarded(self._frames_received, held)
 
     def charge(self, queue: Queue) -> None:
         """A message of ours went into ``queue``, which is behind (broker/flow.py)."""
