@@ -14,6 +14,11 @@ def one_line(text: str) -> str:
     return "".join(_escape(char) for char in text)
 
 
+def quoted(text: str) -> str:
+    """``text`` as ``one_line`` shows it, in single quotes (a quote inside it escaped)."""
+    return "'" + one_line(text).replace("'", "\\'") + "'"
+
+
 def _escape(char: str) -> str:
     if char == "\\":
         return "\\\\"

@@ -20,11 +20,11 @@ from aiohttp import web
 from lapine.auth.passwords import is_costly
 from lapine.auth.users import User
 from lapine.broker.vhost import VirtualHost
+from lapine.log_text import quoted
 from lapine.management.connection_gate import GATE
 from lapine.management.context import broker_of
 from lapine.management.http import ApiError, json_response, not_found
 from lapine.management.login_throttle import LoginThrottle
-from lapine.management.printable import printable
 
 MANAGEMENT_TAGS = frozenset({"management", "policymaker", "monitoring", "administrator"})
 USER = "lapine.user"
@@ -87,9 +87,9 @@ async def _login(request: web.Request, name: str, password: str) -> User | None:
     else:
         user = users.authenticate(name, password, peer)
     if user is None:
-        log.warning("HTTP access denied: user %s - invalid credentials (from %s)", printable(name), peer)
+        log.warning("HTTP access denied: user %s - invalid credentials (from %s)", quoted(name), peer)
     elif not MANAGEMENT_TAGS.intersection(user.tags):
-        log.warning("HTTP access denied: user %s - not a management user (from %s)", printable(name), peer)
+        log.warning("HTTP access denied: user %s - not a management user (from %s)", quoted(name), peer)
         return None
     return user
 
