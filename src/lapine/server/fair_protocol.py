@@ -27,10 +27,18 @@ class HeldReader(Protocol):
     held: Any  # what was read and waits (frames, packets), or None
     credit: flow.Credit
     published: bool  # set on every publish; read and cleared here (alarms, the store)
+    output: list[bytes]  # gathered since the last write
+    output_delay: float  # seconds to hold the output back (a refused login); reset here
+    bytes_sent: int
+    finished: bool  # close the socket once the output is written
 
     def grant_credit(self, trickle: bool = False) -> None: ...
 
     def release_held(self) -> None: ...
+
+    def take_output(self) -> bytes: ...
+
+    def output_written(self) -> None: ...
 
 
 class FairProtocol(asyncio.Protocol, ABC):
@@ -55,13 +63,15 @@ class FairProtocol(asyncio.Protocol, ABC):
     def _reader(self) -> HeldReader | None:
         """The sans-IO connection, once there is one."""
 
-    @abstractmethod
-    def _flush(self) -> None:
-        """Write what the connection gathered."""
-
     def _client_not_reading(self) -> bool:
         """Held because the client does not read what we send (not for lack of credit)."""
         return False
+
+    def _wrote(self, transport: asyncio.Transport) -> None:
+        """Output was just handed to the transport."""
+
+    def _flushed(self, transport: asyncio.Transport) -> None:
+        """A flush is over and the connection is not finished."""
 
     # --- reading -----------------------------------------------------------------------------
 
@@ -144,6 +154,31 @@ class FairProtocol(asyncio.Protocol, ABC):
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Write what the connection gathered since the last tick, in one write."""
+        self._flush_scheduled = False
+        reader = self._reader()
+        transport = self.transport
+        if reader is None or transport is None or transport.is_closing():
+            return
+        if reader.output_delay:
+            self._hold_output(reader.output_delay)
+            reader.output_delay = 0.0
+        if self._output_held:
+            return
+        if reader.output:
+            data = reader.take_output()
+            reader.bytes_sent += len(data)
+            transport.write(data)
+            reader.output_written()
+            self._wrote(transport)
+            if reader.held is not None:
+                self._go_on()
+        if reader.finished:
+            transport.close()
+        else:
+            self._flushed(transport)
 
     def _hold_output(self, delay: float) -> None:
         """Answer (a failed login) only after ``delay`` seconds, without blocking the loop; the

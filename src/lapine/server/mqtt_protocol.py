@@ -80,30 +80,6 @@ class MqttProtocol(FairProtocol):
         if self.connection is not None:
             self.connection.set_writable(True)
 
-    # --- output ------------------------------------------------------------------------------
-
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        connection = self.connection
-        transport = self.transport
-        if connection is None or transport is None or transport.is_closing():
-            return
-        if connection.output_delay:
-            # A refused login is answered late, without holding anyone else up.
-            self._hold_output(connection.output_delay)
-            connection.output_delay = 0.0
-        if self._output_held:
-            return
-        if connection.output:
-            data = connection.take_output()
-            connection.bytes_sent += len(data)
-            transport.write(data)
-            connection.output_written()
-            if connection.held is not None:
-                self._go_on()
-        if connection.finished:
-            transport.close()
-
     # --- timers ------------------------------------------------------------------------------
 
     def _connect_deadline(self) -> None:

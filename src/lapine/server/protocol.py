@@ -94,29 +94,14 @@ class AMQPProtocol(FairProtocol):
 
     # --- output ------------------------------------------------------------------------------
 
-    def _flush(self) -> None:
-        self._flush_scheduled = False
-        connection = self.connection
-        transport = self.transport
-        if connection is None or transport is None or transport.is_closing():
-            return
-        if connection.output_delay:
-            self._hold_output(connection.output_delay)
-            connection.output_delay = 0.0
-        if self._output_held:
-            return
-        if connection.output:
-            data = connection.take_output()
-            connection.bytes_sent += len(data)
-            transport.write(data)
-            self.last_sent = self.loop.time()
-            connection.output_written()
-            connection.set_output_pending(transport.get_write_buffer_size())
-            if connection.held is not None:
-                self._go_on()
-        if connection.finished:
-            transport.close()
-        elif connection.state is State.CLOSING:
+    def _wrote(self, transport: asyncio.Transport) -> None:
+        assert self.connection is not None
+        self.last_sent = self.loop.time()
+        self.connection.set_output_pending(transport.get_write_buffer_size())
+
+    def _flushed(self, transport: asyncio.Transport) -> None:
+        assert self.connection is not None
+        if self.connection.state is State.CLOSING:
             self._timers.append(self.loop.call_later(CLOSE_OK_TIMEOUT, transport.close))
 
     # --- timers ------------------------------------------------------------------------------
