@@ -122,12 +122,10 @@ def _sized_end(buf: bytes, pos: int, limit: int) -> int:
 
 def _table_end(buf: bytes, pos: int, limit: int, depth: int) -> int:
     """The end of the field table at ``pos``; keys are any octets, as RabbitMQ takes them."""
-    start = pos + 4
-    stop = start + _u32_from(buf, pos)[0]
-    if start > limit or stop > limit:
-        raise _Malformed
-    pos = start
+    stop = _sized_end(buf, pos, limit)
+    pos += 4
     size_of = _SIZE_OF
+    # The value step is written out here and in _array_end, not called: it runs once per field.
     while pos < stop:
         pos += 1 + buf[pos]
         if pos >= stop:
