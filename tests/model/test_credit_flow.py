@@ -11,9 +11,7 @@ import pytest
 from lapine.amqp import spec
 from lapine.amqp.frames import encode_frame, method_frame
 from lapine.broker import flow
-from lapine.broker.broker import Broker
-from lapine.broker.scheduler import ManualScheduler
-from lapine.testing.model import Content, ModelClient
+from lapine.testing.model import ModelBroker, ModelClient
 
 _RAW_PROPERTIES = spec.BasicProperties().encode()
 
@@ -27,118 +25,99 @@ def publishes(first: int, count: int, routing_key: str = "q", exchange: str = ""
 
 
 @pytest.fixture
-def broker() -> Broker:
-    return Broker(scheduler=ManualScheduler())
-
-
-def _client(broker: Broker) -> ModelClient:
-    client = ModelClient(broker)
-    client.handshake()
-    client.open_channel(1)
-    return client
-
-
-@pytest.fixture
-def publisher(broker: Broker) -> ModelClient:
-    client = _client(broker)
-    client.method(1, spec.QueueDeclare(queue="q"))
-    client.expect(spec.QueueDeclareOk)
+def publisher(model: ModelBroker) -> ModelClient:
+    client = model.client()
+    client.declare_queue("q")
     return client
 
 
 def consume(client: ModelClient, prefetch: int) -> None:
-    client.method(1, spec.BasicQos(prefetch_count=prefetch))
-    client.expect(spec.BasicQosOk)
-    client.method(1, spec.BasicConsume(queue="q", consumer_tag="c"))
-    client.expect(spec.BasicConsumeOk)
+    client.qos(prefetch)
+    client.consume("q", "c")
 
 
-def deliveries(client: ModelClient) -> list[Content]:
-    return [item for _channel, item in client.take() if isinstance(item, Content)]
+def ready(model: ModelBroker) -> int:
+    return model.queue("q").message_count
 
 
-def ready(broker: Broker) -> int:
-    return broker.vhosts["/"].queues["q"].message_count
-
-
-def test_a_queue_without_consumers_takes_everything(broker: Broker, publisher: ModelClient) -> None:
+def test_a_queue_without_consumers_takes_everything(model: ModelBroker, publisher: ModelClient) -> None:
     publisher.send(publishes(0, flow.BEHIND_MESSAGES * 3))
-    assert ready(broker) == flow.BEHIND_MESSAGES * 3
+    assert ready(model) == flow.BEHIND_MESSAGES * 3
     assert publisher.connection.held is None
     assert not publisher.connection.in_flow
 
 
 def test_past_the_backlog_a_publisher_gets_little_credit_and_the_rest_waits(
-    broker: Broker, publisher: ModelClient
+    model: ModelBroker, publisher: ModelClient
 ) -> None:
-    consumer = _client(broker)
+    consumer = model.client()
     consume(consumer, prefetch=10)
     publisher.send(publishes(0, flow.BEHIND_MESSAGES * 3))
     # 10 went to the consumer; past the backlog, the first credit; the rest is held.
-    assert ready(broker) == flow.BEHIND_MESSAGES + flow.MIN_CREDIT
+    assert ready(model) == flow.BEHIND_MESSAGES + flow.MIN_CREDIT
     assert publisher.connection.held
     assert publisher.connection.in_flow
     publisher.tick()  # the consumer took nothing meanwhile: no credit
-    assert ready(broker) == flow.BEHIND_MESSAGES + flow.MIN_CREDIT
+    assert ready(model) == flow.BEHIND_MESSAGES + flow.MIN_CREDIT
     publisher.tick(trickle=True)  # but a trickle when the retry timer fires
-    assert ready(broker) == flow.BEHIND_MESSAGES + 2 * flow.MIN_CREDIT
+    assert ready(model) == flow.BEHIND_MESSAGES + 2 * flow.MIN_CREDIT
 
 
-def test_credit_follows_what_the_consumers_take(broker: Broker, publisher: ModelClient) -> None:
+def test_credit_follows_what_the_consumers_take(model: ModelBroker, publisher: ModelClient) -> None:
     publisher.send(publishes(0, 8_000))  # no consumer yet: all taken
-    consumer = _client(broker)
+    consumer = model.client()
     consume(consumer, prefetch=500)
-    assert len(deliveries(consumer)) == 500
-    flooder = _client(broker)
+    assert len(consumer.deliveries()) == 500
+    flooder = model.client()
     flooder.send(publishes(10_000, 10_000))
-    assert ready(broker) == 7_500 + flow.MIN_CREDIT  # behind from the first: the first credit
+    assert ready(model) == 7_500 + flow.MIN_CREDIT  # behind from the first: the first credit
     consumer.method(1, spec.BasicAck(delivery_tag=500, multiple=True))  # 500 more go out
-    assert len(deliveries(consumer)) == 500
+    assert len(consumer.deliveries()) == 500
     flooder.tick()
     # As much as the queue handed out since the last grant: the backlog holds its level.
-    assert ready(broker) == 7_500 + flow.MIN_CREDIT
+    assert ready(model) == 7_500 + flow.MIN_CREDIT
     flooder.tick()  # nothing handed out since: nothing more
-    assert ready(broker) == 7_500 + flow.MIN_CREDIT
+    assert ready(model) == 7_500 + flow.MIN_CREDIT
     flooder.tick(trickle=True)
-    assert ready(broker) == 7_500 + 2 * flow.MIN_CREDIT
+    assert ready(model) == 7_500 + 2 * flow.MIN_CREDIT
     assert flooder.connection.held
 
 
-def test_a_queue_that_loses_its_consumers_holds_nobody_back(broker: Broker, publisher: ModelClient) -> None:
-    consumer = _client(broker)
+def test_a_queue_that_loses_its_consumers_holds_nobody_back(model: ModelBroker, publisher: ModelClient) -> None:
+    consumer = model.client()
     consume(consumer, prefetch=10)
     publisher.send(publishes(0, 10_000))
     assert publisher.connection.held
     consumer.method(1, spec.BasicCancel(consumer_tag="c"))
     publisher.tick()
-    assert ready(broker) == 10_000 - 10
+    assert ready(model) == 10_000 - 10
     assert publisher.connection.held is None
 
 
-def test_the_consumers_acks_are_not_held_behind_the_publisher(broker: Broker, publisher: ModelClient) -> None:
-    consumer = _client(broker)
+def test_the_consumers_acks_are_not_held_behind_the_publisher(model: ModelBroker, publisher: ModelClient) -> None:
+    consumer = model.client()
     consume(consumer, prefetch=100)
     publisher.send(publishes(0, 50_000))
     assert publisher.connection.held
     for _ in range(5):
-        got = deliveries(consumer)
+        got = consumer.deliveries()
         assert len(got) == 100
         last = got[-1].method.delivery_tag
         consumer.method(1, spec.BasicAck(delivery_tag=last, multiple=True))
     # Every ack was acted on at once: 100 more each time, while the publisher was still held.
-    assert len(deliveries(consumer)) == 100
+    assert len(consumer.deliveries()) == 100
     assert publisher.connection.held
 
 
-def test_held_publishes_arrive_all_and_in_order(broker: Broker, publisher: ModelClient) -> None:
-    consumer = _client(broker)
+def test_held_publishes_arrive_all_and_in_order(model: ModelBroker, publisher: ModelClient) -> None:
+    consumer = model.client()
     consume(consumer, prefetch=1000)
     total = 20_000
     publisher.send(publishes(0, total))
     publisher.send(publishes(total, 100))  # read while held: queued behind what waits
     seen: list[int] = []
     for _ in range(1000):
-        got = deliveries(consumer)
+        got = consumer.deliveries()
         seen += [struct.unpack(">Q", item.body)[0] for item in got]
         if got:
             consumer.method(1, spec.BasicAck(delivery_tag=got[-1].method.delivery_tag, multiple=True))
@@ -149,7 +128,7 @@ def test_held_publishes_arrive_all_and_in_order(broker: Broker, publisher: Model
     assert publisher.connection.held is None
 
 
-def test_a_client_that_does_not_read_stops_being_served(broker: Broker, publisher: ModelClient) -> None:
+def test_a_client_that_does_not_read_stops_being_served(model: ModelBroker, publisher: ModelClient) -> None:
     """basic.get after basic.get of a big message, by a client that reads nothing: we stop reading
     its requests once what waits for it is past the limit, instead of buffering without bound."""
     big = b"x" * (4 * 1024 * 1024)
@@ -159,7 +138,7 @@ def test_a_client_that_does_not_read_stops_being_served(broker: Broker, publishe
         + encode_frame(spec.FRAME_HEADER, 1, spec.encode_content_header(60, len(big), raw))
         + b"".join(encode_frame(spec.FRAME_BODY, 1, big[i : i + 100_000]) for i in range(0, len(big), 100_000))
     )
-    greedy = _client(broker)
+    greedy = model.client()
     connection = greedy.connection
     get = method_frame(1, spec.BasicGet(queue="q"))
     requeue_all = method_frame(1, spec.BasicNack(delivery_tag=0, multiple=True, requeue=True))
@@ -176,29 +155,31 @@ def test_a_client_that_does_not_read_stops_being_served(broker: Broker, publishe
     assert connection.output_size > 0  # served again
 
 
-def test_the_slowest_queue_sets_the_credit(broker: Broker) -> None:
+def test_the_slowest_queue_sets_the_credit(model: ModelBroker) -> None:
     """A publish that reaches several queues that are behind is paced by the one that moves least."""
-    publisher = _client(broker)
+    publisher = model.client()
     for name in ("fast", "stalled"):
         publisher.method(1, spec.QueueDeclare(queue=name))
         publisher.method(1, spec.QueueBind(queue=name, exchange="amq.fanout"))
-    fast, stalled = _client(broker), _client(broker)
+    fast, stalled = model.client(), model.client()
     for client, name in ((fast, "fast"), (stalled, "stalled")):
         client.method(1, spec.BasicQos(prefetch_count=100))
         client.method(1, spec.BasicConsume(queue=name, consumer_tag=name))
     publisher.send(publishes(0, 20_000, exchange="amq.fanout"))
-    queues = broker.vhosts["/"].queues
+    queues = model.broker.vhosts["/"].queues
     assert publisher.connection.held
     level = queues["stalled"].message_count
     for _ in range(5):
-        got = deliveries(fast)
+        got = fast.deliveries()
         fast.method(1, spec.BasicAck(delivery_tag=got[-1].method.delivery_tag, multiple=True))
         publisher.tick()
     # The fast queue handed out 500 messages, the stalled one none: no credit came of it.
     assert queues["stalled"].message_count == level
 
 
-def test_acks_behind_held_publishes_on_the_same_connection_get_through(broker: Broker, publisher: ModelClient) -> None:
+def test_acks_behind_held_publishes_on_the_same_connection_get_through(
+    model: ModelBroker, publisher: ModelClient
+) -> None:
     """A connection that consumes (manual acks) from the queue it floods: its acks wait behind its
     own held publishes, so the queue cannot move; the retry timer's trickle still gets them read."""
     consume(publisher, prefetch=10)
@@ -212,4 +193,4 @@ def test_acks_behind_held_publishes_on_the_same_connection_get_through(broker: B
             break
     assert publisher.connection.held is None
     # The ack was read: the consumer's first ten were settled and ten more went out.
-    assert broker.vhosts["/"].queues["q"].unacked_count == 10
+    assert model.broker.vhosts["/"].queues["q"].unacked_count == 10
