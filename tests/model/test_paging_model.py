@@ -274,7 +274,7 @@ class PagingMachine(RuleBasedStateMachine):
         """The restarted queue's messages as the store holds them: number and delivered flag."""
         found: list[tuple[int, bool]] = []
         after = -1
-        while page := self.store.read_messages(self.queue.store_id, after, 50):
+        while page := self.store.read_messages(self.queue.storage.queue_id, after, 50):
             for stored in page:
                 number = number_of(stored.body)
                 assert stored.body == self.bodies[number]

@@ -20,6 +20,7 @@ from lapine.broker.consumer import Consumer
 from lapine.broker.exchange import Exchange
 from lapine.broker.message import Message
 from lapine.broker.queue import Queue, QueuedMessage
+from lapine.broker.queue_types.declare_arguments import consume_problem
 from lapine.broker.stats import MessageStats
 
 if TYPE_CHECKING:
@@ -583,13 +584,6 @@ class Channel:
             # A passive declare does not expand the "last declared queue" shortcut.
             queue = self.vhost.declare_queue(name, self.connection, passive=True)
         else:
-            queue_type = method.arguments.get("x-queue-type") if method.arguments else None
-            if queue_type not in (None, "classic"):
-                raise ChannelError(
-                    PRECONDITION_FAILED,
-                    f"invalid arg 'x-queue-type' for queue '{name}' in vhost '{self.vhost.name}': "
-                    f"queue type '{queue_type}' is not supported by Lapine",
-                )
             if name.startswith("amq."):
                 raise ChannelError(ACCESS_REFUSED, f"queue name '{name}' contains reserved prefix 'amq.*'")
             name = name or names.queue_name()
@@ -688,6 +682,11 @@ class Channel:
             return
         self.authorize("read", "queue", queue_name)
         queue = self.vhost.queue(queue_name, self.connection)
+        queue_type = self.vhost.queue_type_of(queue)
+        where = f"for queue '{queue.name}' in vhost '{self.vhost.name}'"
+        problem = consume_problem(method.arguments or {}, where, queue_type.module, queue_type.consumer_arguments)
+        if problem is not None:
+            raise ChannelError(PRECONDITION_FAILED, problem)
         if queue.exclusive_consumer is not None or (method.exclusive and queue.consumers):
             raise ChannelError(ACCESS_REFUSED, f"queue '{queue.name}' in vhost '{self.vhost.name}' in exclusive use")
         consumer = Consumer(
@@ -849,9 +848,7 @@ class Channel:
     def can_deliver(self) -> bool:
         """Deliveries may go out on this channel: open, its socket taking them, global prefetch not used up."""
         return (
-            self.active
-            and not self.closed
-            and (not self.prefetch_global or len(self.unacked) < self.prefetch_global)
+            self.active and not self.closed and (not self.prefetch_global or len(self.unacked) < self.prefetch_global)
         )
 
     def park(self, consumer: Consumer) -> None:

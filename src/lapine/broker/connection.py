@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import platform
 import socket
-import time
 from collections.abc import Callable
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -105,7 +104,7 @@ class Connection:
         # RabbitMQ names a connection "peer -> local"; a client's connection_name is shown apart.
         self.name = f"{_address(self.peer_host, self.peer_port)} -> {_address(self.local_host, self.local_port)}"
         self.auth_mechanism = ""
-        self.connected_at = time.time()
+        self.connected_at = broker.scheduler.wall_time()
         self.bytes_received = 0
         self.writable = True
         self.output_size = 0
@@ -602,7 +601,7 @@ class Connection:
     def _delete_exclusive_queues(self) -> None:
         for queue in list(self.exclusive_queues):
             if not queue.deleted:
-                queue.vhost.delete_queue(queue)
+                self.vhost.delete_queue(queue)
         self.exclusive_queues.clear()
 
 

@@ -1,5 +1,8 @@
 """A consumer: one basic.consume on one channel, with its own prefetch window.
 
+It is the queue's Subscriber (broker/ports.py): the queue asks it for room and hands it messages,
+and it passes them to its channel, which numbers and sends them.
+
 Where it waits for its turn: in its queue's ring while it may have room (``in_ring``), parked on
 its channel while the channel cannot take deliveries (``parked``: the socket is full, or a global
 prefetch is used up), or nowhere while its own window is full (its next ack brings it back).
@@ -11,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from lapine.broker.channel import Channel
-    from lapine.broker.queue import Queue
+    from lapine.broker.queue import Queue, QueuedMessage
 
 
 class Consumer:
@@ -72,6 +75,15 @@ class Consumer:
     def window_full(self) -> bool:
         """Its own prefetch is used up (whatever its channel's state)."""
         return not self.no_ack and 0 < self.prefetch <= self.unacked
+
+    def deliver(self, entry: QueuedMessage, queue: Queue) -> None:
+        self.channel.deliver(self, entry, queue)
+
+    def wait_for_room(self) -> None:
+        self.channel.park(self)
+
+    def queue_deleted(self) -> None:
+        self.channel.cancel_by_broker(self)
 
     def cancel(self) -> None:
         """Gone from its queue: it is never handed a message again."""

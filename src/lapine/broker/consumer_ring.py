@@ -18,7 +18,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from lapine.broker.consumer import Consumer
+    from lapine.broker.ports import Subscriber
 
 # Cancelled entries tolerated beyond the live ones before the ring is compacted.
 _STALE_SLACK = 16
@@ -29,15 +29,15 @@ class ConsumerRing:
 
     def __init__(self) -> None:
         # One deque per consumer priority, highest first; dispatch walks them in this order.
-        self.levels: list[deque[Consumer]] = []
-        self._by_priority: dict[int, deque[Consumer]] = {}
+        self.levels: list[deque[Subscriber]] = []
+        self._by_priority: dict[int, deque[Subscriber]] = {}
         self._entries = 0  # entries in all levels, cancelled ones included
         self._stale = 0  # entries of cancelled consumers
 
     def __len__(self) -> int:
         return self._entries - self._stale
 
-    def append(self, consumer: Consumer) -> None:
+    def append(self, consumer: Subscriber) -> None:
         """The consumer's turn comes after everyone already waiting at its priority."""
         level = self._by_priority.get(consumer.priority)
         if level is None:
@@ -47,14 +47,14 @@ class ConsumerRing:
         consumer.in_ring = True
         self._entries += 1
 
-    def left(self, consumer: Consumer) -> None:
+    def left(self, consumer: Subscriber) -> None:
         """Dispatch took the consumer off the head of its level (it had no room)."""
         consumer.in_ring = False
         self._entries -= 1
         if consumer.cancelled:
             self._stale -= 1
 
-    def cancelled(self, consumer: Consumer) -> None:
+    def cancelled(self, consumer: Subscriber) -> None:
         """The consumer is gone: its entry no longer counts, and is dropped when reached."""
         if not consumer.in_ring:
             return

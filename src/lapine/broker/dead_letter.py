@@ -10,7 +10,6 @@ cycle and is dropped, as RabbitMQ does.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 from lapine.amqp.codec import Timestamp
@@ -19,12 +18,14 @@ from lapine.broker.message import Message
 
 if TYPE_CHECKING:
     from lapine.broker.queue import Queue, QueuedMessage
+    from lapine.broker.vhost import VirtualHost
 
 
-def dead_letter(queue: Queue, entries: list[QueuedMessage], reason: str) -> None:
+def dead_letter(vhost: VirtualHost, queue: Queue, entries: list[QueuedMessage], reason: str) -> None:
+    """Messages died in ``queue`` (of ``vhost``): each goes on as a copy to the queues its
+    dead-letter exchange routes it to."""
     if not entries:
         return
-    vhost = queue.vhost
     exchange_name = queue.dead_letter_exchange
     exchange = vhost.exchanges.get(exchange_name) if exchange_name is not None else None
     # Counted as RabbitMQ counts them (messages_dead_lettered_*): "disabled" when the message is
@@ -34,7 +35,7 @@ def dead_letter(queue: Queue, entries: list[QueuedMessage], reason: str) -> None
         return
     for entry in entries:
         original = entry.message
-        copy, deaths = _dead_lettered_copy(original, queue, reason, exchange_name)
+        copy, deaths = _dead_lettered_copy(original, queue, reason, exchange_name, vhost.scheduler.wall_time())
         keys = [queue.dead_letter_routing_key] if queue.dead_letter_routing_key is not None else original_keys(original)
         targets: dict[Queue, None] = {}
         for key in keys:
@@ -57,7 +58,7 @@ def original_keys(message: Message) -> list[str]:
 
 
 def _dead_lettered_copy(
-    message: Message, queue: Queue, reason: str, exchange_name: str
+    message: Message, queue: Queue, reason: str, exchange_name: str, now: float
 ) -> tuple[Message, list[dict[str, Any]]]:
     # A fresh decode: the original Message may still sit in other queues, unchanged.
     properties = BasicProperties.decode(message.header_payload, 12)
@@ -74,7 +75,7 @@ def _dead_lettered_copy(
         "count": count,
         "reason": reason,
         "queue": queue.name,
-        "time": Timestamp(int(time.time())),
+        "time": Timestamp(int(now)),
         "exchange": message.exchange,
         "routing-keys": original_keys(message),
     }

@@ -17,6 +17,7 @@ from lapine.auth.permissions import Permission, TopicPermission
 from lapine.auth.users import User
 from lapine.broker.exchange import Exchange
 from lapine.broker.policies import Policy
+from lapine.broker.queue_storage import StoreQueueStorage
 from lapine.store import (
     BindingDef,
     Definitions,
@@ -125,7 +126,10 @@ class Persistence:
                 arguments=dict(queue.arguments),
             )
         )
-        queue.attach_store(self.store, queue_id, self.broker.config.queue_window)
+        self._attach(queue, queue_id)
+
+    def _attach(self, queue: Queue, queue_id: int) -> None:
+        queue.attach_storage(StoreQueueStorage(self.store, queue_id, pages=True), self.broker.config.queue_window)
 
     def queue_deleted(self, queue: Queue) -> None:
         self.store.delete_queue(queue.vhost.name, queue.name)
@@ -224,7 +228,7 @@ class Persistence:
             vhost = vhosts.get(q.vhost)
             if vhost is not None:
                 queue = vhost.restore_queue(q.name, q.auto_delete, q.arguments)
-                queue.attach_store(self.store, q.queue_id, self.broker.config.queue_window)
+                self._attach(queue, q.queue_id)
         for b in definitions.bindings:
             vhost = vhosts.get(b.vhost)
             if vhost is None:
@@ -242,7 +246,8 @@ class Persistence:
         total = 0
         for vhost in self.broker.vhosts.values():
             for queue in vhost.queues.values():
-                state = recovered.get(queue.store_id) if queue.store_id is not None else None
+                storage = queue.storage
+                state = recovered.get(storage.queue_id) if isinstance(storage, StoreQueueStorage) else None
                 if state is not None and state.count:
                     queue.recover_backlog(state.count, state.bytes, state.first_seq, state.last_seq)
                     total += state.count

@@ -9,22 +9,19 @@ single active consumer, consumer priorities and x-expires.
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
-from lapine.broker import dead_letter
 from lapine.broker.consumer_ring import ConsumerRing
 from lapine.broker.message import Message
 from lapine.broker.policies import Policy, effective
+from lapine.broker.ports import MEMORY_ONLY, MessageStorage
 from lapine.broker.ready import make_ready, sorted_by_seq
 from lapine.broker.stats import MessageStats
 
 if TYPE_CHECKING:
-    from lapine.broker.connection import Connection
-    from lapine.broker.consumer import Consumer
+    from lapine.broker.ports import QueueHost, Subscriber
     from lapine.broker.scheduler import Timer
-    from lapine.broker.vhost import VirtualHost
-    from lapine.store import Store, StoredMessage
+    from lapine.store.base import StoredMessage
 
 
 class QueuedMessage:
@@ -55,24 +52,28 @@ def _str_setting(settings: dict[str, Any], key: str) -> str | None:
 
 
 class Queue:
+    # Its queue type's x-queue-type name (broker/queue_types).
+    type_name = "classic"
+
     def __init__(
         self,
-        vhost: VirtualHost,
+        vhost: QueueHost,
         name: str,
         *,
         durable: bool = False,
-        exclusive_owner: Connection | None = None,
+        exclusive: bool = False,
         auto_delete: bool = False,
         arguments: dict[str, Any] | None = None,
     ) -> None:
         self.vhost = vhost
         self.name = name
         self.durable = durable
-        self.exclusive_owner = exclusive_owner
+        # Its owning connection is known to the vhost only (VirtualHost.owner_of).
+        self.exclusive = exclusive
         self.auto_delete = auto_delete
         self.arguments = arguments or {}
-        self.consumers: list[Consumer] = []
-        self.exclusive_consumer: Consumer | None = None
+        self.consumers: list[Subscriber] = []
+        self.exclusive_consumer: Subscriber | None = None
         self._next_seq = 0
         # The consumers that may have room, in turn order (single active consumer: unused).
         self._ring = ConsumerRing()
@@ -92,10 +93,10 @@ class Queue:
         self.max_priority = max_priority or 0
         self.ready = make_ready(max_priority)
         self.single_active_consumer = self.arguments.get("x-single-active-consumer") is True
-        # The store, once attached: persistent messages are written, and past ``window`` ready
-        # messages the backlog lives on disk only (``paged`` of them, after everything in memory).
-        self.store: Store | None = None
-        self.store_id = 0
+        # Where messages are written (broker/ports.py): persistent ones of a durable queue, and past
+        # ``window`` ready messages the backlog, which then lives on disk only (``paged`` of them,
+        # after everything in memory). Memory only until the persistence seam attaches a store's.
+        self.storage: MessageStorage = MEMORY_ONLY
         self.window = 0
         self.paged = 0
         self.paged_bytes = 0
@@ -126,10 +127,6 @@ class Queue:
             self._enforce_limits()
 
     @property
-    def exclusive(self) -> bool:
-        return self.exclusive_owner is not None
-
-    @property
     def message_count(self) -> int:
         if self._expiring:
             self.expire()
@@ -141,11 +138,10 @@ class Queue:
 
     # --- the store ---------------------------------------------------------------------------
 
-    def attach_store(self, store: Store, store_id: int, window: int) -> None:
-        self.store = store
-        self.store_id = store_id
+    def attach_storage(self, storage: MessageStorage, window: int) -> None:
+        self.storage = storage
         # A priority queue keeps its backlog in memory: a page from disk would not be in order.
-        self.window = 0 if self.max_priority else window
+        self.window = 0 if self.max_priority or not storage.pages else window
 
     def recover_backlog(self, count: int, size: int, first_seq: int | None, last_seq: int | None) -> None:
         """At start: ``count`` messages wait on disk; they page in as the queue drains."""
@@ -159,33 +155,21 @@ class Queue:
     def _page_in_now(self) -> None:
         """Read the next page at once (blocking): the queue must not look empty while messages
         wait on disk. A read already on its way is then dropped when it lands."""
-        assert self.store is not None
         self._generation += 1
         self._paging_in = False
-        self._paged_in(self._generation, self.store.read_messages(self.store_id, self._loaded_upto, self._page_size))
+        self._paged_in(self._generation, self.storage.read(self._loaded_upto, self._page_size))
 
     def _write(self, message: Message, seq: int, ttl: int | None, persistent: bool) -> None:
-        assert self.store is not None
         # A failing store still takes it, to write with the retry that succeeds; meanwhile the
         # channel nacks what waited for the disk.
-        expires = int(time.time() * 1000) + ttl if ttl is not None else None
-        self.store.enqueue(
-            self.store_id,
-            seq,
-            message.exchange_bytes,
-            message.routing_key_bytes,
-            message.header_payload,
-            message.body,
-            persistent=persistent,
-            expires=expires,
-        )
+        expires = int(self.vhost.scheduler.wall_time() * 1000) + ttl if ttl is not None else None
+        self.storage.enqueue(seq, message, expires, persistent=persistent)
 
     def _forget(self, entries: list[QueuedMessage]) -> None:
         """Entries left the queue for good: remove the stored ones from disk."""
-        if self.store is not None:
-            seqs = [entry.seq for entry in entries if entry.stored]
-            if seqs:
-                self.store.ack(self.store_id, seqs)
+        seqs = [entry.seq for entry in entries if entry.stored]
+        if seqs:
+            self.storage.ack(seqs)
 
     def store_recovered(self) -> None:
         """The store writes again: a page read it dropped when it failed is read anew."""
@@ -195,13 +179,11 @@ class Queue:
             self._maybe_page_in()
 
     def _page_in(self) -> None:
-        if self._paging_in or not self.paged or self.store is None or self.deleted or self.store.failed:
+        if self._paging_in or not self.paged or self.deleted or self.storage.failed:
             return
         self._paging_in = True
         generation = self._generation
-        self.store.read_messages_async(
-            self.store_id, self._loaded_upto, self._page_size, lambda page: self._paged_in(generation, page)
-        )
+        self.storage.read_async(self._loaded_upto, self._page_size, lambda page: self._paged_in(generation, page))
 
     @property
     def _page_size(self) -> int:
@@ -215,8 +197,9 @@ class Queue:
             # The disk holds less than counted (purged meanwhile): trust the disk.
             self.paged = self.paged_bytes = 0
             return
-        wall = time.time() * 1000
-        now = self.vhost.scheduler.time()
+        scheduler = self.vhost.scheduler
+        wall = scheduler.wall_time() * 1000
+        now = scheduler.time()
         for stored in page:
             message = Message(
                 stored.exchange.decode("utf-8", "surrogateescape"),
@@ -251,9 +234,8 @@ class Queue:
         else:
             self.unacked_count += 1
             if entry.stored and not entry.redelivered:
-                assert self.store is not None
                 # After a crash it must come back flagged redelivered.
-                self.store.mark_delivered(self.store_id, [entry.seq])
+                self.storage.mark_delivered([entry.seq])
 
     @property
     def consumer_count(self) -> int:
@@ -265,7 +247,7 @@ class Queue:
         """Enqueue a message; False when the queue refuses it (overflow reject-publish)."""
         if self._limited and self._is_full(message) and self.overflow != "drop-head":
             if self.overflow == "reject-publish-dlx":
-                dead_letter.dead_letter(self, [QueuedMessage(message, -1)], "maxlen")
+                self.vhost.dead_letter(self, [QueuedMessage(message, -1)], "maxlen")
             return False
         seq = self._next_seq
         self._next_seq = seq + 1
@@ -273,22 +255,21 @@ class Queue:
         if self.message_ttl is not None and (ttl is None or self.message_ttl < ttl):
             ttl = self.message_ttl
         stored = False
-        if self.store is not None:
-            if self.durable and message.persistent:
-                self._write(message, seq, ttl, persistent=True)
+        if self.durable and message.persistent:
+            self._write(message, seq, ttl, persistent=True)
+            message.durably_written = True
+            stored = True
+        if self.window and (self.paged or len(self.ready) >= self.window):
+            # Past the window the message lives on disk only, until the queue drains to it;
+            # its confirm then waits for the store, even for a transient one.
+            if not stored:
+                self._write(message, seq, ttl, persistent=False)
                 message.durably_written = True
-                stored = True
-            if self.window and (self.paged or len(self.ready) >= self.window):
-                # Past the window the message lives on disk only, until the queue drains to it;
-                # its confirm then waits for the store, even for a transient one.
-                if not stored:
-                    self._write(message, seq, ttl, persistent=False)
-                    message.durably_written = True
-                self.paged += 1
-                self.paged_bytes += len(message.body)
-                if self._limited:
-                    self._enforce_limits()
-                return True
+            self.paged += 1
+            self.paged_bytes += len(message.body)
+            if self._limited:
+                self._enforce_limits()
+            return True
         if ttl is None:
             entry = QueuedMessage(message, seq)
         else:
@@ -396,7 +377,7 @@ class Queue:
 
     def expired(self, entries: list[QueuedMessage], reason: str = "expired") -> None:
         """Messages that died in the queue (TTL or overflow): dead-lettered when configured."""
-        dead_letter.dead_letter(self, entries, reason)
+        self.vhost.dead_letter(self, entries, reason)
         self._forget(entries)
 
     def touch(self) -> None:
@@ -410,7 +391,7 @@ class Queue:
     def _unused_expired(self) -> None:
         self._unused_timer = None
         if not self.deleted and not self.consumers:
-            self.vhost.delete_queue(self)
+            self.vhost.queue_unused(self)
 
     # --- messages out ------------------------------------------------------------------------
 
@@ -450,7 +431,7 @@ class Queue:
                         consumer.unacked += 1
                     if len(level) > 1:
                         level.rotate(-1)
-                    consumer.channel.deliver(consumer, entry, self)
+                    consumer.deliver(entry, self)
                 if not ready:
                     break
         if self.paged:
@@ -467,16 +448,16 @@ class Queue:
             self._handed_out(entry, consumer.no_ack)
             if not consumer.no_ack:
                 consumer.unacked += 1
-            consumer.channel.deliver(consumer, entry, self)
+            consumer.deliver(entry, self)
 
     @staticmethod
-    def _without_room(consumer: Consumer) -> None:
+    def _without_room(consumer: Subscriber) -> None:
         """A consumer's turn came and it had no room. A full window reopens with the consumer's
         own acks; otherwise its channel cannot take deliveries, and keeps it until it can."""
         if not consumer.cancelled and not consumer.parked and not consumer.window_full():
-            consumer.channel.park(consumer)
+            consumer.wait_for_room()
 
-    def take_back(self, consumer: Consumer) -> bool:
+    def take_back(self, consumer: Subscriber) -> bool:
         """The consumer may have room again: it waits at the tail of the ring. True when the queue
         should dispatch for it."""
         if consumer.cancelled or self.deleted:
@@ -492,7 +473,7 @@ class Queue:
         self.touch()
         if self._expiring:
             self.expire()
-        if not self.ready and self.paged and self.store is not None and self.store.failed is None:
+        if not self.ready and self.paged and self.storage.failed is None:
             self._page_in_now()
         if not self.ready:
             return None
@@ -510,20 +491,19 @@ class Queue:
     def rejected(self, entries: list[QueuedMessage]) -> None:
         """Rejected or nacked without requeue: gone, or dead-lettered with reason rejected."""
         self.unacked_count -= len(entries)
-        dead_letter.dead_letter(self, entries, "rejected")
+        self.vhost.dead_letter(self, entries, "rejected")
         self._forget(entries)
 
     def purge(self) -> int:
         count = len(self.ready) + self.paged
-        if self.store is not None:
-            if not self.unacked_count:
-                self.store.purge(self.store_id)
-            else:
-                # Unacked deliveries stay on disk (a requeue brings them back): drop the ready
-                # ones, in memory and paged out (every seq past what memory has held).
-                self._forget(list(self.ready))
-                if self.paged:
-                    self.store.ack(self.store_id, range(self._loaded_upto + 1, self._next_seq))
+        if not self.unacked_count:
+            self.storage.purge()
+        else:
+            # Unacked deliveries stay on disk (a requeue brings them back): drop the ready
+            # ones, in memory and paged out (every seq past what memory has held).
+            self._forget(list(self.ready))
+            if self.paged:
+                self.storage.ack(range(self._loaded_upto + 1, self._next_seq))
         self.ready.clear()
         self.ready_bytes = 0
         self.paged = self.paged_bytes = 0
@@ -533,7 +513,7 @@ class Queue:
 
     # --- consumers ---------------------------------------------------------------------------
 
-    def add_consumer(self, consumer: Consumer) -> None:
+    def add_consumer(self, consumer: Subscriber) -> None:
         consumers = self.consumers
         # Stable by priority, highest first: equal priorities keep their arrival order.
         index = len(consumers)
@@ -548,7 +528,7 @@ class Queue:
         self.touch()
         self.dispatch()
 
-    def remove_consumer(self, consumer: Consumer) -> None:
+    def remove_consumer(self, consumer: Subscriber) -> None:
         try:
             self.consumers.remove(consumer)
         except ValueError:
@@ -558,14 +538,14 @@ class Queue:
         if self.exclusive_consumer is consumer:
             self.exclusive_consumer = None
         if self.auto_delete and not self.consumers and self.had_consumer and not self.deleted:
-            self.vhost.delete_queue(self)
+            self.vhost.queue_unused(self)
             return
         self.touch()
         if self.single_active_consumer and self.consumers:
             self.dispatch()
 
     @property
-    def active_consumer(self) -> Consumer | None:
+    def active_consumer(self) -> Subscriber | None:
         """With single active consumer, the one that gets the messages."""
         if not self.single_active_consumer or not self.consumers:
             return None

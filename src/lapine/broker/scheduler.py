@@ -1,7 +1,8 @@
 """Timers for the sans-IO model: the broker asks for callbacks, the server layer provides them.
 
 Under asyncio the scheduler is the event loop; tests without a loop use ManualScheduler and move
-its clock by hand.
+its clock by hand. The model reads the wall clock (for x-death times, stored TTL deadlines and
+connection times) only through ``wall_time``, so a manual clock moves it too.
 """
 
 from __future__ import annotations
@@ -20,7 +21,11 @@ class Timer(Protocol):
 class Scheduler(Protocol):
     def call_later(self, delay: float, callback: Callable[[], None]) -> Timer: ...
 
-    def time(self) -> float: ...
+    def time(self) -> float:
+        """Monotonic seconds: for timers and TTLs."""
+
+    def wall_time(self) -> float:
+        """Seconds since the epoch: for what is stored or shown to clients."""
 
 
 class ManualTimer:
@@ -40,11 +45,15 @@ class ManualScheduler:
 
     def __init__(self) -> None:
         self.now = time.monotonic()
+        self._wall_offset = time.time() - self.now
         self._timers: list[tuple[float, int, ManualTimer]] = []
         self._order = itertools.count()
 
     def time(self) -> float:
         return self.now
+
+    def wall_time(self) -> float:
+        return self.now + self._wall_offset
 
     def call_later(self, delay: float, callback: Callable[[], None]) -> ManualTimer:
         timer = ManualTimer(self.now + max(delay, 0.0), callback)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from lapine.amqp.errors import ChannelError, ConnectionError
 from lapine.broker import arguments as args
-from lapine.broker import names
+from lapine.broker import dead_letter, names
 from lapine.broker.churn import Churn
 from lapine.broker.exchange import Exchange
 from lapine.broker.exchanges import router_for
@@ -21,6 +21,8 @@ from lapine.broker.flow import is_behind
 from lapine.broker.message import Message
 from lapine.broker.policies import Policies, Policy
 from lapine.broker.queue import Queue
+from lapine.broker.queue_types import CLASSIC, QUEUE_TYPES, QueueType, requested_type_name
+from lapine.broker.queue_types.declare_arguments import declare_problem, queue_type_problem
 from lapine.broker.stats import MessageStats
 from lapine.store import StoreError
 
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from lapine.broker.direct_reply_to import ReplyConsumer
     from lapine.broker.flow import Publisher
     from lapine.broker.persistence import Persistence
+    from lapine.broker.queue import QueuedMessage
     from lapine.broker.scheduler import Scheduler
 
 ACCESS_REFUSED = 403
@@ -57,6 +60,9 @@ class VhostMetadata:
 
 
 class VirtualHost:
+    """Also the host of its queues (broker/ports.py's QueueHost): their clock, their dead-letter
+    routing, and their removal once unused."""
+
     def __init__(self, name: str, scheduler: Scheduler) -> None:
         self.name = name
         self.scheduler = scheduler
@@ -72,6 +78,8 @@ class VirtualHost:
         self.persistence: Persistence | None = None
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
+        # The connection that owns each exclusive queue: the queue goes when it closes.
+        self._owners: dict[Queue, Connection] = {}
         # Direct reply-to consumers by the reply_to name they were given: a reply reaches one only
         # when published in this vhost, as in RabbitMQ.
         self.reply_consumers: dict[str, ReplyConsumer] = {}
@@ -100,8 +108,12 @@ class VirtualHost:
             self.check_exclusive(queue, connection)
         return queue
 
+    def owner_of(self, queue: Queue) -> Connection | None:
+        """The connection an exclusive queue belongs to."""
+        return self._owners.get(queue) if queue.exclusive else None
+
     def check_exclusive(self, queue: Queue, connection: Connection | None) -> None:
-        if queue.exclusive_owner is not None and queue.exclusive_owner is not connection:
+        if queue.exclusive and self._owners.get(queue) is not connection:
             raise ChannelError(RESOURCE_LOCKED, self._locked_text(queue))
 
     def _locked_text(self, queue: Queue) -> str:
@@ -240,27 +252,30 @@ class VirtualHost:
         _check_name_fits("queue name", name)
         self.churn.queue_declared += 1
         arguments = dict(arguments or {})
-        problem = args.invalid_queue_argument(arguments, f"for queue '{name}' in vhost '{self.name}'")
-        if problem is not None:
-            raise ChannelError(PRECONDITION_FAILED, problem)
+        queue_type = self._queue_type(name, arguments, durable=durable, exclusive=exclusive, auto_delete=auto_delete)
         existing = self.queues.get(name)
         if existing is not None:
             self.check_exclusive(existing, connection)
-            self._check_queue_equivalence(existing, durable, exclusive, auto_delete, arguments)
+            self._check_queue_equivalence(existing, queue_type, durable, exclusive, auto_delete, arguments)
             existing.touch()
             return existing
+        queue_type.check_properties(f"queue '{name}' in vhost '{self.name}'", durable, exclusive, auto_delete)
+        if queue_type is not CLASSIC and "x-queue-type" not in arguments:
+            # A type that came from the vhost's default is kept with the queue, as RabbitMQ does, so
+            # that it is the same after a restart or an export.
+            arguments["x-queue-type"] = queue_type.name
         limit = self.limits.get("max-queues", -1)
         if 0 <= limit <= len(self.queues):
             raise ChannelError(
                 PRECONDITION_FAILED,
                 f"cannot declare queue '{name}': queue limit in vhost '{self.name}' ({limit}) is reached",
             )
-        queue = Queue(
+        queue = queue_type.create(
             self,
             name,
             # An exclusive queue dies with its connection: RabbitMQ never makes it durable.
             durable=durable and not exclusive,
-            exclusive_owner=connection if exclusive else None,
+            exclusive=exclusive,
             auto_delete=auto_delete,
             arguments=arguments,
         )
@@ -283,12 +298,44 @@ class VirtualHost:
         if exclusive:
             if connection is None:
                 raise ValueError("an exclusive queue needs the connection that owns it")
+            self._owners[queue] = connection
             connection.exclusive_queues.add(queue)
         return queue
 
+    def _queue_type(
+        self, name: str, arguments: Mapping[str, Any], *, durable: bool, exclusive: bool, auto_delete: bool
+    ) -> QueueType:
+        """The declare's queue type, its arguments checked for it as RabbitMQ 4.x checks them."""
+        where = f"for queue '{name}' in vhost '{self.name}'"
+        problem = queue_type_problem(arguments, where)
+        if problem is not None:
+            raise ChannelError(PRECONDITION_FAILED, problem)
+        type_name = requested_type_name(
+            arguments, self.metadata.default_queue_type, durable=durable, exclusive=exclusive, auto_delete=auto_delete
+        )
+        queue_type = QUEUE_TYPES.get(type_name)
+        if queue_type is None:
+            raise ChannelError(
+                PRECONDITION_FAILED,
+                f"invalid arg 'x-queue-type' {where}: queue type '{type_name}' is not supported by Lapine",
+            )
+        problem = declare_problem(arguments, where, queue_type.module, queue_type.queue_arguments)
+        if problem is not None:
+            raise ChannelError(PRECONDITION_FAILED, problem)
+        return queue_type
+
+    def queue_type_of(self, queue: Queue) -> QueueType:
+        return QUEUE_TYPES[queue.type_name]
+
     def restore_queue(self, name: str, auto_delete: bool, arguments: Mapping[str, Any]) -> Queue:
         """A durable queue read back from the store at start (nothing is written)."""
-        queue = Queue(self, name, durable=True, auto_delete=auto_delete, arguments=dict(arguments))
+        type_name = requested_type_name(arguments, "", durable=True, exclusive=False, auto_delete=auto_delete)
+        queue_type = QUEUE_TYPES.get(type_name)
+        if queue_type is None:
+            raise ValueError(f"queue '{name}' in vhost '{self.name}' is of type '{type_name}', which is not offered")
+        queue = queue_type.create(
+            self, name, durable=True, exclusive=False, auto_delete=auto_delete, arguments=dict(arguments)
+        )
         self.queues[name] = queue
         policy = self.policies.for_object(name, "queue")
         if policy is not None:
@@ -296,16 +343,29 @@ class VirtualHost:
         return queue
 
     def _check_queue_equivalence(
-        self, existing: Queue, durable: bool, exclusive: bool, auto_delete: bool, arguments: Mapping[str, Any]
+        self,
+        existing: Queue,
+        queue_type: QueueType,
+        durable: bool,
+        exclusive: bool,
+        auto_delete: bool,
+        arguments: Mapping[str, Any],
     ) -> None:
         where = f"for queue '{existing.name}' in vhost '{self.name}'"
         if exclusive != existing.exclusive:
             raise ChannelError(RESOURCE_LOCKED, self._locked_text(existing))
+        if queue_type.name != existing.type_name:
+            # As RabbitMQ 4.x, which records every queue's type among its arguments.
+            raise ChannelError(
+                PRECONDITION_FAILED,
+                args.inequivalent_text("x-queue-type", where, queue_type.name, existing.type_name),
+            )
         checks = [("auto_delete", auto_delete, existing.auto_delete)]
         if not exclusive:
             # Exclusive queues live and die with their connection; RabbitMQ ignores 'durable' for them.
             checks.insert(0, ("durable", durable, existing.durable))
-        _check_equivalent(where, checks, args.QUEUE_EQUIVALENT_ARGS, arguments, existing.arguments)
+        keys = self.queue_type_of(existing).equivalent_arguments
+        _check_equivalent(where, checks, keys, arguments, existing.arguments)
 
     def delete_queue(self, queue: Queue, *, if_unused: bool = False, if_empty: bool = False) -> int:
         if if_unused and queue.consumers:
@@ -320,14 +380,22 @@ class VirtualHost:
             if exchange.router.is_bound_to(queue):
                 self._unbind_everything(exchange, queue)
         for consumer in list(queue.consumers):
-            consumer.channel.cancel_by_broker(consumer)
+            consumer.queue_deleted()
         queue.consumers.clear()
         queue.purge()
         if self.persistence is not None:
             self.persistence.queue_deleted(queue)
-        if queue.exclusive_owner is not None:
-            queue.exclusive_owner.exclusive_queues.discard(queue)
+        owner = self._owners.pop(queue, None)
+        if owner is not None:
+            owner.exclusive_queues.discard(queue)
         return count
+
+    def queue_unused(self, queue: Queue) -> None:
+        """Its last consumer went (auto-delete) or x-expires ran out."""
+        self.delete_queue(queue)
+
+    def dead_letter(self, queue: Queue, entries: list[QueuedMessage], reason: str) -> None:
+        dead_letter.dead_letter(self, queue, entries, reason)
 
     # --- policies ----------------------------------------------------------------------------
 
@@ -391,9 +459,7 @@ class VirtualHost:
 
     # --- routing -----------------------------------------------------------------------------
 
-    def publish(
-        self, exchange: Exchange, message: Message, publisher: Publisher | None = None
-    ) -> tuple[bool, bool]:
+    def publish(self, exchange: Exchange, message: Message, publisher: Publisher | None = None) -> tuple[bool, bool]:
         """Route a message and enqueue it in every queue it reaches, counting as RabbitMQ does.
 
         Returns (routed, accepted): accepted is False when a queue refused it (overflow

@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from lapine.broker.consumer import Consumer
+from lapine.broker.queue import Queue
 from lapine.management.auth import scoped_vhosts
 from lapine.management.context import node_of
 from lapine.management.http import listing
@@ -26,6 +27,11 @@ def channel_details(consumer: Consumer, node: str) -> dict[str, Any]:
     }
 
 
+def channel_consumers(queue: Queue) -> list[Consumer]:
+    """The queue's subscribers that are consumers on a channel (the ones with channel details)."""
+    return [c for c in queue.consumers if isinstance(c, Consumer)]
+
+
 def consumer_info(consumer: Consumer, node: str) -> dict[str, Any]:
     queue = consumer.queue
     return {
@@ -43,7 +49,8 @@ def consumer_info(consumer: Consumer, node: str) -> dict[str, Any]:
 
 async def list_consumers(request: web.Request) -> web.Response:
     node = node_of(request).name
-    rows = [consumer_info(c, node) for v in scoped_vhosts(request) for q in v.queues.values() for c in q.consumers]
+    queues = [q for v in scoped_vhosts(request) for q in v.queues.values()]
+    rows = [consumer_info(c, node) for q in queues for c in channel_consumers(q)]
     return listing(request, rows)
 
 

@@ -8,12 +8,13 @@ from aiohttp import web
 
 from lapine.amqp.errors import AMQPError
 from lapine.broker.broker import Broker
+from lapine.broker.connection import Connection
 from lapine.broker.queue import Queue, QueuedMessage
 from lapine.broker.vhost import VirtualHost
 from lapine.management import counters
 from lapine.management.auth import act_in, check, scoped_vhosts, vhost_for_write, vhost_from_path
 from lapine.management.bindings import all_bindings
-from lapine.management.consumers import consumer_info
+from lapine.management.consumers import channel_consumers, consumer_info
 from lapine.management.context import broker_of, node_of, sampler_of
 from lapine.management.http import (
     ApiError,
@@ -36,7 +37,9 @@ ACKMODES = ("ack_requeue_true", "ack_requeue_false", "reject_requeue_true", "rej
 GAUGES = ("messages", "messages_ready", "messages_unacknowledged")
 
 
-def queue_info(queue: Queue, sampler: Sampler, node: str, unacked_bytes: int = 0) -> dict[str, Any]:
+def queue_info(
+    queue: Queue, sampler: Sampler, node: str, unacked_bytes: int = 0, owner: Connection | None = None
+) -> dict[str, Any]:
     ready, unacked = queue.message_count, queue.unacked_count
     # Past its window a queue's backlog is on disk only: RabbitMQ's "paged out".
     paged, paged_bytes = queue.paged, queue.paged_bytes
@@ -47,7 +50,7 @@ def queue_info(queue: Queue, sampler: Sampler, node: str, unacked_bytes: int = 0
     info: dict[str, Any] = {
         "name": queue.name,
         "vhost": queue.vhost.name,
-        "type": "classic",
+        "type": queue.type_name,
         "durable": queue.durable,
         "auto_delete": queue.auto_delete,
         "exclusive": queue.exclusive,
@@ -74,8 +77,7 @@ def queue_info(queue: Queue, sampler: Sampler, node: str, unacked_bytes: int = 0
         "messages_paged_out": paged,
         **sampler.details(queue, gauges, GAUGES),
     }
-    if queue.exclusive_owner is not None:
-        owner = queue.exclusive_owner
+    if owner is not None:
         info["owner_pid_details"] = {"name": owner.name, "peer_host": owner.peer_host, "peer_port": owner.peer_port}
     if counters.any_activity(values, counters.QUEUE_FIELDS):
         info["message_stats"] = sampler.details(queue, values, counters.QUEUE_FIELDS)
@@ -109,7 +111,12 @@ def find(request: web.Request) -> tuple[VirtualHost, Queue]:
 def _infos(request: web.Request, queues: list[Queue]) -> list[dict[str, Any]]:
     broker, sampler, node = broker_of(request), sampler_of(request), node_of(request).name
     unacked = unacked_bytes(broker)
-    return [queue_info(q, sampler, node, unacked.get(q, 0)) for q in queues]
+    return [queue_info(q, sampler, node, unacked.get(q, 0), _owner(broker, q)) for q in queues]
+
+
+def _owner(broker: Broker, queue: Queue) -> Connection | None:
+    vhost = broker.vhosts.get(queue.vhost.name) if queue.exclusive else None
+    return vhost.owner_of(queue) if vhost is not None else None
 
 
 async def list_queues(request: web.Request) -> web.Response:
@@ -121,7 +128,9 @@ async def get_queue(request: web.Request) -> web.Response:
     _vhost, queue = find(request)
     info = _infos(request, [queue])[0]
     info.update(
-        consumer_details=[consumer_info(c, node_of(request).name) for c in queue.consumers], deliveries=[], incoming=[]
+        consumer_details=[consumer_info(c, node_of(request).name) for c in channel_consumers(queue)],
+        deliveries=[],
+        incoming=[],
     )
     return one(request, info)
 
@@ -133,9 +142,9 @@ async def put_queue(request: web.Request) -> web.Response:
     arguments = body.get("arguments") or {}
     if not isinstance(arguments, dict):
         raise bad_request("arguments must be an object")
-    queue_type = arguments.get("x-queue-type", body.get("type"))
-    if queue_type not in (None, "classic"):
-        raise bad_request(f"queue type '{queue_type}' is not supported by Lapine")
+    if "type" in body and "x-queue-type" not in arguments:
+        # The management API's "type" field is the x-queue-type argument, as in RabbitMQ.
+        arguments = {**arguments, "x-queue-type": body["type"]}
     act_in(request, vhost)
     existed = name in vhost.queues
     try:

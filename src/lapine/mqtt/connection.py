@@ -436,7 +436,8 @@ class MqttConnection:
             queue = self.vhost.queues.get(self.queue_name(qos))
             if queue is None:
                 continue
-            if queue.exclusive_owner is not None and queue.exclusive_owner is not self:
+            owner = self.vhost.owner_of(queue)
+            if owner is not None and owner is not self:
                 raise Refused(p.SERVER_UNAVAILABLE, f"queue '{queue.name}' is held by another connection")
             if clean_start:
                 self._authorize("configure", "queue", queue.name)

@@ -18,6 +18,7 @@ from lapine.broker.connection import default_cluster_name
 from lapine.broker.consumer import Consumer
 from lapine.broker.definitions import RABBITMQ_COMPATIBLE_VERSION
 from lapine.broker.message_sizes import BOUNDS
+from lapine.broker.ports import Subscriber
 from lapine.broker.queue import Queue
 from lapine.management import counters, system
 from lapine.management.queues import unacked_bytes
@@ -239,9 +240,9 @@ DEAD_LETTER_COUNTERS = (
 )
 
 
-def _other_protocol(consumer: Consumer) -> bool:
+def _other_protocol(consumer: Subscriber) -> bool:
     """A consumer of an MQTT connection is counted under that connection's protocol."""
-    return hasattr(consumer.channel, "counter_protocol")
+    return isinstance(consumer, Consumer) and hasattr(consumer.channel, "counter_protocol")
 
 
 def _per_protocol(
