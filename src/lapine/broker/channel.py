@@ -687,6 +687,7 @@ class Channel:
         problem = consume_problem(method.arguments or {}, where, queue_type.module, queue_type.consumer_arguments)
         if problem is not None:
             raise ChannelError(PRECONDITION_FAILED, problem)
+        queue.check_consume(no_ack=method.no_ack, prefetch=self.prefetch_count, prefetch_global=self.prefetch_global)
         if queue.exclusive_consumer is not None or (method.exclusive and queue.consumers):
             raise ChannelError(ACCESS_REFUSED, f"queue '{queue.name}' in vhost '{self.vhost.name}' in exclusive use")
         consumer = Consumer(

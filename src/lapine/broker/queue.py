@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from lapine.amqp.errors import ChannelError
 from lapine.broker.consumer_ring import ConsumerRing
 from lapine.broker.message import Message
 from lapine.broker.policies import Policy, effective
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
     from lapine.broker.ports import QueueHost, Subscriber
     from lapine.broker.scheduler import Timer
     from lapine.store.base import StoredMessage
+
+
+PRECONDITION_FAILED = 406
 
 
 class QueuedMessage:
@@ -510,6 +514,18 @@ class Queue:
         self._generation += 1
         self._paging_in = False
         return count
+
+    # --- what a queue type may refuse ------------------------------------------------------
+
+    def check_consume(self, *, no_ack: bool, prefetch: int, prefetch_global: int) -> None:
+        """A basic.consume on this queue, with its channel's qos: a classic queue takes any."""
+
+    def check_delete(self, *, if_unused: bool, if_empty: bool) -> None:
+        """queue.delete with its conditions (406 when one does not hold)."""
+        if if_unused and self.consumers:
+            raise ChannelError(PRECONDITION_FAILED, f"queue '{self.name}' in vhost '{self.vhost.name}' in use")
+        if if_empty and self.message_count:
+            raise ChannelError(PRECONDITION_FAILED, f"queue '{self.name}' in vhost '{self.vhost.name}' not empty")
 
     # --- consumers ---------------------------------------------------------------------------
 

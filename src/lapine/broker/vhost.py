@@ -368,10 +368,7 @@ class VirtualHost:
         _check_equivalent(where, checks, keys, arguments, existing.arguments)
 
     def delete_queue(self, queue: Queue, *, if_unused: bool = False, if_empty: bool = False) -> int:
-        if if_unused and queue.consumers:
-            raise ChannelError(PRECONDITION_FAILED, f"queue '{queue.name}' in vhost '{self.name}' in use")
-        if if_empty and queue.message_count:
-            raise ChannelError(PRECONDITION_FAILED, f"queue '{queue.name}' in vhost '{self.name}' not empty")
+        queue.check_delete(if_unused=if_unused, if_empty=if_empty)
         count = queue.message_count
         queue.deleted = True
         if self.queues.pop(queue.name, None) is queue:
