@@ -95,6 +95,11 @@ class PagingMachine(RuleBasedStateMachine):
         self.client.method(TAKER, spec.BasicQos(prefetch_count=3))
         self.client.expect(spec.BasicQosOk)
         self.client.method(ADMIN, spec.QueueDeclare(queue=QUEUE, durable=True))
+        # The declare-ok comes once the store has the queue: its barrier calls back.
+        self.store.sync()
+        while self.pending:
+            self.pending.popleft()()
+        self.client.tick()
         self.client.expect(spec.QueueDeclareOk)
         self.consuming = False
         self.in_flight.clear()

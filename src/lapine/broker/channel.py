@@ -46,6 +46,18 @@ _USER_ID_FLAG = 0x0010
 _REPLY_TO_FLAG_HIGH = 0x02
 _INSPECT_FLAGS_HIGH = 0x23  # headers (for CC/BCC), reply-to, expiration
 
+# The methods that may write durable exchanges, queues or bindings (broker/persistence.py).
+_DEFINITION_METHODS = (
+    spec.ExchangeDeclare.INDEX,
+    spec.ExchangeDelete.INDEX,
+    spec.ExchangeBind.INDEX,
+    spec.ExchangeUnbind.INDEX,
+    spec.QueueDeclare.INDEX,
+    spec.QueueBind.INDEX,
+    spec.QueueUnbind.INDEX,
+    spec.QueueDelete.INDEX,
+)
+
 # RabbitMQ's words (rabbit_command_assembler) for content frames out of order.
 NO_METHOD = "expected method frame, got non method frame instead"
 _NO_HEADER = "expected content header for class 60, got non content header frame instead"
@@ -136,6 +148,8 @@ class Channel:
             spec.ConfirmSelect.INDEX: self.on_confirm_select,
             spec.AccessRequest.INDEX: self.on_access_request,
         }
+        for index in _DEFINITION_METHODS:
+            self.handlers[index] = self._answered_when_durable(self.handlers[index])
 
     def __repr__(self) -> str:
         return f"<Channel {self.id} of {self.connection!r}>"
@@ -223,6 +237,21 @@ class Channel:
         )
 
     # --- method dispatch ---------------------------------------------------------------------
+
+    def _answered_when_durable(self, handler: Callable[[Any], None]) -> Callable[[Any], None]:
+        """A method that may change durable definitions: its answer waits until they are on disk."""
+
+        def handle(method: spec.Method) -> None:
+            persistence = self.connection.broker.persistence
+            if persistence is None:
+                handler(method)
+                return
+            writes, position = persistence.writes, len(self.connection.output)
+            handler(method)
+            if persistence.writes != writes:
+                self.connection.answer_when_durable(position)
+
+        return handle
 
     def handle_method(self, method: spec.Method) -> None:
         if self._publish is not None:

@@ -130,6 +130,8 @@ class Connection:
         self.output_limit = config.max_message_size + OUTPUT_SLACK
         # Set when the next frame must wait: out of credit, or too much output unread.
         self._hold_next = False
+        # Answers to definition changes waiting for the store (answer_when_durable).
+        self._store_waits = 0
 
     def __repr__(self) -> str:
         return f"<Connection {self.name} {self.state.value}>"
@@ -260,9 +262,39 @@ class Connection:
         """A new event-loop tick (or, with ``trickle``, the retry timer): credit again."""
         self.credit.grant(trickle)
 
+    def answer_when_durable(self, position: int) -> None:
+        """What was sent since the output held ``position`` pieces answers a definition change:
+        it goes out once the store has the change, and input waits until then, so that later
+        answers keep their order (RabbitMQ's channel, too, answers a durable declare only then).
+        The event loop goes on meanwhile: the store's barrier calls back."""
+        store = self.broker.store
+        assert store is not None
+        answers = self.output[position:]
+        del self.output[position:]
+        self.output_size -= sum(len(data) for data in answers)
+        self._store_waits += 1
+        self._hold_next = True
+        store.submit_barrier(lambda: self._durable(answers))
+
+    @property
+    def waits_for_store(self) -> bool:
+        return self._store_waits > 0
+
+    def _durable(self, answers: list[bytes]) -> None:
+        self._store_waits -= 1
+        if self.state is State.CLOSED:
+            return
+        for data in answers:
+            self.send(data)
+        if not self._store_waits:
+            self._hold_next = self.credit.exhausted or self.output_over_limit()
+            # The transport side flushes, and then lets what input waited go on.
+            self.wakeup()
+
     def release_held(self) -> None:
-        """Held frames go on, if there is credit and our output is under its limit."""
-        self._hold_next = self.credit.exhausted or self.output_over_limit()
+        """Held frames go on, if there is credit, our output is under its limit and no answer
+        waits for the store."""
+        self._hold_next = self.credit.exhausted or self.output_over_limit() or self._store_waits > 0
         held = self.held
         if held is None or self._hold_next or self.state is State.CLOSED:
             return

@@ -1,9 +1,12 @@
 """The seam between the broker model and the store: what is written when, and recovery at start.
 
 The model calls these hooks as its durable state changes; each turns the change into a store
-operation. Definition changes are rare and are committed before the hook returns (the client's
-declare-ok therefore means durable). Message operations never block: the store batches them,
-and publisher confirms wait for a store barrier (see Channel.flush_confirms).
+operation. Nothing blocks the event loop on the disk: durable exchanges, queues and bindings are
+submitted and counted in ``writes``, and whoever answers for them (the AMQP connection's
+declare-ok, the HTTP API's response) waits for a store barrier once ``writes`` moved. Users,
+vhosts, permissions and policies, changed only by operators, are committed before the hook
+returns. Message operations are batched by the store, and publisher confirms wait for a barrier
+too (see Channel.flush_confirms).
 """
 
 from __future__ import annotations
@@ -48,6 +51,12 @@ class Persistence:
     def __init__(self, broker: Broker, store: Store) -> None:
         self.broker = broker
         self.store = store
+        # Durable definition changes submitted so far: an answer that promises durability waits
+        # for a store barrier when this moved while the request was handled.
+        self.writes = 0
+
+    def _submitted(self) -> None:
+        self.writes += 1
 
     # --- vhosts, users, permissions, policies ------------------------------------------------
 
@@ -108,39 +117,49 @@ class Persistence:
                     auto_delete=exchange.auto_delete,
                     internal=exchange.internal,
                     arguments=dict(exchange.arguments),
-                )
+                ),
+                _written,
             )
+            self._submitted()
 
     def exchange_deleted(self, exchange: Exchange) -> None:
         if exchange.durable:
-            self.store.delete_exchange(exchange.vhost.name, exchange.name)
+            self.store.delete_exchange(exchange.vhost.name, exchange.name, _written)
+            self._submitted()
 
     def queue_declared(self, queue: Queue) -> None:
         """Every queue gets a store id: durable ones are written, any may page its backlog out."""
-        queue_id = self.store.put_queue(
-            QueueDef(
-                queue.vhost.name,
-                queue.name,
-                durable=queue.durable,
-                auto_delete=queue.auto_delete,
-                arguments=dict(queue.arguments),
-            )
+        definition = QueueDef(
+            queue.vhost.name,
+            queue.name,
+            durable=queue.durable,
+            auto_delete=queue.auto_delete,
+            arguments=dict(queue.arguments),
         )
+        # A transient queue only gets an id: nothing is written, nothing to wait for.
+        queue_id = self.store.put_queue(definition, _written if queue.durable else None)
+        if queue.durable:
+            self._submitted()
         self._attach(queue, queue_id)
 
     def _attach(self, queue: Queue, queue_id: int) -> None:
         queue.attach_storage(StoreQueueStorage(self.store, queue_id, pages=True), self.broker.config.queue_window)
 
     def queue_deleted(self, queue: Queue) -> None:
-        self.store.delete_queue(queue.vhost.name, queue.name)
+        # A transient queue's paged messages go without a wait (and even while the store fails).
+        self.store.delete_queue(queue.vhost.name, queue.name, _written if queue.durable else None)
+        if queue.durable:
+            self._submitted()
 
     def bound(self, source: Exchange, destination: Queue | Exchange, routing_key: str, arguments: Any) -> None:
         if source.durable and destination.durable:
-            self.store.put_binding(_binding(source, destination, routing_key, arguments))
+            self.store.put_binding(_binding(source, destination, routing_key, arguments), _written)
+            self._submitted()
 
     def unbound(self, source: Exchange, destination: Queue | Exchange, routing_key: str, arguments: Any) -> None:
         if source.durable and destination.durable:
-            self.store.delete_binding(_binding(source, destination, routing_key, arguments))
+            self.store.delete_binding(_binding(source, destination, routing_key, arguments), _written)
+            self._submitted()
 
     # --- start -------------------------------------------------------------------------------
 
@@ -252,6 +271,10 @@ class Persistence:
                     queue.recover_backlog(state.count, state.bytes, state.first_seq, state.last_seq)
                     total += state.count
         return total
+
+
+def _written() -> None:
+    """The store's callback for a definition write: the answer waits on a barrier instead."""
 
 
 def _binding(source: Exchange, destination: Queue | Exchange, routing_key: str, arguments: Any) -> BindingDef:

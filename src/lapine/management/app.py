@@ -27,6 +27,7 @@ from lapine.management import (
 from lapine.management.auth import THROTTLE, authenticate
 from lapine.management.connection_gate import GATE, ConnectionGate, track_requests
 from lapine.management.context import BROKER, NODE, SAMPLER, Node
+from lapine.management.durable_answers import answer_when_durable
 from lapine.management.http import not_found
 from lapine.management.login_throttle import LoginThrottle
 from lapine.management.rates import Sampler
@@ -74,7 +75,7 @@ async def unknown_api_path(request: web.Request, handler: Handler) -> web.Stream
 def create_app(broker: Broker, sampler: Sampler, node: Node) -> web.Application:
     config = broker.config
     guard = request_guard(AllowedHosts(config.host, config.management_allowed_hosts))
-    middlewares: list[Middleware] = [track_requests, guard, unknown_api_path, authenticate]
+    middlewares: list[Middleware] = [track_requests, guard, unknown_api_path, authenticate, answer_when_durable]
     app = web.Application(middlewares=middlewares, client_max_size=64 * 1024 * 1024)
     app.on_response_prepare.append(add_security_headers)
     app[GATE] = ConnectionGate(config.http_request_timeout, config.http_max_unauthenticated)

@@ -78,6 +78,8 @@ class Delivery:
 
 class MqttConnection:
     protocol = "MQTT"
+    # Its subscriptions' queues and bindings are written without holding its input.
+    waits_for_store = False
 
     def __init__(
         self,

@@ -32,6 +32,10 @@ class HeldReader(Protocol):
     bytes_sent: int
     finished: bool  # close the socket once the output is written
 
+    @property
+    def waits_for_store(self) -> bool:
+        """An answer waits for the store; its callback sends it and wakes this side up."""
+
     def grant_credit(self, trickle: bool = False) -> None: ...
 
     def release_held(self) -> None: ...
@@ -121,8 +125,8 @@ class FairProtocol(asyncio.Protocol, ABC):
         self._published()
         if reader.held is None:
             self.gate.resume(Pause.HELD)
-        elif self._client_not_reading():
-            pass  # resume_writing calls again once the client reads
+        elif self._client_not_reading() or reader.waits_for_store:
+            pass  # resume_writing, or the flush after the store's answer, calls again
         elif reader.credit.granted:
             self._tick_soon()  # out of credit: more next tick, as the queues hand out
         elif self._flow_timer is None:
@@ -173,8 +177,8 @@ class FairProtocol(asyncio.Protocol, ABC):
             transport.write(data)
             reader.output_written()
             self._wrote(transport)
-            if reader.held is not None:
-                self._go_on()
+        if reader.held is not None:
+            self._go_on()
         if reader.finished:
             transport.close()
         else:

@@ -1,0 +1,94 @@
+"""Answers to durable declares, deletes and binds wait for the store's barrier, not on it: the
+connection's input waits meanwhile (answers keep their order), and nothing blocks the loop."""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from lapine.amqp import spec
+from lapine.amqp.frames import method_frame
+from lapine.broker.broker import Broker
+from lapine.broker.scheduler import ManualScheduler
+from lapine.store import SqliteStore
+from lapine.testing.model import ModelClient
+
+
+class StoreHeldBroker:
+    """A broker on a real store whose callbacks run only when the test says so."""
+
+    def __init__(self, path: Path) -> None:
+        self.callbacks: collections.deque[Callable[[], None]] = collections.deque()
+        self.store = SqliteStore(path, notify=self.callbacks.append, fsync=False)
+        self.broker = Broker(scheduler=ManualScheduler())
+        self.broker.attach_store(self.store)
+        self.client = ModelClient(self.broker)
+        self.client.handshake()
+        self.client.open_channel(1)
+        self.client.open_channel(2)
+
+    def store_calls_back(self) -> None:
+        self.store.sync()
+        while self.callbacks:
+            self.callbacks.popleft()()
+        self.client.tick()
+
+
+@pytest.fixture
+def held(tmp_path: Path) -> Iterator[StoreHeldBroker]:
+    broker = StoreHeldBroker(tmp_path)
+    yield broker
+    broker.store.close()
+
+
+def replies(client: ModelClient) -> list[tuple[int, type]]:
+    return [(channel, type(item)) for channel, item in client.take()]
+
+
+def test_a_durable_declare_is_answered_once_the_store_has_it(held: StoreHeldBroker) -> None:
+    held.client.method(1, spec.QueueDeclare(queue="q", durable=True))
+    assert replies(held.client) == []
+    assert "q" in held.broker.vhosts["/"].queues  # the model has it at once; only the answer waits
+    held.store_calls_back()
+    assert replies(held.client) == [(1, spec.QueueDeclareOk)]
+
+
+def test_what_follows_a_durable_declare_is_answered_after_it(held: StoreHeldBroker) -> None:
+    frames = method_frame(1, spec.ExchangeDeclare(exchange="x", type="fanout", durable=True))
+    frames += method_frame(2, spec.BasicQos(prefetch_count=5))
+    frames += method_frame(2, spec.QueueDeclare(queue="transient"))
+    held.client.send(frames)
+    assert replies(held.client) == []
+    held.store_calls_back()
+    assert replies(held.client) == [(1, spec.ExchangeDeclareOk), (2, spec.BasicQosOk), (2, spec.QueueDeclareOk)]
+
+
+def test_a_transient_declare_is_answered_at_once(held: StoreHeldBroker) -> None:
+    held.client.method(1, spec.QueueDeclare(queue="t"))
+    assert replies(held.client) == [(1, spec.QueueDeclareOk)]
+
+
+def test_binds_and_deletes_of_durable_things_wait_for_the_store(held: StoreHeldBroker) -> None:
+    held.client.method(1, spec.QueueDeclare(queue="q", durable=True))
+    held.store_calls_back()
+    held.client.take()
+    for method, answer in (
+        (spec.QueueBind(queue="q", exchange="amq.fanout"), spec.QueueBindOk),
+        (spec.QueueUnbind(queue="q", exchange="amq.fanout"), spec.QueueUnbindOk),
+        (spec.QueueDelete(queue="q"), spec.QueueDeleteOk),
+    ):
+        held.client.method(1, method)
+        assert replies(held.client) == []
+        held.store_calls_back()
+        assert replies(held.client) == [(1, answer)]
+
+
+def test_a_redeclare_of_an_existing_durable_queue_writes_nothing_and_is_answered_at_once(held: StoreHeldBroker) -> None:
+    held.client.method(1, spec.QueueDeclare(queue="q", durable=True))
+    held.store_calls_back()
+    held.client.take()
+    held.client.method(1, spec.QueueDeclare(queue="q", durable=True))
+    assert replies(held.client) == [(1, spec.QueueDeclareOk)]
