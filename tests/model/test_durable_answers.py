@@ -1,5 +1,6 @@
-"""Answers to durable declares, deletes and binds wait for the store's barrier, not on it: the
-connection's input waits meanwhile (answers keep their order), and nothing blocks the loop."""
+"""Answers that need the store wait for its callback, not on it: durable declares, deletes and
+binds for its barrier, a basic.get whose message is on disk for the page read. The connection's
+input waits meanwhile (answers keep their order), and nothing blocks the loop."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from lapine.amqp import spec
 from lapine.amqp.frames import method_frame
 from lapine.broker.broker import Broker
 from lapine.broker.scheduler import ManualScheduler
+from lapine.config import Config
 from lapine.store import SqliteStore
-from lapine.testing.model import ModelClient
+from lapine.testing.model import Content, ModelClient
 
 
 class StoreHeldBroker:
@@ -23,7 +25,7 @@ class StoreHeldBroker:
     def __init__(self, path: Path) -> None:
         self.callbacks: collections.deque[Callable[[], None]] = collections.deque()
         self.store = SqliteStore(path, notify=self.callbacks.append, fsync=False)
-        self.broker = Broker(scheduler=ManualScheduler())
+        self.broker = Broker(Config(queue_window=4), scheduler=ManualScheduler())
         self.broker.attach_store(self.store)
         self.client = ModelClient(self.broker)
         self.client.handshake()
@@ -92,3 +94,26 @@ def test_a_redeclare_of_an_existing_durable_queue_writes_nothing_and_is_answered
     held.client.take()
     held.client.method(1, spec.QueueDeclare(queue="q", durable=True))
     assert replies(held.client) == [(1, spec.QueueDeclareOk)]
+
+
+def test_a_get_whose_message_is_on_disk_is_answered_when_the_page_read_lands(held: StoreHeldBroker) -> None:
+    client = held.client
+    client.method(1, spec.QueueDeclare(queue="paged"))
+    for n in range(12):
+        client.publish(1, str(n).encode(), routing_key="paged")
+    client.take()
+    queue = held.broker.vhosts["/"].queues["paged"]
+    assert queue.paged == 8  # past the window of 4, on disk only
+    got = []
+    while (content := client.get("paged", no_ack=True)) is not None:
+        got.append(content.body)
+        if len(queue.ready) == 0:
+            break
+    assert got == [b"0", b"1", b"2", b"3"]
+    client.method(1, spec.BasicGet(queue="paged", no_ack=True))
+    client.method(2, spec.BasicQos(prefetch_count=1))
+    assert replies(client) == []  # the get waits for the disk, and the qos after it waits too
+    held.store_calls_back()
+    answers = client.take()
+    assert [(channel, type(item)) for channel, item in answers] == [(1, Content), (2, spec.BasicQosOk)]
+    assert answers[0][1].body == b"4"

@@ -756,6 +756,26 @@ class Channel:
         name = self._queue_name(method.queue)
         self.authorize("read", "queue", name)
         queue = self.vhost.queue(name, self.connection)
+        self._get_or_wait(queue, method)
+
+    def _get_or_wait(self, queue: Queue, method: spec.BasicGet) -> None:
+        """Answer the get, or, while the queue's head is on disk, once a page read brings it in;
+        input waits meanwhile, so that later answers keep their order."""
+        if queue.wait_for_page(lambda: self.connection.run_guarded(lambda: self._get_after_page(queue, method))):
+            self.connection.hold_input()
+            return
+        self._answer_get(queue, method)
+
+    def _get_after_page(self, queue: Queue, method: spec.BasicGet) -> None:
+        self.connection.resume_input()
+        if self.closed or self.closing:
+            return
+        try:
+            self._get_or_wait(queue, method)
+        except ChannelError as error:
+            self.connection.close_channel_with_error(self, error)
+
+    def _answer_get(self, queue: Queue, method: spec.BasicGet) -> None:
         while True:
             entry = queue.get(method.no_ack)
             if entry is None:

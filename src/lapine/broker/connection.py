@@ -272,24 +272,35 @@ class Connection:
         answers = self.output[position:]
         del self.output[position:]
         self.output_size -= sum(len(data) for data in answers)
+        self.hold_input()
+        store.submit_barrier(lambda: self._durable(answers))
+
+    def hold_input(self) -> None:
+        """An answer waits for the store: input after it waits too, until resume_input."""
         self._store_waits += 1
         self._hold_next = True
-        store.submit_barrier(lambda: self._durable(answers))
+
+    def resume_input(self) -> None:
+        self._store_waits -= 1
+        if not self._store_waits and self.state is not State.CLOSED:
+            self._hold_next = self.credit.exhausted or self.output_over_limit()
+            # The transport side flushes, and then lets what input waited go on.
+            self.wakeup()
 
     @property
     def waits_for_store(self) -> bool:
         return self._store_waits > 0
 
+    def run_guarded(self, act: Callable[[], None]) -> None:
+        """Act for this connection outside its input (a store's callback), with input's guard."""
+        if self.state is not State.CLOSED:
+            self._guarded(lambda _: act(), None)
+
     def _durable(self, answers: list[bytes]) -> None:
-        self._store_waits -= 1
-        if self.state is State.CLOSED:
-            return
-        for data in answers:
-            self.send(data)
-        if not self._store_waits:
-            self._hold_next = self.credit.exhausted or self.output_over_limit()
-            # The transport side flushes, and then lets what input waited go on.
-            self.wakeup()
+        if self.state is not State.CLOSED:
+            for data in answers:
+                self.send(data)
+        self.resume_input()
 
     def release_held(self) -> None:
         """Held frames go on, if there is credit, our output is under its limit and no answer

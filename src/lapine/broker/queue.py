@@ -9,6 +9,7 @@ single active consumer, consumer priorities and x-expires.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lapine.amqp.errors import ChannelError
@@ -107,6 +108,7 @@ class Queue:
         self._loaded_upto = -1  # the highest seq that has been in memory
         self._paging_in = False
         self._generation = 0  # bumped by purge and delete: a page read before them is dropped
+        self._page_waiters: list[Callable[[], None]] = []  # basic.gets waiting for a page read
         self.apply_settings()
 
     def __repr__(self) -> str:
@@ -194,6 +196,24 @@ class Queue:
         return max(self.window // 2, 1)
 
     def _paged_in(self, generation: int, page: list[StoredMessage]) -> None:
+        self._take_page(generation, page)
+        if self._page_waiters:
+            waiters, self._page_waiters = self._page_waiters, []
+            for then in waiters:
+                then()
+
+    def wait_for_page(self, then: Callable[[], None]) -> bool:
+        """basic.get finds nothing in memory while messages wait on disk: True, and ``then`` runs
+        once a page read lands, instead of the get reading the disk on the event loop."""
+        if self._expiring:
+            self.expire()
+        if self.ready or not self.paged or self.deleted or self.storage.failed is not None:
+            return False
+        self._page_waiters.append(then)
+        self._page_in()
+        return True
+
+    def _take_page(self, generation: int, page: list[StoredMessage]) -> None:
         if generation != self._generation or self.deleted:
             return  # read before a purge, a delete or a blocking read: its page is stale
         self._paging_in = False
