@@ -221,3 +221,38 @@ def test_ttls_and_expiry_on_the_clock(model: ModelBroker, client: ModelClient) -
     assert model.has_queue("unused")
     model.advance(0.002)
     assert not model.has_queue("unused")
+
+
+def test_a_policys_overflow_wins_and_its_dead_letter_strategy_applies(model: ModelBroker, client: ModelClient) -> None:
+    """As rabbit_quorum_queue resolves them: the policy's overflow over the argument, the
+    argument's dead-letter settings over the policy's."""
+    queue = declare(client, "q", **{"x-overflow": "drop-head", "x-dead-letter-exchange": "dlx"})
+    assert (queue.overflow, queue.at_least_once) == ("drop-head", False)
+    vhost = model.broker.vhosts["/"]
+    vhost.set_policy(Policy("/", "p", "^q$", {"overflow": "reject-publish", "dead-letter-strategy": "at-least-once"}))
+    assert (queue.overflow, queue.at_least_once) == ("reject-publish", True)
+    vhost.set_policy(Policy("/", "p", "^q$", {"overflow": "reject-publish-dlx"}))
+    assert queue.overflow == "drop-head"
+
+
+def test_a_higher_priority_consumer_takes_over_once_the_active_one_has_acked(
+    model: ModelBroker, client: ModelClient
+) -> None:
+    queue = declare(client, "q", **{"x-single-active-consumer": True})
+    client.qos(1)
+    client.consume("q", "low")
+    client.publish(1, b"1", routing_key="q")
+    (first,) = client.deliveries()
+    other = model.client()
+    other.consume("q", "high", **{"x-priority": 5})
+    client.publish(1, b"2", routing_key="q")
+    assert other.deliveries() == [] and client.deliveries() == []  # "low" drains first
+    assert queue.active_consumer is not None and queue.active_consumer.tag == "low"
+    client.ack(first.method.delivery_tag)
+    assert [got.body for got in other.deliveries()] == [b"2"]
+    assert queue.active_consumer is not None and queue.active_consumer.tag == "high"
+    other.disconnect()
+    client.publish(1, b"3", routing_key="q")
+    # "high" left "2" unacknowledged: it comes back first, to "low" (prefetch 1), before "3".
+    (again,) = client.deliveries()
+    assert (again.body, again.method.redelivered) == (b"2", True)

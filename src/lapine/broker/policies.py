@@ -149,6 +149,7 @@ VALUE_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "consumer-timeout": (_integer(0, MAX_EXPIRY), "consumer timeout"),
     "dead-letter-exchange": (_text, "dead letter exchange name"),
     "dead-letter-routing-key": (_text, "dead letter routing key"),
+    "dead-letter-strategy": (_one_of("at-most-once", "at-least-once"), "dead letter strategy"),
     "message-ttl": (_integer(0, MAX_EXPIRY), "message TTL"),
     "expires": (_integer(1, MAX_EXPIRY), "queue expiry"),
     "max-length": (_integer(0), "maximum length"),

@@ -18,6 +18,8 @@ What differs from a classic queue, as rabbit_fifo has it:
 - ``x-dead-letter-strategy at-least-once`` (with reject-publish): a dead message leaves the queue
   only once every target queue has taken it (its copy written before the source lets it go);
   until then it is held here, counted against the length limit, and retried.
+- Single active consumer takes consumer priorities into account: a consumer of higher priority
+  takes over once the active one has acknowledged what it holds.
 - Global QoS, queue.delete if-unused / if-empty and basic.get with single active consumer are
   refused with RabbitMQ's codes and texts.
 """
@@ -35,7 +37,7 @@ from lapine.broker.ready import ReturnsFirstReady
 
 if TYPE_CHECKING:
     from lapine.broker.policies import Policy
-    from lapine.broker.ports import QueueHost
+    from lapine.broker.ports import QueueHost, Subscriber
     from lapine.broker.ready import Ready
     from lapine.broker.scheduler import Timer
 
@@ -132,6 +134,7 @@ class QuorumQueue(Queue):
         self.rejecting = False
         self.dead_letters: list[PendingDeadLetter] = []
         self._retry_timer: Timer | None = None
+        self._active: Subscriber | None = None
         super().__init__(
             vhost, name, durable=durable, exclusive=exclusive, auto_delete=auto_delete, arguments=arguments
         )
@@ -145,10 +148,6 @@ class QuorumQueue(Queue):
             _integer(self.arguments.get("x-delivery-limit")), _integer(definition.get("delivery-limit"))
         )
         super().apply_settings(policy)
-        if self.overflow == "reject-publish-dlx":
-            log.warning("Invalid overflow strategy 'reject-publish-dlx' for quorum queue: %r", self)
-            self.overflow = "drop-head"
-            self._enforce_limits()
         strategy = _text(self.arguments.get("x-dead-letter-strategy")) or _text(definition.get("dead-letter-strategy"))
         self.at_least_once = False
         if strategy == "at-least-once" and self.dead_letter_exchange is not None:
@@ -167,6 +166,16 @@ class QuorumQueue(Queue):
             pending, self.dead_letters = self.dead_letters, []
             for item in pending:
                 self._die_at_most_once([item.entry], item.reason)
+
+    def _overflow_mode(self, settings: dict[str, Any], policy: Policy | None) -> str:
+        # rabbit_quorum_queue: the policy's overflow wins over the argument; reject-publish-dlx
+        # is not a quorum mode and means the default, drop-head (RabbitMQ logs a warning).
+        chosen = _text(policy.definition.get("overflow")) if policy is not None else None
+        mode = chosen or _text(settings.get("x-overflow")) or "drop-head"
+        if mode == "reject-publish-dlx":
+            log.warning("Invalid overflow strategy 'reject-publish-dlx' for quorum queue: %r", self)
+            return "drop-head"
+        return mode
 
     # --- messages in -------------------------------------------------------------------------
 
@@ -243,6 +252,32 @@ class QuorumQueue(Queue):
 
     def expired(self, entries: list[QueuedMessage], reason: str = "expired") -> None:
         self._die(entries, reason)
+
+    # --- single active consumer --------------------------------------------------------------
+
+    def _single_active(self) -> Subscriber | None:
+        """rabbit_fifo's rule: the active consumer keeps the queue until a consumer of higher
+        priority comes; it then gets nothing more (quiescing) and hands over once it has no
+        unacknowledged message left."""
+        best = self.consumers[0]
+        active = self._active
+        if active is None or active.cancelled:
+            self._active = best
+            return best
+        if best is not active and best.priority > active.priority:
+            if active.unacked:
+                return None
+            self._active = best
+            return best
+        return active
+
+    @property
+    def active_consumer(self) -> Subscriber | None:
+        if not self.single_active_consumer or not self.consumers:
+            return None
+        if self._active is None or self._active.cancelled:
+            return self.consumers[0]
+        return self._active
 
     # --- dead-lettering ----------------------------------------------------------------------
 
