@@ -70,7 +70,7 @@ def test_the_default_delivery_limit_is_twenty_failed_deliveries(model: ModelBrok
             assert got.properties.headers == {"x-acquired-count": attempt - 1, "x-delivery-count": attempt - 1}
     fail_delivery(model, "q")  # the 21st failure passes the limit of 20
     assert model.queue("q").message_count == 0
-    assert model.broker.vhosts["/"].dead_lettered[("delivery_limit", "disabled")] == 1
+    assert model.broker.vhosts["/"].dead_lettered[("rabbit_quorum_queue", "delivery_limit", "disabled")] == 1
 
 
 @pytest.mark.parametrize(
@@ -146,7 +146,8 @@ def test_an_unroutable_dead_letter_waits_in_the_source_and_is_retried(
     assert got is not None and got.body == b"m"
     assert got.properties.headers is not None and got.properties.headers["x-first-death-reason"] == "rejected"
     assert source.dead_letters == []
-    assert model.broker.vhosts["/"].dead_lettered[("rejected", "at_least_once")] == 1
+    assert model.broker.vhosts["/"].dead_lettered[("rabbit_quorum_queue", "rejected", "at_least_once")] == 1
+    assert model.broker.vhosts["/"].dead_lettered[("rabbit_quorum_queue", "confirmed", "at_least_once")] == 1
 
 
 def test_a_target_that_refuses_gets_it_once_it_has_room_and_no_target_twice(
@@ -189,7 +190,7 @@ def test_at_least_once_needs_reject_publish(model: ModelBroker, client: ModelCli
     reject_one(client, "src")
     assert source.dead_letters == []
     model.advance(DEAD_LETTER_RETRY_SECONDS)
-    assert model.broker.vhosts["/"].dead_lettered[("rejected", "at_most_once")] == 1
+    assert model.broker.vhosts["/"].dead_lettered[("rabbit_quorum_queue", "rejected", "at_most_once")] == 1
 
 
 def test_a_purge_leaves_held_dead_letters(model: ModelBroker, client: ModelClient) -> None:

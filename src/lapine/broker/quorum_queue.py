@@ -45,6 +45,8 @@ log = logging.getLogger("lapine.quorum")
 
 RESOURCE_LOCKED = 405
 NOT_IMPLEMENTED = 540
+# The module RabbitMQ names quorum queues by (in texts and in Prometheus labels).
+MODULE = "rabbit_quorum_queue"
 DEFAULT_DELIVERY_LIMIT = 20
 # reject-publish: publishers may go on once the queue is back at this share of its limit.
 SOFT_LIMIT = 0.8
@@ -226,11 +228,12 @@ class QuorumQueue(Queue):
             entry.acquired_count += 1
             if delivery_failed:
                 entry.delivery_count += 1
+            # The counts go with it, also where it is dead-lettered to.
+            entry.message = with_counts(entry.message, entry.acquired_count, entry.delivery_count)
             if limit is not None and entry.delivery_count > limit:
                 dead.append(entry)
                 continue
             entry.redelivered = True
-            entry.message = with_counts(entry.message, entry.acquired_count, entry.delivery_count)
             self.ready_bytes += len(entry.message.body)
             back.append(entry)
         if limit is None and not delivery_failed:
@@ -285,6 +288,7 @@ class QuorumQueue(Queue):
         if not self.at_least_once:
             self._die_at_most_once(entries, reason)
             return
+        self.vhost.dead_lettered[(MODULE, reason, "at_least_once")] += len(entries)
         for entry in entries:
             item = PendingDeadLetter(entry, reason)
             if self.vhost.dead_letter_at_least_once(self, entry, reason, item.settled):

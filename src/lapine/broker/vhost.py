@@ -68,9 +68,10 @@ class VirtualHost:
         self.scheduler = scheduler
         self.metadata = VhostMetadata()
         self.stats = MessageStats()
-        # The broker's, once the vhost is one of its own; dead_lettered is (reason, strategy) -> messages.
+        # The broker's, once the vhost is one of its own; dead_lettered is (queue type module, reason,
+        # strategy) -> messages.
         self.churn = Churn()
-        self.dead_lettered: Counter[tuple[str, str]] = Counter()
+        self.dead_lettered: Counter[tuple[str, str, str]] = Counter()
         self.policies = Policies()
         # RabbitMQ's vhost limits: "max-connections", "max-queues" (negative: none; 0: nothing allowed).
         self.limits: dict[str, int] = {}
