@@ -247,7 +247,9 @@ class Queue:
         self._maybe_page_in()
 
     def _maybe_page_in(self) -> None:
-        if self.paged and len(self.ready) <= self.window // 2:
+        # Deliveries awaiting their ack count too: a consumer with no prefetch limit would
+        # otherwise pull the whole backlog off the disk into memory. Its acks page in the rest.
+        if self.paged and len(self.ready) <= self.window // 2 and self.unacked_count < self.window:
             self._page_in()
 
     def _handed_out(self, entry: QueuedMessage, no_ack: bool) -> None:
@@ -333,6 +335,8 @@ class Queue:
         if self._limited:
             self._enforce_limits()
         self.dispatch()
+        if self.paged:
+            self._maybe_page_in()
 
     # --- limits ------------------------------------------------------------------------------
 
@@ -511,12 +515,16 @@ class Queue:
         """Delivered messages were acked: they are no longer the queue's."""
         self.unacked_count -= len(entries)
         self._forget(entries)
+        if self.paged:
+            self._maybe_page_in()
 
     def rejected(self, entries: list[QueuedMessage]) -> None:
         """Rejected or nacked without requeue: gone, or dead-lettered with reason rejected."""
         self.unacked_count -= len(entries)
         self.vhost.dead_letter(self, entries, "rejected")
         self._forget(entries)
+        if self.paged:
+            self._maybe_page_in()
 
     def purge(self) -> int:
         count = len(self.ready) + self.paged
