@@ -497,12 +497,12 @@ class Queue:
         return True
 
     def get(self, no_ack: bool) -> QueuedMessage | None:
-        """basic.get: the head message; with no_ack it is gone, else it awaits settle/requeue."""
+        """basic.get: the head message; with no_ack it is gone, else it awaits settle/requeue.
+
+        Only what is in memory: while the head is on disk, wait_for_page brings it in first."""
         self.touch()
         if self._expiring:
             self.expire()
-        if not self.ready and self.paged and self.storage.failed is None:
-            self._page_in_now()
         if not self.ready:
             return None
         entry = self._take_head()
