@@ -756,6 +756,7 @@ class Channel:
         name = self._queue_name(method.queue)
         self.authorize("read", "queue", name)
         queue = self.vhost.queue(name, self.connection)
+        queue.check_get()
         self._get_or_wait(queue, method)
 
     def _get_or_wait(self, queue: Queue, method: spec.BasicGet) -> None:
@@ -856,9 +857,12 @@ class Channel:
             return
         self._settle(taken, requeue=requeue)
 
-    def _settle(self, taken: list[tuple[int, Delivery]], *, requeue: bool, acked: bool = False) -> None:
+    def _settle(
+        self, taken: list[tuple[int, Delivery]], *, requeue: bool, acked: bool = False, failed: bool = False
+    ) -> None:
         """Acked, rejected or requeued: free the consumers' windows, and let the queues of the
-        consumers whose window opened dispatch (no other consumer can take more than before)."""
+        consumers whose window opened dispatch (no other consumer can take more than before).
+        ``failed``: requeued because the channel went away, not at the client's request."""
         if acked:
             self.stats.ack += len(taken)
         touched: dict[Queue, list[QueuedMessage]] = {}
@@ -876,7 +880,7 @@ class Channel:
             if queue.deleted:
                 continue
             if requeue:
-                queue.requeue(entries)
+                queue.requeue(entries, delivery_failed=failed)
             elif acked:
                 queue.settled(entries)
                 queue.stats.ack += len(entries)
@@ -1047,7 +1051,7 @@ class Channel:
         consumers = list(self.consumers.values())
         self.consumers.clear()
         # Requeue while still registered but closed (no room): nothing comes back to this channel.
-        self._settle(taken, requeue=True)
+        self._settle(taken, requeue=True, failed=True)
         for consumer in consumers:
             consumer.queue.remove_consumer(consumer)
         # The vhost keeps what closed channels counted, so its totals never go backwards.

@@ -60,6 +60,9 @@ class QueueHost(Protocol):
     def dead_letter(self, queue: Queue, entries: list[QueuedMessage], reason: str) -> None:
         """Messages died in ``queue``: republish them to its dead-letter exchange, if any."""
 
+    def dead_letter_at_least_once(self, queue: Queue, entry: QueuedMessage, reason: str, settled: set[str]) -> bool:
+        """One attempt to hand a dead message to every target queue; True once all have it."""
+
     def queue_unused(self, queue: Queue) -> None:
         """An auto-delete queue lost its last consumer, or x-expires ran out: remove it."""
 

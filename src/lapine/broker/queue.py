@@ -17,7 +17,7 @@ from lapine.broker.consumer_ring import ConsumerRing
 from lapine.broker.message import Message
 from lapine.broker.policies import Policy, effective
 from lapine.broker.ports import MEMORY_ONLY, MessageStorage
-from lapine.broker.ready import make_ready, sorted_by_seq
+from lapine.broker.ready import Ready, make_ready, sorted_by_seq
 from lapine.broker.stats import MessageStats
 
 if TYPE_CHECKING:
@@ -59,6 +59,8 @@ def _str_setting(settings: dict[str, Any], key: str) -> str | None:
 class Queue:
     # Its queue type's x-queue-type name (broker/queue_types).
     type_name = "classic"
+    # What it holds each message in (a queue type may keep more per message).
+    entry_class: type[QueuedMessage] = QueuedMessage
 
     def __init__(
         self,
@@ -96,7 +98,7 @@ class Queue:
         self._unused_timer: Timer | None = None
         max_priority = _int_setting(self.arguments, "x-max-priority")
         self.max_priority = max_priority or 0
-        self.ready = make_ready(max_priority)
+        self.ready: Ready = self._make_ready(max_priority)
         self.single_active_consumer = self.arguments.get("x-single-active-consumer") is True
         # Where messages are written (broker/ports.py): persistent ones of a durable queue, and past
         # ``window`` ready messages the backlog, which then lives on disk only (``paged`` of them,
@@ -113,6 +115,9 @@ class Queue:
 
     def __repr__(self) -> str:
         return f"<Queue {self.name!r} in vhost {self.vhost.name!r}>"
+
+    def _make_ready(self, max_priority: int | None) -> Ready:
+        return make_ready(max_priority)
 
     def apply_settings(self, policy: Policy | None = None) -> None:
         """(Re)read the settings that arguments and the policy give, arguments first."""
@@ -231,7 +236,7 @@ class Queue:
                 stored.header,
                 stored.body,
             )
-            entry = QueuedMessage(message, stored.seq, stored.delivered)
+            entry = self.entry_class(message, stored.seq, stored.delivered)
             if stored.expires is not None:
                 entry.expires_at = max(now + (stored.expires - wall) / 1000, 1e-9)
                 self._expiring = True
@@ -271,9 +276,7 @@ class Queue:
 
     def publish(self, message: Message) -> bool:
         """Enqueue a message; False when the queue refuses it (overflow reject-publish)."""
-        if self._limited and self._is_full(message) and self.overflow != "drop-head":
-            if self.overflow == "reject-publish-dlx":
-                self.vhost.dead_letter(self, [QueuedMessage(message, -1)], "maxlen")
+        if self._limited and self.overflow != "drop-head" and self._refuses(message):
             return False
         seq = self._next_seq
         self._next_seq = seq + 1
@@ -281,7 +284,7 @@ class Queue:
         if self.message_ttl is not None and (ttl is None or self.message_ttl < ttl):
             ttl = self.message_ttl
         stored = False
-        if self.durable and message.persistent:
+        if self._keeps(message):
             self._write(message, seq, ttl, persistent=True)
             message.durably_written = True
             stored = True
@@ -297,9 +300,9 @@ class Queue:
                 self._enforce_limits()
             return True
         if ttl is None:
-            entry = QueuedMessage(message, seq)
+            entry = self.entry_class(message, seq)
         else:
-            entry = QueuedMessage(message, seq, expires_at=self.vhost.scheduler.time() + ttl / 1000)
+            entry = self.entry_class(message, seq, expires_at=self.vhost.scheduler.time() + ttl / 1000)
             self._expiring = True
         entry.stored = stored
         self._loaded_upto = seq
@@ -322,8 +325,15 @@ class Queue:
                 self.expire()
         return True
 
-    def requeue(self, entries: list[QueuedMessage]) -> None:
-        """Put entries back where they were, by publish order, flagged redelivered."""
+    def _keeps(self, message: Message) -> bool:
+        """Is the message written to the store as it arrives? (a durable queue's persistent ones)"""
+        return self.durable and message.persistent
+
+    def requeue(self, entries: list[QueuedMessage], *, delivery_failed: bool = False) -> None:
+        """Put entries back where they were, by publish order, flagged redelivered.
+
+        ``delivery_failed``: they come back because their consumer's channel went away, not
+        because the client asked (a queue type may count those)."""
         back = sorted_by_seq(entries)
         if not back:
             return
@@ -339,6 +349,14 @@ class Queue:
             self._maybe_page_in()
 
     # --- limits ------------------------------------------------------------------------------
+
+    def _refuses(self, message: Message) -> bool:
+        """overflow reject-publish(-dlx): a full queue refuses what would take it over its limit."""
+        if not self._is_full(message):
+            return False
+        if self.overflow == "reject-publish-dlx":
+            self.vhost.dead_letter(self, [QueuedMessage(message, -1)], "maxlen")
+        return True
 
     def _is_full(self, incoming: Message) -> bool:
         if self.max_length is not None and len(self.ready) + self.paged >= self.max_length:
@@ -526,9 +544,13 @@ class Queue:
         if self.paged:
             self._maybe_page_in()
 
+    def _stores_only_ready(self) -> bool:
+        """Does the store hold nothing of this queue but ready messages? (then a purge empties it)"""
+        return not self.unacked_count
+
     def purge(self) -> int:
         count = len(self.ready) + self.paged
-        if not self.unacked_count:
+        if self._stores_only_ready():
             self.storage.purge()
         else:
             # Unacked deliveries stay on disk (a requeue brings them back): drop the ready
@@ -547,6 +569,13 @@ class Queue:
 
     def check_consume(self, *, no_ack: bool, prefetch: int, prefetch_global: int) -> None:
         """A basic.consume on this queue, with its channel's qos: a classic queue takes any."""
+
+    def check_get(self) -> None:
+        """A basic.get on this queue: a classic queue always answers one."""
+
+    def type_info(self, node: str) -> dict[str, Any]:
+        """What the management API shows of this queue beyond every queue's fields (its type's)."""
+        return {}
 
     def check_delete(self, *, if_unused: bool, if_empty: bool) -> None:
         """queue.delete with its conditions (406 when one does not hold)."""

@@ -113,6 +113,54 @@ class PriorityReady:
             yield from level
 
 
+class ReturnsFirstReady:
+    """A quorum queue's ready messages (rabbit_fifo): messages handed back by consumers wait in
+    ``returns``, in the order they came back, and go out before any message not yet delivered."""
+
+    def __init__(self) -> None:
+        self.returns: deque[QueuedMessage] = deque()
+        self.messages: deque[QueuedMessage] = deque()
+
+    def push(self, entry: QueuedMessage) -> None:
+        self.messages.append(entry)
+
+    def head(self) -> QueuedMessage | None:
+        if self.returns:
+            return self.returns[0]
+        return self.messages[0] if self.messages else None
+
+    def tail(self) -> QueuedMessage | None:
+        if self.messages:
+            return self.messages[-1]
+        return self.returns[-1] if self.returns else None
+
+    def pop_head(self) -> QueuedMessage:
+        return self.returns.popleft() if self.returns else self.messages.popleft()
+
+    def pop_tail(self) -> QueuedMessage:
+        return self.messages.pop() if self.messages else self.returns.pop()
+
+    def put_back(self, entries: list[QueuedMessage]) -> None:
+        self.returns.extend(entries)
+
+    def clear(self) -> None:
+        self.returns.clear()
+        self.messages.clear()
+
+    def __len__(self) -> int:
+        return len(self.returns) + len(self.messages)
+
+    def __bool__(self) -> bool:
+        return bool(self.returns) or bool(self.messages)
+
+    def __iter__(self) -> Iterator[QueuedMessage]:
+        yield from self.returns
+        yield from self.messages
+
+
+Ready = FifoReady | PriorityReady | ReturnsFirstReady
+
+
 def make_ready(max_priority: int | None) -> FifoReady | PriorityReady:
     return PriorityReady(max_priority) if max_priority else FifoReady()
 

@@ -394,6 +394,9 @@ class VirtualHost:
     def dead_letter(self, queue: Queue, entries: list[QueuedMessage], reason: str) -> None:
         dead_letter.dead_letter(self, queue, entries, reason)
 
+    def dead_letter_at_least_once(self, queue: Queue, entry: QueuedMessage, reason: str, settled: set[str]) -> bool:
+        return dead_letter.forward_at_least_once(self, queue, entry, reason, settled)
+
     # --- policies ----------------------------------------------------------------------------
 
     def set_policy(self, policy: Policy) -> None:

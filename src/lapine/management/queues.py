@@ -77,6 +77,7 @@ def queue_info(
         "messages_unacknowledged_ram": unacked,
         "messages_paged_out": paged,
         **sampler.details(queue, gauges, GAUGES),
+        **queue.type_info(node),
     }
     if owner is not None:
         info["owner_pid_details"] = {"name": owner.name, "peer_host": owner.peer_host, "peer_port": owner.peer_port}

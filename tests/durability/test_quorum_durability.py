@@ -1,0 +1,62 @@
+"""Quorum queues keep every confirmed message, transient ones too (RabbitMQ's Raft log), across a
+clean restart and a kill -9; what was delivered and not acknowledged comes back redelivered."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from pathlib import Path
+
+import pika
+import pytest
+
+from tests.durability.test_crash import free_port, start_broker
+
+QUEUE = "quorum-kept"
+
+
+def connect(port: int) -> pika.BlockingConnection:
+    parameters = pika.ConnectionParameters("127.0.0.1", port, connection_attempts=1, socket_timeout=5)
+    return pika.BlockingConnection(parameters)
+
+
+def stop(process: subprocess.Popen[bytes], how: signal.Signals) -> None:
+    process.send_signal(how)
+    process.wait(timeout=30)
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL], ids=["restart", "kill-9"])
+def test_confirmed_messages_of_a_quorum_queue_survive(tmp_path: Path, how: signal.Signals) -> None:
+    port = free_port()
+    broker = start_broker(tmp_path, port)
+    try:
+        connection = connect(port)
+        channel = connection.channel()
+        channel.queue_declare(QUEUE, durable=True, arguments={"x-queue-type": "quorum", "x-delivery-limit": 7})
+        channel.confirm_delivery()
+        for index in range(200):
+            mode = 1 if index % 2 else 2  # transient and persistent alike
+            channel.basic_publish("", QUEUE, str(index).encode(), pika.BasicProperties(delivery_mode=mode))
+        method, _props, body = channel.basic_get(QUEUE)  # delivered, never acknowledged
+        assert body == b"0" and method is not None
+        # A confirmed publish after it: the store has then also written that it was delivered.
+        channel.basic_publish("", QUEUE, b"200", pika.BasicProperties(delivery_mode=1))
+        stop(broker, how)
+        broker = start_broker(tmp_path, port)
+        channel = connect(port).channel()
+        declared = channel.queue_declare(QUEUE, passive=True)
+        assert declared.method.message_count == 201
+        # Still a quorum queue with its arguments: a redeclare must be equivalent.
+        channel.queue_declare(QUEUE, durable=True, arguments={"x-queue-type": "quorum", "x-delivery-limit": 7})
+        seen = []
+        while True:
+            method, _props, body = channel.basic_get(QUEUE, auto_ack=True)
+            if method is None:
+                break
+            seen.append((int(body), method.redelivered))
+        assert [index for index, _ in seen] == list(range(201))
+        assert seen[0] == (0, True)
+        assert not any(redelivered for _, redelivered in seen[1:])
+    finally:
+        if broker.poll() is None:
+            stop(broker, signal.SIGKILL)
