@@ -58,6 +58,9 @@ def exchange_info(request: web.Request, exchange: Exchange) -> dict[str, Any]:
     }
     policy = getattr(exchange, "policy", None)
     info["policy"] = policy.name if policy is not None else None
+    if exchange.delayed_type is not None:
+        # The delayed-message plugin's exchange info item.
+        info["messages_delayed"] = broker_of(request).delayed.messages_delayed(exchange)
     values = counters.of(exchange.stats)
     if counters.any_activity(values, counters.EXCHANGE_FIELDS):
         info["message_stats"] = sampler_of(request).details(exchange, values, counters.EXCHANGE_FIELDS)
