@@ -104,6 +104,7 @@ def delete_vhost(broker: Broker, name: str) -> bool:
     for queue in list(vhost.queues.values()):
         vhost.delete_queue(queue)
     del broker.vhosts[name]
+    broker.delayed.vhost_deleted(vhost)
     broker.deleted_vhosts_stats.add(vhost.stats)
     broker.permissions.drop_vhost(name)
     if broker.persistence is not None:
