@@ -13,6 +13,7 @@ from lapine.auth.permissions import Permission, Permissions
 from lapine.auth.users import Users
 from lapine.broker.churn import Churn
 from lapine.broker.connection import default_cluster_name, server_properties
+from lapine.broker.delayed import DelayedMessages
 from lapine.broker.message_sizes import MessageSizes
 from lapine.broker.scheduler import ManualScheduler, Scheduler
 from lapine.broker.stats import MessageStats
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from lapine.broker.persistence import Persistence
     from lapine.mqtt.connection import MqttConnection
     from lapine.store import Store
+    from lapine.store.delayed import Callback, DelayStore
 
 CONNECTION_FORCED = 320
 log = logging.getLogger("lapine.broker")
@@ -66,6 +68,8 @@ class Broker:
         # Message counters of the protocols beside AMQP, by RabbitMQ's protocol label ("mqtt311",
         # "mqtt50", ...) then by rabbit_global_counters' name ("received", ...): for Prometheus.
         self.protocol_counters: dict[str, Counter[str]] = {}
+        # What x-delayed-message exchanges hold (in memory until attach_delay_store).
+        self.delayed = DelayedMessages(self)
         self.add_vhost(self.config.default_vhost)
         self.users.add(self.config.default_user, self.config.default_pass, ["administrator"])
         self.permissions.set(Permission(self.config.default_user, self.config.default_vhost))
@@ -75,6 +79,7 @@ class Broker:
         if vhost is None:
             vhost = self.vhosts[name] = VirtualHost(name, self.scheduler)
             vhost.persistence = self.persistence
+            vhost.delayed = self.delayed
             vhost.churn = self.churn
             vhost.dead_lettered = self.dead_lettered
             if persist and self.persistence is not None:
@@ -91,10 +96,41 @@ class Broker:
             vhost.persistence = self.persistence
         self.persistence.recover()
 
+    def attach_delay_store(self, store: DelayStore) -> None:
+        """Keep delayed messages in ``store`` and take up those it holds (after attach_store)."""
+        self.delayed.attach(store)
+
+    def submit_barrier(self, callback: Callback) -> None:
+        """Run ``callback`` once everything submitted to the store, and to the delayed-message
+        store before it, is on disk: a publisher confirm waits for both. Every barrier goes
+        through the delayed store while it is busy, so confirms keep their order."""
+        store = self.store
+        delayed = self.delayed.store
+        if store is None:
+            raise RuntimeError("no store to wait for")
+        if delayed.idle() or delayed.failed is not None:
+            store.submit_barrier(callback)
+            return
+
+        def then() -> None:
+            if store.failed is None:
+                store.submit_barrier(callback)
+            # else the channels waiting heard of the failure (store_failed)
+
+        delayed.submit_barrier(then)
+
     def store_failed(self, error: BaseException) -> None:
         """The store cannot write: nothing more is confirmed, and the operator must hear of it."""
         log.error("storage failure, persistent messages are no longer accepted safely: %s", error)
         self.store_error = error
+        for connection in list(self.connections):
+            for channel in list(connection.channels.values()):
+                channel.store_failed()
+
+    def delay_store_failed(self, error: BaseException) -> None:
+        """delayed.db cannot be written: the confirms waiting for it are nacks, and delayed
+        messages are refused from now on (broker/delayed.py)."""
+        log.error("delayed messages can no longer be stored: %s", error)
         for connection in list(self.connections):
             for channel in list(connection.channels.values()):
                 channel.store_failed()

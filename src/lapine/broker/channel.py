@@ -500,7 +500,7 @@ class Channel:
         if store is not None and (self._durable_since_flush or self._confirms_waiting):
             self._durable_since_flush = False
             self._confirms_waiting += 1
-            store.submit_barrier(lambda: self._confirms_durable(upto, nacks))
+            self.connection.broker.submit_barrier(lambda: self._confirms_durable(upto, nacks))
             return
         self._confirm_through(upto, nacks)
 
@@ -978,7 +978,9 @@ class Channel:
             raise ConnectionError(INTERNAL_ERROR, f"the transaction cannot be made durable: {store.failed}", 90, 20)
         if durable and store is not None:
             # commit-ok means the transaction's messages are on disk, as in RabbitMQ.
-            store.submit_barrier(lambda: None if self.closed else self.send_method(spec.TxCommitOk()))
+            self.connection.broker.submit_barrier(
+                lambda: None if self.closed else self.send_method(spec.TxCommitOk())
+            )
             return
         self.send_method(spec.TxCommitOk())
 

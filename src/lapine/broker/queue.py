@@ -256,7 +256,9 @@ class Queue:
         self._maybe_page_in()
 
     def _maybe_page_in(self) -> None:
-        if self.paged and len(self.ready) <= self.window // 2:
+        # Deliveries awaiting their ack count too: a consumer with no prefetch limit would
+        # otherwise pull the whole backlog off the disk into memory. Its acks page in the rest.
+        if self.paged and len(self.ready) <= self.window // 2 and self.unacked_count < self.window:
             self._page_in()
 
     def _handed_out(self, entry: QueuedMessage, no_ack: bool) -> None:
@@ -347,6 +349,8 @@ class Queue:
         if self._limited:
             self._enforce_limits()
         self.dispatch()
+        if self.paged:
+            self._maybe_page_in()
 
     # --- limits ------------------------------------------------------------------------------
 
@@ -518,12 +522,12 @@ class Queue:
         return True
 
     def get(self, no_ack: bool) -> QueuedMessage | None:
-        """basic.get: the head message; with no_ack it is gone, else it awaits settle/requeue."""
+        """basic.get: the head message; with no_ack it is gone, else it awaits settle/requeue.
+
+        Only what is in memory: while the head is on disk, wait_for_page brings it in first."""
         self.touch()
         if self._expiring:
             self.expire()
-        if not self.ready and self.paged and self.storage.failed is None:
-            self._page_in_now()
         if not self.ready:
             return None
         entry = self._take_head()
@@ -536,12 +540,16 @@ class Queue:
         """Delivered messages were acked: they are no longer the queue's."""
         self.unacked_count -= len(entries)
         self._forget(entries)
+        if self.paged:
+            self._maybe_page_in()
 
     def rejected(self, entries: list[QueuedMessage]) -> None:
         """Rejected or nacked without requeue: gone, or dead-lettered with reason rejected."""
         self.unacked_count -= len(entries)
         self.vhost.dead_letter(self, entries, "rejected")
         self._forget(entries)
+        if self.paged:
+            self._maybe_page_in()
 
     def _stores_only_ready(self) -> bool:
         """Does the store hold nothing of this queue but ready messages? (then a purge empties it)"""

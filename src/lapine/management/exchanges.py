@@ -58,6 +58,9 @@ def exchange_info(request: web.Request, exchange: Exchange) -> dict[str, Any]:
     }
     policy = getattr(exchange, "policy", None)
     info["policy"] = policy.name if policy is not None else None
+    if exchange.delayed_type is not None:
+        # The delayed-message plugin's exchange info item.
+        info["messages_delayed"] = broker_of(request).delayed.messages_delayed(exchange)
     values = counters.of(exchange.stats)
     if counters.any_activity(values, counters.EXCHANGE_FIELDS):
         info["message_stats"] = sampler_of(request).details(exchange, values, counters.EXCHANGE_FIELDS)
@@ -184,7 +187,7 @@ async def _on_disk(broker: Broker) -> bool:
         if not written.done():
             written.set_result(store.failed is None)
 
-    store.submit_barrier(on_disk)
+    broker.submit_barrier(on_disk)
     # A store that dies never runs its waiting barriers: look at it now and then while waiting.
     while not written.done():
         await asyncio.wait({written}, timeout=STORE_FAILURE_CHECK)

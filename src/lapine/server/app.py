@@ -23,6 +23,7 @@ from lapine.server.mqtt_protocol import MqttProtocol
 from lapine.server.protocol import AMQPProtocol
 from lapine.server.timers import LoopScheduler
 from lapine.store import SqliteStore, default_data_dir
+from lapine.store.delayed_sqlite import SqliteDelayStore
 
 log = logging.getLogger("lapine")
 
@@ -38,6 +39,7 @@ class Server:
         # The management API/UI and Prometheus listeners, on this same event loop.
         self.http = HttpServices(self.broker)
         self.store: SqliteStore | None = None
+        self.delay_store: SqliteDelayStore | None = None
         # AMQPS, when a certificate is configured: its listener and port once started.
         self._tls_listener: asyncio.Server | None = None
         self.ssl_port: int | None = None
@@ -144,7 +146,15 @@ class Server:
         log.info("data in %s", self.store.path)
         try:
             self.broker.attach_store(self.store)
+            # Delayed messages (x-delayed-message exchanges) in delayed.db beside it.
+            self.delay_store = SqliteDelayStore(
+                self.store.path.parent, notify=loop.call_soon_threadsafe, on_error=self.broker.delay_store_failed
+            )
+            self.broker.attach_delay_store(self.delay_store)
         except BaseException:
+            if self.delay_store is not None:
+                self.delay_store.close()
+                self.delay_store = None
             self.store.close()
             raise
 
@@ -169,6 +179,9 @@ class Server:
         self.mqtt.abort_all()
         self.mqtt.close()
         self._listener = None
+        if self.delay_store is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.delay_store.close)
+            self.delay_store = None
         if self.store is not None:
             # Commits what was submitted and releases the data directory's lock.
             await asyncio.get_running_loop().run_in_executor(None, self.store.close)
