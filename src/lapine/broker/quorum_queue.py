@@ -7,14 +7,14 @@ What differs from a classic queue, as rabbit_fifo has it:
   so its confirm waits for the disk and it survives a restart or a crash.
 - A message handed back by a consumer goes to the head of the queue, behind those handed back
   before it, not to its old place (to the tail when the queue has no delivery limit and the
-  client asked for it: rabbit_fifo's path for that case). Each return counts in ``acquired_count`` (the
-  ``x-acquired-count`` header); a return because the consumer's channel went away is a failed
-  delivery and also counts in ``delivery_count`` (``x-delivery-count``). A message whose
-  delivery count passes ``x-delivery-limit`` (20 unless set; negative for none) is
-  dead-lettered with reason ``delivery_limit``, or dropped without a dead-letter exchange.
+  client asked for it: rabbit_fifo's path for that case). Each return counts in
+  ``acquired_count`` (the ``x-acquired-count`` header); a return because the consumer's channel
+  went away is a failed delivery and also counts in ``delivery_count`` (``x-delivery-count``).
+  A message whose delivery count passes ``x-delivery-limit`` (20 unless set; negative for none)
+  is dead-lettered with reason ``delivery_limit``, or dropped without a dead-letter exchange.
 - ``x-overflow reject-publish`` takes the message that crosses the limit, then refuses publishes
   until the queue is back at 80% of it; ``reject-publish-dlx`` is not a quorum mode and means
-  drop-head, as in RabbitMQ (which logs a warning).
+  drop-head, as in RabbitMQ (which logs a warning). A policy's overflow wins over the argument.
 - ``x-dead-letter-strategy at-least-once`` (with reject-publish): a dead message leaves the queue
   only once every target queue has taken it (its copy written before the source lets it go);
   until then it is held here, counted against the length limit, and retried.
@@ -248,6 +248,8 @@ class QuorumQueue(Queue):
         if self._limited:
             self._enforce_limits()
         self.dispatch()
+        if self.paged:
+            self._maybe_page_in()
 
     def rejected(self, entries: list[QueuedMessage]) -> None:
         self.unacked_count -= len(entries)
