@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from lapine.amqp import spec
+from lapine.broker.definitions_format import export_definitions, import_definitions
 from lapine.broker.policies import Policy
 from lapine.broker.quorum_queue import DEAD_LETTER_RETRY_SECONDS, QuorumQueue, resolve_delivery_limit
 from lapine.testing.model import Content, ModelBroker, ModelClient
@@ -257,3 +258,14 @@ def test_a_higher_priority_consumer_takes_over_once_the_active_one_has_acked(
     # "high" left "2" unacknowledged: it comes back first, to "low" (prefetch 1), before "3".
     (again,) = client.deliveries()
     assert (again.body, again.method.redelivered) == (b"2", True)
+
+
+def test_definitions_carry_a_quorum_queue_across_brokers(model: ModelBroker, client: ModelClient) -> None:
+    declare(client, "jobs", **{"x-delivery-limit": 3})
+    exported = export_definitions(model.broker)
+    (jobs,) = [queue for queue in exported["queues"] if queue["name"] == "jobs"]
+    assert jobs["arguments"] == {"x-queue-type": "quorum", "x-delivery-limit": 3}
+    other = ModelBroker()
+    import_definitions(other.broker, exported)
+    copy = other.queue("jobs")
+    assert isinstance(copy, QuorumQueue) and copy.delivery_limit == 3
