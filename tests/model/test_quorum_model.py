@@ -269,3 +269,15 @@ def test_definitions_carry_a_quorum_queue_across_brokers(model: ModelBroker, cli
     import_definitions(other.broker, exported)
     copy = other.queue("jobs")
     assert isinstance(copy, QuorumQueue) and copy.delivery_limit == 3
+
+
+def test_policies_apply_to_classic_or_quorum_queues_by_type(model: ModelBroker, client: ModelClient) -> None:
+    client.declare_queue("jobs.classic", durable=True)
+    quorum = declare(client, "jobs.quorum")
+    classic = model.queue("jobs.classic")
+    vhost = model.broker.vhosts["/"]
+    vhost.set_policy(Policy("/", "c", "^jobs", {"max-length": 1}, apply_to="classic_queues"))
+    vhost.set_policy(Policy("/", "q", "^jobs", {"max-length": 2}, apply_to="quorum_queues"))
+    assert (classic.max_length, quorum.max_length) == (1, 2)
+    assert classic.policy is not None and quorum.policy is not None
+    assert (classic.policy.name, quorum.policy.name) == ("c", "q")
