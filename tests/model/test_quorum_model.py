@@ -281,3 +281,19 @@ def test_policies_apply_to_classic_or_quorum_queues_by_type(model: ModelBroker, 
     assert (classic.max_length, quorum.max_length) == (1, 2)
     assert classic.policy is not None and quorum.policy is not None
     assert (classic.policy.name, quorum.policy.name) == ("c", "q")
+
+
+def test_a_consumer_of_a_quorum_queue_may_set_its_own_timeout(model: ModelBroker, client: ModelClient) -> None:
+    declare(client, "q", **{"x-consumer-timeout": 60_000})
+    client.consume("q", "impatient", **{"x-consumer-timeout": 1000})
+    client.publish(1, b"m", routing_key="q")
+    assert len(client.deliveries()) == 1
+    model.advance(0.999)
+    assert client.received_of(spec.ChannelClose) == []
+    model.advance(0.002)
+    close = client.channel_closed()
+    assert (close.reply_code, close.reply_text) == (
+        406,
+        "PRECONDITION_FAILED - delivery acknowledgement on channel 1 timed out. Timeout value used: 1000 ms. "
+        "This timeout value can be configured, see consumers doc guide to learn more",
+    )
