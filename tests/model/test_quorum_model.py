@@ -297,3 +297,15 @@ def test_a_consumer_of_a_quorum_queue_may_set_its_own_timeout(model: ModelBroker
         "PRECONDITION_FAILED - delivery acknowledgement on channel 1 timed out. Timeout value used: 1000 ms. "
         "This timeout value can be configured, see consumers doc guide to learn more",
     )
+
+
+def test_messages_go_out_by_priority_returns_first(model: ModelBroker, client: ModelClient) -> None:
+    """RabbitMQ 4.3's strict priorities: 0 to 31, 4 for a message without one, FIFO within one;
+    a message handed back goes before all of them."""
+    declare(client, "q")
+    for body, priority in ((b"p0", 0), (b"none-1", None), (b"p9", 9), (b"p99", 99), (b"p4", 4), (b"none-2", None)):
+        client.publish(1, body, routing_key="q", properties=spec.BasicProperties(priority=priority))
+    first = client.get("q")
+    assert first is not None and first.body == b"p99"  # clamped to 31, still the highest
+    client.reject(first.method.delivery_tag, requeue=True)
+    assert client.get_bodies("q") == [b"p99", b"p9", b"none-1", b"p4", b"none-2", b"p0"]

@@ -18,6 +18,9 @@ What differs from a classic queue, as rabbit_fifo has it:
 - ``x-dead-letter-strategy at-least-once`` (with reject-publish): a dead message leaves the queue
   only once every target queue has taken it (its copy written before the source lets it go);
   until then it is held here, counted against the length limit, and retried.
+- Messages go out by their priority property, strictly, highest first (0 to 31; 4 without one),
+  as RabbitMQ 4.3's: among the messages in memory (a backlog paged out to disk comes in by publish
+  order, each to its level).
 - Single active consumer takes consumer priorities into account: a consumer of higher priority
   takes over once the active one has acknowledged what it holds.
 - Global QoS, queue.delete if-unused / if-empty and basic.get with single active consumer are
@@ -236,13 +239,15 @@ class QuorumQueue(Queue):
             entry.redelivered = True
             self.ready_bytes += len(entry.message.body)
             back.append(entry)
+        ready = self.ready
+        assert isinstance(ready, ReturnsFirstReady)
         if limit is None and not delivery_failed:
             # Without a delivery limit rabbit_fifo re-enqueues what a client hands back, behind
             # everything ready (its aux path); what a channel left behind still goes first.
             for entry in back:
-                self.ready.push(entry)
+                ready.push_default(entry)
         else:
-            self.ready.put_back(back)
+            ready.put_back(back)
         if dead:
             self._die(dead, "delivery_limit")
         if self._limited:
