@@ -168,6 +168,9 @@ class Server:
         self.alarms.stop()
         await self.http.stop()
         await self.mqtt.stop()
+        # Nothing is released while the broker closes: it would go to queues nobody reads, and
+        # the stores close under it.
+        self.broker.delayed.stop()
         self.broker.close_all("shutdown")
         # Let the close frames reach the clients and their close-ok come back.
         for _ in range(50):
