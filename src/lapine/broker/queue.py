@@ -61,6 +61,8 @@ class Queue:
     type_name = "classic"
     # What it holds each message in (a queue type may keep more per message).
     entry_class: type[QueuedMessage] = QueuedMessage
+    # Written to the store as they arrive: a durable queue's persistent messages, or every one.
+    writes_every_message = False
 
     def __init__(
         self,
@@ -178,6 +180,8 @@ class Queue:
 
     def _forget(self, entries: list[QueuedMessage]) -> None:
         """Entries left the queue for good: remove the stored ones from disk."""
+        if self.storage is MEMORY_ONLY:
+            return
         seqs = [entry.seq for entry in entries if entry.stored]
         if seqs:
             self.storage.ack(seqs)
@@ -284,7 +288,7 @@ class Queue:
         if self.message_ttl is not None and (ttl is None or self.message_ttl < ttl):
             ttl = self.message_ttl
         stored = False
-        if self._keeps(message):
+        if self.durable and (message.persistent or self.writes_every_message):
             self._write(message, seq, ttl, persistent=True)
             message.durably_written = True
             stored = True
@@ -324,10 +328,6 @@ class Queue:
             else:
                 self.expire()
         return True
-
-    def _keeps(self, message: Message) -> bool:
-        """Is the message written to the store as it arrives? (a durable queue's persistent ones)"""
-        return self.durable and message.persistent
 
     def requeue(self, entries: list[QueuedMessage], *, delivery_failed: bool = False) -> None:
         """Put entries back where they were, by publish order, flagged redelivered.

@@ -115,6 +115,7 @@ def with_counts(message: Message, acquired: int, delivered: int) -> Message:
 class QuorumQueue(Queue):
     type_name = "quorum"
     entry_class = QuorumEntry
+    writes_every_message = True  # the Raft log has every message, transient ones too
 
     def __init__(
         self,
@@ -169,9 +170,6 @@ class QuorumQueue(Queue):
                 self._die_at_most_once([item.entry], item.reason)
 
     # --- messages in -------------------------------------------------------------------------
-
-    def _keeps(self, message: Message) -> bool:
-        return True
 
     def _refuses(self, message: Message) -> bool:
         if self.overflow != "reject-publish":
