@@ -285,10 +285,10 @@ def test_exchange_to_exchange_loop_delivers_once(channel: BlockingChannel) -> No
     channel.exchange_delete(b)
 
 
-def test_quorum_and_stream_queues_are_refused_clearly(channel: BlockingChannel, against_rabbitmq: bool) -> None:
+def test_quorum_queues_are_refused_clearly(channel: BlockingChannel, against_rabbitmq: bool) -> None:
     if against_rabbitmq:
-        pytest.skip("RabbitMQ implements quorum and stream queues; Lapine refuses them")
-    for queue_type in ("quorum", "stream"):
+        pytest.skip("RabbitMQ implements quorum queues; Lapine refuses them")
+    for queue_type in ("quorum",):
         q = unique(queue_type)
         with pytest.raises(pika.exceptions.ChannelClosedByBroker) as info:
             channel.connection.channel().queue_declare(q, durable=True, arguments={"x-queue-type": queue_type})

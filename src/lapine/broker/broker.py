@@ -6,11 +6,13 @@ import base64
 import logging
 import os
 from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lapine.amqp.errors import ConnectionError
 from lapine.auth.permissions import Permission, Permissions
 from lapine.auth.users import Users
+from lapine.broker.barriers import OrderedBarriers
 from lapine.broker.churn import Churn
 from lapine.broker.connection import default_cluster_name, server_properties
 from lapine.broker.message_sizes import MessageSizes
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from lapine.broker.persistence import Persistence
     from lapine.mqtt.connection import MqttConnection
     from lapine.store import Store
+    from lapine.store.stream import StreamHome
 
 CONNECTION_FORCED = 320
 log = logging.getLogger("lapine.broker")
@@ -63,6 +66,9 @@ class Broker:
         self.store: Store | None = None
         self.persistence: Persistence | None = None
         self.store_error: BaseException | None = None
+        # Where streams keep their logs on disk (without one, a stream's log is in memory).
+        self.streams: StreamHome | None = None
+        self._barriers = OrderedBarriers()
         # Message counters of the protocols beside AMQP, by RabbitMQ's protocol label ("mqtt311",
         # "mqtt50", ...) then by rabbit_global_counters' name ("received", ...): for Prometheus.
         self.protocol_counters: dict[str, Counter[str]] = {}
@@ -81,15 +87,27 @@ class Broker:
                 self.persistence.vhost_added(vhost)
         return vhost
 
-    def attach_store(self, store: Store) -> None:
+    def attach_store(self, store: Store, streams: StreamHome | None = None) -> None:
         """Make durable state durable: recover what the store holds, and write what changes."""
         from lapine.broker.persistence import Persistence
 
         self.store = store
+        self.streams = streams
         self.persistence = Persistence(self, store)
         for vhost in self.vhosts.values():
             vhost.persistence = self.persistence
         self.persistence.recover()
+
+    def submit_barrier(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once everything submitted so far is on disk: the store's writes and
+        the appends to stream logs (requires a store)."""
+        store = self.store
+        assert store is not None
+        logs = self.streams.take_dirty() if self.streams is not None else []
+        if not logs and not self._barriers.waiting:
+            store.submit_barrier(callback)
+            return
+        self._barriers.submit([store.submit_barrier, *(log.barrier for log in logs)], callback)
 
     def store_failed(self, error: BaseException) -> None:
         """The store cannot write: nothing more is confirmed, and the operator must hear of it."""

@@ -500,7 +500,7 @@ class Channel:
         if store is not None and (self._durable_since_flush or self._confirms_waiting):
             self._durable_since_flush = False
             self._confirms_waiting += 1
-            store.submit_barrier(lambda: self._confirms_durable(upto, nacks))
+            self.connection.broker.submit_barrier(lambda: self._confirms_durable(upto, nacks))
             return
         self._confirm_through(upto, nacks)
 
@@ -662,6 +662,7 @@ class Channel:
         name = self._queue_name(method.queue)
         self.authorize("read", "queue", name)
         queue = self.vhost.queue(name, self.connection)
+        queue.check_purge()
         count = queue.purge()
         if not method.nowait:
             self.send_method(spec.QueuePurgeOk(message_count=count))
@@ -716,7 +717,12 @@ class Channel:
         problem = consume_problem(method.arguments or {}, where, queue_type.module, queue_type.consumer_arguments)
         if problem is not None:
             raise ChannelError(PRECONDITION_FAILED, problem)
-        queue.check_consume(no_ack=method.no_ack, prefetch=self.prefetch_count, prefetch_global=self.prefetch_global)
+        queue.check_consume(
+            no_ack=method.no_ack,
+            prefetch=self.prefetch_count,
+            prefetch_global=self.prefetch_global,
+            arguments=method.arguments or {},
+        )
         if queue.exclusive_consumer is not None or (method.exclusive and queue.consumers):
             raise ChannelError(ACCESS_REFUSED, f"queue '{queue.name}' in vhost '{self.vhost.name}' in exclusive use")
         consumer = Consumer(
@@ -756,6 +762,7 @@ class Channel:
         name = self._queue_name(method.queue)
         self.authorize("read", "queue", name)
         queue = self.vhost.queue(name, self.connection)
+        queue.check_get()
         self._get_or_wait(queue, method)
 
     def _get_or_wait(self, queue: Queue, method: spec.BasicGet) -> None:
@@ -883,8 +890,7 @@ class Channel:
             else:
                 queue.rejected(entries)
         for queue in opened:
-            if queue.ready:
-                queue.dispatch()
+            queue.dispatch_opened()
 
     def _window_opened(self, consumer: Consumer, opened: dict[Queue, None]) -> None:
         """The consumer had left its queue's ring with a full window; an ack opened it."""
@@ -928,8 +934,7 @@ class Channel:
         opened: dict[Queue, None] = {}
         self._unpark_all(opened)
         for queue in opened:
-            if queue.ready:
-                queue.dispatch()
+            queue.dispatch_opened()
 
     def on_basic_recover(self, method: spec.BasicRecover) -> None:
         self._recover(method.requeue)
@@ -974,7 +979,9 @@ class Channel:
             raise ConnectionError(INTERNAL_ERROR, f"the transaction cannot be made durable: {store.failed}", 90, 20)
         if durable and store is not None:
             # commit-ok means the transaction's messages are on disk, as in RabbitMQ.
-            store.submit_barrier(lambda: None if self.closed else self.send_method(spec.TxCommitOk()))
+            self.connection.broker.submit_barrier(
+                lambda: None if self.closed else self.send_method(spec.TxCommitOk())
+            )
             return
         self.send_method(spec.TxCommitOk())
 

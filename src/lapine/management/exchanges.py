@@ -184,7 +184,7 @@ async def _on_disk(broker: Broker) -> bool:
         if not written.done():
             written.set_result(store.failed is None)
 
-    store.submit_barrier(on_disk)
+    broker.submit_barrier(on_disk)
     # A store that dies never runs its waiting barriers: look at it now and then while waiting.
     while not written.done():
         await asyncio.wait({written}, timeout=STORE_FAILURE_CHECK)

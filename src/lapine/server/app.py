@@ -23,6 +23,7 @@ from lapine.server.mqtt_protocol import MqttProtocol
 from lapine.server.protocol import AMQPProtocol
 from lapine.server.timers import LoopScheduler
 from lapine.store import SqliteStore, default_data_dir
+from lapine.store.stream import StreamHome
 
 log = logging.getLogger("lapine")
 
@@ -38,6 +39,7 @@ class Server:
         # The management API/UI and Prometheus listeners, on this same event loop.
         self.http = HttpServices(self.broker)
         self.store: SqliteStore | None = None
+        self.streams: StreamHome | None = None
         # AMQPS, when a certificate is configured: its listener and port once started.
         self._tls_listener: asyncio.Server | None = None
         self.ssl_port: int | None = None
@@ -142,8 +144,10 @@ class Server:
             path, notify=loop.call_soon_threadsafe, on_error=self._store_failed, on_recover=self._store_recovered
         )
         log.info("data in %s", self.store.path)
+        # Streams keep their logs beside the database, each log writing from its own thread.
+        self.streams = StreamHome(self.store.path.parent / "streams", loop.call_soon_threadsafe, loop.call_soon)
         try:
-            self.broker.attach_store(self.store)
+            self.broker.attach_store(self.store, self.streams)
         except BaseException:
             self.store.close()
             raise
@@ -169,6 +173,9 @@ class Server:
         self.mqtt.abort_all()
         self.mqtt.close()
         self._listener = None
+        if self.streams is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.streams.close)
+            self.streams = None
         if self.store is not None:
             # Commits what was submitted and releases the data directory's lock.
             await asyncio.get_running_loop().run_in_executor(None, self.store.close)

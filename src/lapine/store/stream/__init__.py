@@ -9,15 +9,20 @@ waits on the disk; a log may also run inline on in-memory files, for the model w
 """
 
 from lapine.store.stream.files import DiskSegmentFiles, MemorySegmentFiles, SegmentFiles
-from lapine.store.stream.log import InlineWorker, Retention, StreamLog, ThreadWorker
+from lapine.store.stream.home import StreamHome
+from lapine.store.stream.log import InlineWorker, LogState, ReadAnswer, StreamLog, ThreadWorker
 from lapine.store.stream.record import StreamRecord
+from lapine.store.stream.retention import Retention
 
 __all__ = [
     "DiskSegmentFiles",
     "InlineWorker",
+    "LogState",
     "MemorySegmentFiles",
+    "ReadAnswer",
     "Retention",
     "SegmentFiles",
+    "StreamHome",
     "StreamLog",
     "StreamRecord",
     "ThreadWorker",

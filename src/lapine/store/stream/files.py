@@ -79,11 +79,13 @@ class DiskFile:
 
 class DiskSegmentFiles:
     def __init__(self, directory: str | os.PathLike[str]) -> None:
+        # Made on the log's thread with its first segment: opening a new stream touches no disk.
         self.directory = Path(directory)
-        self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def segments(self) -> list[int]:
-        found = []
+        found: list[int] = []
+        if not self.directory.is_dir():
+            return found
         for path in self.directory.iterdir():
             if path.suffix == SEGMENT_SUFFIX and path.stem.isdigit():
                 found.append(int(path.stem))
@@ -93,15 +95,13 @@ class DiskSegmentFiles:
         return self.directory / f"{first_offset:020d}{suffix}"
 
     def open(self, first_offset: int) -> tuple[LogFile, LogFile]:
+        if not self.directory.is_dir():
+            self.directory.mkdir(mode=0o700, parents=True)
+            _sync_directory(self.directory.parent)
         created = not self._path(first_offset, SEGMENT_SUFFIX).exists()
         files = DiskFile(self._path(first_offset, SEGMENT_SUFFIX)), DiskFile(self._path(first_offset, INDEX_SUFFIX))
         if created:
-            # The new names must survive a crash too.
-            fd = os.open(self.directory, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _sync_directory(self.directory)  # the new names must survive a crash too
         return files
 
     def delete(self, first_offset: int) -> None:
@@ -112,7 +112,17 @@ class DiskSegmentFiles:
         shutil.rmtree(self.directory, ignore_errors=True)
 
     def disk_bytes(self) -> int:
+        if not self.directory.is_dir():
+            return 0
         return sum(path.stat().st_size for path in self.directory.iterdir() if path.is_file())
+
+
+def _sync_directory(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 class MemoryFile:

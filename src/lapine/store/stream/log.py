@@ -143,6 +143,8 @@ class StreamLog:
         self._batch_timestamp = 0
         self._handoff_scheduled = False
         self.on_commit: Callable[[LogState], None] | None = None
+        # Called when a batch starts: the log has appends a barrier must wait for.
+        self.on_dirty: Callable[[], None] | None = None
         self.closed = False
 
     # --- opening (the owner's thread, before the worker has any job) ---------------------------
@@ -193,6 +195,8 @@ class StreamLog:
         if not self._batch:
             self._batch_first = offset
             self._batch_timestamp = timestamp_ms
+            if self.on_dirty is not None:
+                self.on_dirty()
         self._batch.append(PendingRecord(filter_value, exchange, routing_key, header, body))
         if self._schedule is None:
             self.hand_over()
@@ -294,10 +298,13 @@ class StreamLog:
         *,
         filters: frozenset[bytes] | None = None,
         match_unfiltered: bool = False,
+        max_bytes: int | None = None,
     ) -> None:
-        """Up to ``limit`` committed records from offset ``start`` (or the first kept, if older),
-        skipping, with ``filters``, the chunks and records that match none of them."""
-        self.worker.submit(lambda: self._answer(callback, self._read(start, limit, filters, match_unfiltered)))
+        """Up to ``limit`` committed records (and once their bodies reach ``max_bytes``, no more)
+        from offset ``start`` (or the first kept, if older), skipping, with ``filters``, the chunks
+        and records that match none of them."""
+        budget = max_bytes if max_bytes is not None else 1 << 62
+        self.worker.submit(lambda: self._answer(callback, self._read(start, limit, budget, filters, match_unfiltered)))
 
     def find_timestamp(self, timestamp_ms: int, callback: Callable[[int], None]) -> None:
         """The offset of the first chunk written at or after the time (else the end)."""
@@ -314,7 +321,9 @@ class StreamLog:
                 return found
         return self._segments[-1].last_offset + 1 if self._segments else 0
 
-    def _read(self, start: int, limit: int, filters: frozenset[bytes] | None, match_unfiltered: bool) -> ReadAnswer:
+    def _read(
+        self, start: int, limit: int, budget: int, filters: frozenset[bytes] | None, match_unfiltered: bool
+    ) -> ReadAnswer:
         segments = [segment for segment in self._segments if not segment.empty]
         if not segments:
             return ReadAnswer([], start)
@@ -337,7 +346,9 @@ class StreamLog:
                     next_offset = record.offset + 1
                     if filters is None or _record_matches(record, filters, match_unfiltered):
                         found.append(record)
-                        if len(found) >= limit:
+                        budget -= len(record.body)
+                        if len(found) >= limit or budget <= 0:
+                            limit = len(found)
                             break
                 if len(found) >= limit:
                     break

@@ -129,9 +129,7 @@ class Segment:
     # --- reading -------------------------------------------------------------------------------
 
     def _entry(self, number: int) -> tuple[int, int, int]:
-        offset, timestamp, position = INDEX_ENTRY.unpack(
-            self.index.read(number * INDEX_ENTRY.size, INDEX_ENTRY.size)
-        )
+        offset, timestamp, position = INDEX_ENTRY.unpack(self.index.read(number * INDEX_ENTRY.size, INDEX_ENTRY.size))
         return offset, timestamp, position
 
     def position_of_offset(self, offset: int) -> int:
