@@ -127,6 +127,7 @@ class StreamQueue(Queue):
         self._durable_log = False
         self._retention_timer: Timer | None = None
         self.log = self._open(MEMORY_ONLY)
+        self._schedule_retention()
 
     @property
     def where(self) -> str:
