@@ -551,6 +551,10 @@ class Queue:
     def check_purge(self) -> None:
         """queue.purge (and the management API's purge): a classic queue allows it."""
 
+    def type_info(self, node: str) -> dict[str, Any]:
+        """What the management API shows of this queue beyond the fields every queue has."""
+        return {}
+
     def check_delete(self, *, if_unused: bool, if_empty: bool) -> None:
         """queue.delete with its conditions (406 when one does not hold)."""
         if if_unused and self.consumers:

@@ -216,6 +216,24 @@ class StreamQueue(Queue):
     def segments(self) -> int:
         return self.log.state.segments
 
+    def type_info(self, node: str) -> dict[str, Any]:
+        """rabbit_stream_queue's info keys: one node is leader, member and online."""
+        state = self.log.state
+        count = self.message_count
+        return {
+            "messages": count,
+            "messages_ready": count,
+            "messages_unacknowledged": self.unacked_count,
+            "leader": node,
+            "members": [node],
+            "online": [node],
+            "readers": {node: len(self.consumers)},
+            "segments": state.segments,
+            "committed_offset": state.committed_offset if state.committed_offset >= 0 else None,
+            "committed_chunk_id": state.last_chunk_offset if state.last_chunk_offset >= 0 else None,
+            "first_timestamp": state.first_timestamp or None,
+        }
+
     # --- messages in -------------------------------------------------------------------------
 
     def publish(self, message: Message) -> bool:
