@@ -9,7 +9,7 @@ single active consumer, consumer priorities and x-expires.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from lapine.amqp.errors import ChannelError
@@ -529,6 +529,11 @@ class Queue:
             self._maybe_page_in()
         return entry
 
+    def dispatch_opened(self) -> None:
+        """Consumers of this queue got room again (acks, a drained socket): hand out what waits."""
+        if self.ready:
+            self.dispatch()
+
     def settled(self, entries: list[QueuedMessage]) -> None:
         """Delivered messages were acked: they are no longer the queue's."""
         self.unacked_count -= len(entries)
@@ -567,14 +572,17 @@ class Queue:
 
     # --- what a queue type may refuse ------------------------------------------------------
 
-    def check_consume(self, *, no_ack: bool, prefetch: int, prefetch_global: int) -> None:
+    def check_consume(self, *, no_ack: bool, prefetch: int, prefetch_global: int, arguments: Mapping[str, Any]) -> None:
         """A basic.consume on this queue, with its channel's qos: a classic queue takes any."""
 
     def check_get(self) -> None:
-        """A basic.get on this queue: a classic queue always answers one."""
+        """basic.get (and the management API's get) on this queue: a classic queue allows it."""
+
+    def check_purge(self) -> None:
+        """queue.purge (and the management API's purge): a classic queue allows it."""
 
     def type_info(self, node: str) -> dict[str, Any]:
-        """What the management API shows of this queue beyond every queue's fields (its type's)."""
+        """What the management API shows of this queue beyond the fields every queue has."""
         return {}
 
     def check_delete(self, *, if_unused: bool, if_empty: bool) -> None:

@@ -25,6 +25,7 @@ What differs from a classic queue, as rabbit_fifo has it:
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from lapine.amqp.errors import ChannelError, ConnectionError
@@ -299,7 +300,9 @@ class QuorumQueue(Queue):
     def _resource(self) -> str:
         return f"queue '{self.name}' in vhost '{self.vhost.name}'"
 
-    def check_consume(self, *, no_ack: bool, prefetch: int, prefetch_global: int) -> None:
+    def check_consume(
+        self, *, no_ack: bool, prefetch: int, prefetch_global: int, arguments: Mapping[str, Any]
+    ) -> None:
         if prefetch_global:
             raise ConnectionError(NOT_IMPLEMENTED, f"{self._resource} does not support global qos", 60, 20)
 
