@@ -283,13 +283,3 @@ def test_exchange_to_exchange_loop_delivers_once(channel: BlockingChannel) -> No
     assert bodies(channel, q) == [b"once"]
     channel.exchange_delete(a)
     channel.exchange_delete(b)
-
-
-def test_stream_queues_are_refused_clearly(channel: BlockingChannel, against_rabbitmq: bool) -> None:
-    if against_rabbitmq:
-        pytest.skip("RabbitMQ implements stream queues; Lapine refuses them")
-    q = unique("stream")
-    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as info:
-        channel.connection.channel().queue_declare(q, durable=True, arguments={"x-queue-type": "stream"})
-    assert info.value.reply_code == 406
-    assert "queue type 'stream' is not supported by Lapine" in info.value.reply_text

@@ -662,6 +662,7 @@ class Channel:
         name = self._queue_name(method.queue)
         self.authorize("read", "queue", name)
         queue = self.vhost.queue(name, self.connection)
+        queue.check_purge()
         count = queue.purge()
         if not method.nowait:
             self.send_method(spec.QueuePurgeOk(message_count=count))
@@ -716,7 +717,12 @@ class Channel:
         problem = consume_problem(method.arguments or {}, where, queue_type.module, queue_type.consumer_arguments)
         if problem is not None:
             raise ChannelError(PRECONDITION_FAILED, problem)
-        queue.check_consume(no_ack=method.no_ack, prefetch=self.prefetch_count, prefetch_global=self.prefetch_global)
+        queue.check_consume(
+            no_ack=method.no_ack,
+            prefetch=self.prefetch_count,
+            prefetch_global=self.prefetch_global,
+            arguments=method.arguments or {},
+        )
         if queue.exclusive_consumer is not None or (method.exclusive and queue.consumers):
             raise ChannelError(ACCESS_REFUSED, f"queue '{queue.name}' in vhost '{self.vhost.name}' in exclusive use")
         consumer = Consumer(
@@ -887,8 +893,7 @@ class Channel:
             else:
                 queue.rejected(entries)
         for queue in opened:
-            if queue.ready:
-                queue.dispatch()
+            queue.dispatch_opened()
 
     def _window_opened(self, consumer: Consumer, opened: dict[Queue, None]) -> None:
         """The consumer had left its queue's ring with a full window; an ack opened it."""
@@ -932,8 +937,7 @@ class Channel:
         opened: dict[Queue, None] = {}
         self._unpark_all(opened)
         for queue in opened:
-            if queue.ready:
-                queue.dispatch()
+            queue.dispatch_opened()
 
     def on_basic_recover(self, method: spec.BasicRecover) -> None:
         self._recover(method.requeue)

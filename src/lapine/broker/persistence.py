@@ -148,8 +148,9 @@ class Persistence:
             self._submitted()
         self._attach(queue, queue_id)
 
-    def _attach(self, queue: Queue, queue_id: int) -> None:
-        queue.attach_storage(StoreQueueStorage(self.store, queue_id, pages=True), self.broker.config.queue_window)
+    def _attach(self, queue: Queue, queue_id: int, *, restored: bool = False) -> None:
+        storage = StoreQueueStorage(self.store, queue_id, pages=True, streams=self.broker.streams, restored=restored)
+        queue.attach_storage(storage, self.broker.config.queue_window)
 
     def queue_deleted(self, queue: Queue) -> None:
         # A transient queue's paged messages go without a wait (and even while the store fails).
@@ -186,6 +187,8 @@ class Persistence:
         self._recover_access(definitions)
         self._recover_topology(definitions)
         queues = self._recover_messages()
+        if broker.streams is not None:
+            broker.streams.sweep()
         log.info(
             "recovered %d vhosts, %d exchanges, %d queues (%d messages) in %.2fs",
             len(definitions.vhosts),
@@ -251,7 +254,7 @@ class Persistence:
             vhost = vhosts.get(q.vhost)
             if vhost is not None:
                 queue = vhost.restore_queue(q.name, q.auto_delete, q.arguments)
-                self._attach(queue, q.queue_id)
+                self._attach(queue, q.queue_id, restored=True)
         for b in definitions.bindings:
             vhost = vhosts.get(b.vhost)
             if vhost is None:

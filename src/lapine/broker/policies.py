@@ -34,6 +34,9 @@ QUEUE_KEYS = {
     "overflow": "x-overflow",
     "queue-mode": "x-queue-mode",
     "consumer-timeout": "x-consumer-timeout",
+    # Streams' retention and segment size (broker/stream_queue.py).
+    "max-age": "x-max-age",
+    "stream-max-segment-size-bytes": "x-stream-max-segment-size-bytes",
 }
 EXCHANGE_KEYS = {"alternate-exchange": "alternate-exchange"}
 LOWER_WINS = frozenset({"x-message-ttl", "x-expires", "x-max-length", "x-max-length-bytes", "x-consumer-timeout"})
@@ -144,6 +147,13 @@ def _anything(value: Any) -> bool:
     return True
 
 
+def _max_age(value: Any) -> bool:
+    """x-max-age's form ("7D", "1h"): queue_types imports queue, which imports this module."""
+    from lapine.broker.queue_types.declare_arguments import max_age_seconds
+
+    return isinstance(value, str) and max_age_seconds(value) is not None
+
+
 # Each policy key: its check and the words of RabbitMQ's refusal ("~p is not a valid <words>").
 VALUE_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "alternate-exchange": (_text, "alternate exchange name"),
@@ -158,6 +168,8 @@ VALUE_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "queue-mode": (_one_of("default", "lazy"), "queue-mode value"),
     "overflow": (_one_of("drop-head", "reject-publish", "reject-publish-dlx"), "overflow value"),
     "delivery-limit": (_integer(-(2**63)), "delivery limit"),
+    "max-age": (_max_age, "max age"),
+    "stream-max-segment-size-bytes": (_integer(0), "segment size"),
     # Mirroring settings are accepted, as RabbitMQ 3.x accepts them, and have no effect.
     "ha-mode": (_anything, "ha-mode"),
     "ha-params": (_anything, "ha-params"),

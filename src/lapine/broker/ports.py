@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from lapine.broker.queue import Queue, QueuedMessage
     from lapine.broker.scheduler import Scheduler
     from lapine.store.base import StoredMessage
+    from lapine.store.stream import StreamLog
 
 
 class Subscriber(Protocol):
@@ -101,6 +102,9 @@ class MessageStorage(Protocol):
     def read_async(self, after_seq: int, limit: int, callback: Callable[[list[StoredMessage]], None]) -> None:
         """The same, answered later through ``callback`` on the model's thread."""
 
+    def open_log(self, *, max_segment_bytes: int, filter_size: int) -> StreamLog:
+        """A stream's log (broker/stream_queue.py): on disk with a store, else in memory."""
+
 
 class MemoryOnly:
     """The storage of a queue in a broker without a store: nothing is written, nothing pages."""
@@ -125,6 +129,13 @@ class MemoryOnly:
 
     def read_async(self, after_seq: int, limit: int, callback: Callable[[list[StoredMessage]], None]) -> None:
         callback([])
+
+    def open_log(self, *, max_segment_bytes: int, filter_size: int) -> StreamLog:
+        from lapine.store.stream import InlineWorker, MemorySegmentFiles, StreamLog
+
+        return StreamLog(
+            MemorySegmentFiles(), InlineWorker(), max_segment_bytes=max_segment_bytes, filter_size=filter_size
+        )
 
 
 MEMORY_ONLY = MemoryOnly()

@@ -9,7 +9,7 @@ single active consumer, consumer priorities and x-expires.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from lapine.amqp.errors import ChannelError
@@ -61,6 +61,8 @@ class Queue:
     type_name = "classic"
     # What it holds each message in (a queue type may keep more per message).
     entry_class: type[QueuedMessage] = QueuedMessage
+    # Written to the store as they arrive: a durable queue's persistent messages, or every one.
+    writes_every_message = False
 
     def __init__(
         self,
@@ -182,6 +184,8 @@ class Queue:
 
     def _forget(self, entries: list[QueuedMessage]) -> None:
         """Entries left the queue for good: remove the stored ones from disk."""
+        if self.storage is MEMORY_ONLY:
+            return
         seqs = [entry.seq for entry in entries if entry.stored]
         if seqs:
             self.storage.ack(seqs)
@@ -288,7 +292,7 @@ class Queue:
         if self.message_ttl is not None and (ttl is None or self.message_ttl < ttl):
             ttl = self.message_ttl
         stored = False
-        if self._keeps(message):
+        if self.durable and (message.persistent or self.writes_every_message):
             self._write(message, seq, ttl, persistent=True)
             message.durably_written = True
             stored = True
@@ -328,10 +332,6 @@ class Queue:
             else:
                 self.expire()
         return True
-
-    def _keeps(self, message: Message) -> bool:
-        """Is the message written to the store as it arrives? (a durable queue's persistent ones)"""
-        return self.durable and message.persistent
 
     def requeue(self, entries: list[QueuedMessage], *, delivery_failed: bool = False) -> None:
         """Put entries back where they were, by publish order, flagged redelivered.
@@ -536,6 +536,11 @@ class Queue:
             self._maybe_page_in()
         return entry
 
+    def dispatch_opened(self) -> None:
+        """Consumers of this queue got room again (acks, a drained socket): hand out what waits."""
+        if self.ready:
+            self.dispatch()
+
     def settled(self, entries: list[QueuedMessage]) -> None:
         """Delivered messages were acked: they are no longer the queue's."""
         self.unacked_count -= len(entries)
@@ -574,14 +579,17 @@ class Queue:
 
     # --- what a queue type may refuse ------------------------------------------------------
 
-    def check_consume(self, *, no_ack: bool, prefetch: int, prefetch_global: int) -> None:
+    def check_consume(self, *, no_ack: bool, prefetch: int, prefetch_global: int, arguments: Mapping[str, Any]) -> None:
         """A basic.consume on this queue, with its channel's qos: a classic queue takes any."""
 
     def check_get(self) -> None:
-        """A basic.get on this queue: a classic queue always answers one."""
+        """basic.get (and the management API's get) on this queue: a classic queue allows it."""
+
+    def check_purge(self) -> None:
+        """queue.purge (and the management API's purge): a classic queue allows it."""
 
     def type_info(self, node: str) -> dict[str, Any]:
-        """What the management API shows of this queue beyond every queue's fields (its type's)."""
+        """What the management API shows of this queue beyond the fields every queue has."""
         return {}
 
     def check_delete(self, *, if_unused: bool, if_empty: bool) -> None:

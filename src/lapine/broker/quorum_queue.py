@@ -30,6 +30,7 @@ What differs from a classic queue, as rabbit_fifo has it:
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from lapine.amqp.errors import ChannelError, ConnectionError
@@ -122,6 +123,7 @@ def with_counts(message: Message, acquired: int, delivered: int) -> Message:
 class QuorumQueue(Queue):
     type_name = "quorum"
     entry_class = QuorumEntry
+    writes_every_message = True  # the Raft log has every message, transient ones too
 
     def __init__(
         self,
@@ -183,9 +185,6 @@ class QuorumQueue(Queue):
         return mode
 
     # --- messages in -------------------------------------------------------------------------
-
-    def _keeps(self, message: Message) -> bool:
-        return True
 
     def _refuses(self, message: Message) -> bool:
         if self.overflow != "reject-publish":
@@ -347,7 +346,9 @@ class QuorumQueue(Queue):
     def _resource(self) -> str:
         return f"queue '{self.name}' in vhost '{self.vhost.name}'"
 
-    def check_consume(self, *, no_ack: bool, prefetch: int, prefetch_global: int) -> None:
+    def check_consume(
+        self, *, no_ack: bool, prefetch: int, prefetch_global: int, arguments: Mapping[str, Any]
+    ) -> None:
         if prefetch_global:
             raise ConnectionError(NOT_IMPLEMENTED, f"{self._resource} does not support global qos", 60, 20)
 

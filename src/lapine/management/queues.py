@@ -47,6 +47,9 @@ def queue_info(
     ready_bytes = queue.ready_bytes + paged_bytes
     values = counters.of(queue.stats)
     gauges = {"messages": ready + unacked, "messages_ready": ready, "messages_unacknowledged": unacked}
+    # A queue type's own fields; its counts (a stream's messages stay when acked) replace these.
+    extra = queue.type_info(node)
+    gauges.update({key: extra.pop(key) for key in GAUGES if key in extra})
     policy = getattr(queue, "policy", None)
     info: dict[str, Any] = {
         "name": queue.name,
@@ -79,6 +82,7 @@ def queue_info(
         **sampler.details(queue, gauges, GAUGES),
         **queue.type_info(node),
     }
+    info.update(extra)
     if owner is not None:
         info["owner_pid_details"] = {"name": owner.name, "peer_host": owner.peer_host, "peer_port": owner.peer_port}
     if counters.any_activity(values, counters.QUEUE_FIELDS):
@@ -188,6 +192,7 @@ async def purge(request: web.Request) -> web.Response:
     try:
         check(request, vhost, "read", "queue", queue.name)
         vhost.check_exclusive(queue, None)
+        queue.check_purge()
     except AMQPError as error:
         raise from_amqp(error) from None
     queue.purge()
@@ -220,6 +225,10 @@ async def get_messages(request: web.Request) -> web.Response:
         vhost.check_exclusive(queue, None)
     except AMQPError as error:
         raise bad_request(f"{error.reply_code} {error.reply_text}") from None
+    try:
+        queue.check_get()
+    except AMQPError as error:
+        raise bad_request(f"{error.reply_code} {error.text}") from None
     taken: list[QueuedMessage] = []
     answers = []
     shown = False

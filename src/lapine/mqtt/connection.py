@@ -606,7 +606,7 @@ class MqttConnection:
             self._durable_publish = False
             if store.failed is None:
                 self._pubacks_waiting += 1
-                store.submit_barrier(lambda: self._pubacks_durable(pubacks))
+                self.broker.submit_barrier(lambda: self._pubacks_durable(pubacks))
             else:
                 self._send_pubacks(pubacks, p.IMPLEMENTATION_SPECIFIC_ERROR)
             return

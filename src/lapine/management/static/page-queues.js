@@ -21,6 +21,7 @@ export const queueList = {
           <label>Virtual host</label><select name="vhost">${vhostOptions(ctx.vhosts, ctx.vhost || "/")}</select>
           <label>Type</label><select name="type"><option value="classic">Classic</option><option value="quorum">Quorum</option></select>
           <label>Name</label><input name="name" required>
+          <label>Type</label><select name="type"><option value="classic">Classic</option><option value="stream">Stream</option></select>
           <label>Durability</label><select name="durable"><option value="true">Durable</option><option value="false">Transient</option></select>
           <label>Auto delete</label><select name="auto_delete"><option value="false">No</option><option value="true">Yes</option></select>
           <label>Arguments</label><textarea name="arguments" placeholder="x-message-ttl=60000&#10;x-max-length=1000"></textarea>
@@ -66,7 +67,8 @@ function r(item, name) {
 async function addQueue(form) {
   const v = formValues(form);
   try {
-    const body = { type: v.type, durable: v.durable === "true", auto_delete: v.auto_delete === "true", arguments: parseArguments(v.arguments) };
+    const body = { durable: v.durable === "true", auto_delete: v.auto_delete === "true", arguments: parseArguments(v.arguments) };
+    if (v.type && v.type !== "classic") body.arguments["x-queue-type"] = v.type;
     await api("PUT", `/queues/${seg(v.vhost)}/${seg(v.name)}`, body);
     notify(`Queue ${v.name} added`, "info");
     form.reset();
@@ -123,6 +125,8 @@ export function queuePage(vhost, name) {
         ["Ready", num(q.messages_ready)], ["Unacked", num(q.messages_unacknowledged)], ["Total", num(q.messages)],
         ["Message bytes", bytes(q.message_bytes)], ["Consumers", num(q.consumers)],
         ["Incoming", rate(q.message_stats, "publish")], ["Deliver / get", rate(q.message_stats, "deliver_get")],
+        ...(q.type === "stream" ? [["Segments", num(q.segments)], ["Committed offset", q.committed_offset ?? '<span class="muted">none</span>'],
+          ["First timestamp", q.first_timestamp ? esc(new Date(q.first_timestamp).toISOString()) : '<span class="muted">none</span>']] : []),
         ["Arguments", Object.keys(q.arguments).length ? `<span class="mono">${esc(JSON.stringify(q.arguments))}</span>` : '<span class="muted">none</span>'],
       ].map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`).join("");
       this.consumers.render(q.consumer_details || []);
