@@ -60,3 +60,43 @@ def test_confirmed_messages_of_a_quorum_queue_survive(tmp_path: Path, how: signa
     finally:
         if broker.poll() is None:
             stop(broker, signal.SIGKILL)
+
+
+def test_at_least_once_dead_letters_are_never_lost_to_a_kill_9(tmp_path: Path) -> None:
+    """Rejected messages of an at-least-once queue are in the source or in the target after a
+    crash (never in neither): the source lets one go only after the target's copy is written."""
+    port = free_port()
+    broker = start_broker(tmp_path, port)
+    quorum = {"x-queue-type": "quorum"}
+    source_arguments = {
+        **quorum,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": "dead",
+    }
+    try:
+        channel = connect(port).channel()
+        channel.queue_declare("dead", durable=True, arguments=quorum)
+        channel.queue_declare("source", durable=True, arguments=source_arguments)
+        channel.confirm_delivery()
+        for index in range(300):
+            channel.basic_publish("", "source", str(index).encode())
+        rejecter = connect(port).channel()
+        for _ in range(300):
+            method, _props, _body = rejecter.basic_get("source")
+            rejecter.basic_reject(method.delivery_tag, requeue=False)
+        stop(broker, signal.SIGKILL)  # the last rejections may not have reached the disk yet
+        broker = start_broker(tmp_path, port)
+        channel = connect(port).channel()
+        found = []
+        for queue in ("source", "dead"):
+            while True:
+                method, _props, body = channel.basic_get(queue, auto_ack=True)
+                if method is None:
+                    break
+                found.append(int(body))
+        assert sorted(set(found)) == list(range(300))
+    finally:
+        if broker.poll() is None:
+            stop(broker, signal.SIGKILL)

@@ -249,6 +249,18 @@ def test_the_default_delivery_limit_is_twenty(connection: pika.BlockingConnectio
     assert channel.queue_declare(queue, passive=True).method.message_count == 0
 
 
+@pytest.mark.rabbitmq_differs
+def test_messages_go_out_by_priority(channel: BlockingChannel, names: Names) -> None:
+    """RabbitMQ 4.3: strict priorities by the priority property (3.10's quorum queues have none)."""
+    queue = names.queue("qq-priorities")
+    declare(channel, queue)
+    confirmed(channel)
+    publish(channel, queue, b"low", priority=1)
+    publish(channel, queue, b"plain")
+    publish(channel, queue, b"high", priority=8)
+    assert get_all(channel, queue) == [b"high", b"plain", b"low"]
+
+
 # --- what a quorum queue refuses --------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from lapine.amqp import spec
+from lapine.broker.definitions_format import export_definitions, import_definitions
 from lapine.broker.policies import Policy
 from lapine.broker.quorum_queue import DEAD_LETTER_RETRY_SECONDS, QuorumQueue, resolve_delivery_limit
 from lapine.testing.model import Content, ModelBroker, ModelClient
@@ -70,7 +71,7 @@ def test_the_default_delivery_limit_is_twenty_failed_deliveries(model: ModelBrok
             assert got.properties.headers == {"x-acquired-count": attempt - 1, "x-delivery-count": attempt - 1}
     fail_delivery(model, "q")  # the 21st failure passes the limit of 20
     assert model.queue("q").message_count == 0
-    assert model.broker.vhosts["/"].dead_lettered[("delivery_limit", "disabled")] == 1
+    assert model.broker.vhosts["/"].dead_lettered[("rabbit_quorum_queue", "delivery_limit", "disabled")] == 1
 
 
 @pytest.mark.parametrize(
@@ -146,7 +147,8 @@ def test_an_unroutable_dead_letter_waits_in_the_source_and_is_retried(
     assert got is not None and got.body == b"m"
     assert got.properties.headers is not None and got.properties.headers["x-first-death-reason"] == "rejected"
     assert source.dead_letters == []
-    assert model.broker.vhosts["/"].dead_lettered[("rejected", "at_least_once")] == 1
+    assert model.broker.vhosts["/"].dead_lettered[("rabbit_quorum_queue", "rejected", "at_least_once")] == 1
+    assert model.broker.vhosts["/"].dead_lettered[("rabbit_quorum_queue", "confirmed", "at_least_once")] == 1
 
 
 def test_a_target_that_refuses_gets_it_once_it_has_room_and_no_target_twice(
@@ -189,7 +191,7 @@ def test_at_least_once_needs_reject_publish(model: ModelBroker, client: ModelCli
     reject_one(client, "src")
     assert source.dead_letters == []
     model.advance(DEAD_LETTER_RETRY_SECONDS)
-    assert model.broker.vhosts["/"].dead_lettered[("rejected", "at_most_once")] == 1
+    assert model.broker.vhosts["/"].dead_lettered[("rabbit_quorum_queue", "rejected", "at_most_once")] == 1
 
 
 def test_a_purge_leaves_held_dead_letters(model: ModelBroker, client: ModelClient) -> None:
@@ -221,3 +223,89 @@ def test_ttls_and_expiry_on_the_clock(model: ModelBroker, client: ModelClient) -
     assert model.has_queue("unused")
     model.advance(0.002)
     assert not model.has_queue("unused")
+
+
+def test_a_policys_overflow_wins_and_its_dead_letter_strategy_applies(model: ModelBroker, client: ModelClient) -> None:
+    """As rabbit_quorum_queue resolves them: the policy's overflow over the argument, the
+    argument's dead-letter settings over the policy's."""
+    queue = declare(client, "q", **{"x-overflow": "drop-head", "x-dead-letter-exchange": "dlx"})
+    assert (queue.overflow, queue.at_least_once) == ("drop-head", False)
+    vhost = model.broker.vhosts["/"]
+    vhost.set_policy(Policy("/", "p", "^q$", {"overflow": "reject-publish", "dead-letter-strategy": "at-least-once"}))
+    assert (queue.overflow, queue.at_least_once) == ("reject-publish", True)
+    vhost.set_policy(Policy("/", "p", "^q$", {"overflow": "reject-publish-dlx"}))
+    assert queue.overflow == "drop-head"
+
+
+def test_a_higher_priority_consumer_takes_over_once_the_active_one_has_acked(
+    model: ModelBroker, client: ModelClient
+) -> None:
+    queue = declare(client, "q", **{"x-single-active-consumer": True})
+    client.qos(1)
+    client.consume("q", "low")
+    client.publish(1, b"1", routing_key="q")
+    (first,) = client.deliveries()
+    other = model.client()
+    other.consume("q", "high", **{"x-priority": 5})
+    client.publish(1, b"2", routing_key="q")
+    assert other.deliveries() == [] and client.deliveries() == []  # "low" drains first
+    assert queue.active_consumer is not None and queue.active_consumer.tag == "low"
+    client.ack(first.method.delivery_tag)
+    assert [got.body for got in other.deliveries()] == [b"2"]
+    assert queue.active_consumer is not None and queue.active_consumer.tag == "high"
+    other.disconnect()
+    client.publish(1, b"3", routing_key="q")
+    # "high" left "2" unacknowledged: it comes back first, to "low" (prefetch 1), before "3".
+    (again,) = client.deliveries()
+    assert (again.body, again.method.redelivered) == (b"2", True)
+
+
+def test_definitions_carry_a_quorum_queue_across_brokers(model: ModelBroker, client: ModelClient) -> None:
+    declare(client, "jobs", **{"x-delivery-limit": 3})
+    exported = export_definitions(model.broker)
+    (jobs,) = [queue for queue in exported["queues"] if queue["name"] == "jobs"]
+    assert jobs["arguments"] == {"x-queue-type": "quorum", "x-delivery-limit": 3}
+    other = ModelBroker()
+    import_definitions(other.broker, exported)
+    copy = other.queue("jobs")
+    assert isinstance(copy, QuorumQueue) and copy.delivery_limit == 3
+
+
+def test_policies_apply_to_classic_or_quorum_queues_by_type(model: ModelBroker, client: ModelClient) -> None:
+    client.declare_queue("jobs.classic", durable=True)
+    quorum = declare(client, "jobs.quorum")
+    classic = model.queue("jobs.classic")
+    vhost = model.broker.vhosts["/"]
+    vhost.set_policy(Policy("/", "c", "^jobs", {"max-length": 1}, apply_to="classic_queues"))
+    vhost.set_policy(Policy("/", "q", "^jobs", {"max-length": 2}, apply_to="quorum_queues"))
+    assert (classic.max_length, quorum.max_length) == (1, 2)
+    assert classic.policy is not None and quorum.policy is not None
+    assert (classic.policy.name, quorum.policy.name) == ("c", "q")
+
+
+def test_a_consumer_of_a_quorum_queue_may_set_its_own_timeout(model: ModelBroker, client: ModelClient) -> None:
+    declare(client, "q", **{"x-consumer-timeout": 60_000})
+    client.consume("q", "impatient", **{"x-consumer-timeout": 1000})
+    client.publish(1, b"m", routing_key="q")
+    assert len(client.deliveries()) == 1
+    model.advance(0.999)
+    assert client.received_of(spec.ChannelClose) == []
+    model.advance(0.002)
+    close = client.channel_closed()
+    assert (close.reply_code, close.reply_text) == (
+        406,
+        "PRECONDITION_FAILED - delivery acknowledgement on channel 1 timed out. Timeout value used: 1000 ms. "
+        "This timeout value can be configured, see consumers doc guide to learn more",
+    )
+
+
+def test_messages_go_out_by_priority_returns_first(model: ModelBroker, client: ModelClient) -> None:
+    """RabbitMQ 4.3's strict priorities: 0 to 31, 4 for a message without one, FIFO within one;
+    a message handed back goes before all of them."""
+    declare(client, "q")
+    for body, priority in ((b"p0", 0), (b"none-1", None), (b"p9", 9), (b"p99", 99), (b"p4", 4), (b"none-2", None)):
+        client.publish(1, body, routing_key="q", properties=spec.BasicProperties(priority=priority))
+    first = client.get("q")
+    assert first is not None and first.body == b"p99"  # clamped to 31, still the highest
+    client.reject(first.method.delivery_tag, requeue=True)
+    assert client.get_bodies("q") == [b"p99", b"p9", b"none-1", b"p4", b"none-2", b"p0"]

@@ -58,7 +58,7 @@ class Broker:
         # Node-wide counters that must never go backwards: objects opened and closed, the sizes
         # of published messages, and what deleted vhosts had counted.
         self.churn = Churn()
-        self.dead_lettered: Counter[tuple[str, str]] = Counter()
+        self.dead_lettered: Counter[tuple[str, str, str]] = Counter()
         self.message_sizes = MessageSizes()
         self.deleted_vhosts_stats = MessageStats()
         # Resource alarms in effect, "memory" and/or "disk": kept by server/alarms.py; publishers

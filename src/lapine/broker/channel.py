@@ -1010,6 +1010,12 @@ class Channel:
     # --- consumer timeout ----------------------------------------------------------------------
 
     def _timeout_of(self, delivery: Delivery) -> int:
+        """The consumer's own x-consumer-timeout (quorum queues take one), else the queue's, else
+        the broker's, as rabbit_queue_type:consume resolves it."""
+        consumer = delivery.consumer
+        own = consumer.arguments.get("x-consumer-timeout") if consumer is not None else None
+        if isinstance(own, int) and not isinstance(own, bool):
+            return own
         queue_timeout = delivery.queue.consumer_timeout
         return queue_timeout if queue_timeout is not None else self.connection.broker.config.consumer_timeout
 

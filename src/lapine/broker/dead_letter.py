@@ -30,7 +30,8 @@ def dead_letter(vhost: VirtualHost, queue: Queue, entries: list[QueuedMessage], 
     exchange = vhost.exchanges.get(exchange_name) if exchange_name is not None else None
     # Counted as RabbitMQ counts them (messages_dead_lettered_*): "disabled" when the message is
     # dropped for want of a dead-letter exchange, as it is when that exchange is missing.
-    vhost.dead_lettered[(reason, "at_most_once" if exchange is not None else "disabled")] += len(entries)
+    strategy = "at_most_once" if exchange is not None else "disabled"
+    vhost.dead_lettered[(vhost.queue_type_of(queue).module, reason, strategy)] += len(entries)
     if exchange is None or exchange_name is None:
         return
     for entry in entries:
@@ -88,7 +89,7 @@ def forward_at_least_once(
             done = False
     if done:
         exchange.stats.publish_in += 1
-        vhost.dead_lettered[(reason, "at_least_once")] += 1
+        vhost.dead_lettered[(vhost.queue_type_of(queue).module, "confirmed", "at_least_once")] += 1
     return done
 
 

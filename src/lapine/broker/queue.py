@@ -130,7 +130,7 @@ class Queue:
         self.expires = _int_setting(settings, "x-expires")
         self.max_length = _int_setting(settings, "x-max-length")
         self.max_length_bytes = _int_setting(settings, "x-max-length-bytes")
-        self.overflow = _str_setting(settings, "x-overflow") or "drop-head"
+        self.overflow = self._overflow_mode(settings, policy)
         self.dead_letter_exchange = _str_setting(settings, "x-dead-letter-exchange")
         self.dead_letter_routing_key = _str_setting(settings, "x-dead-letter-routing-key")
         self.consumer_timeout = _int_setting(settings, "x-consumer-timeout")
@@ -138,6 +138,10 @@ class Queue:
         self.touch()
         if not self.deleted:
             self._enforce_limits()
+
+    def _overflow_mode(self, settings: dict[str, Any], policy: Policy | None) -> str:
+        """x-overflow, or the policy's overflow when the queue has none (arguments win)."""
+        return _str_setting(settings, "x-overflow") or "drop-head"
 
     @property
     def message_count(self) -> int:
@@ -484,8 +488,10 @@ class Queue:
             self._maybe_page_in()
 
     def _dispatch_single(self) -> None:
-        """Single active consumer: only the first consumer (by priority, then arrival) gets any."""
-        consumer = self.consumers[0]
+        """Single active consumer: only the active one gets any."""
+        consumer = self._single_active()
+        if consumer is None:
+            return
         while self.ready:
             if not consumer.has_room():
                 self._without_room(consumer)
@@ -509,7 +515,8 @@ class Queue:
         if consumer.cancelled or self.deleted:
             return False
         if self.single_active_consumer:
-            return self.consumers[0] is consumer
+            # Its ack may also hand the queue over to another consumer (a queue type's rule).
+            return self._single_active() is not None
         if not consumer.in_ring:
             self._ring.append(consumer)
         return True
@@ -630,4 +637,9 @@ class Queue:
         """With single active consumer, the one that gets the messages."""
         if not self.single_active_consumer or not self.consumers:
             return None
+        return self.consumers[0]
+
+    def _single_active(self) -> Subscriber | None:
+        """With single active consumer (and consumers), who gets messages now: the first by
+        priority, then arrival. None when nobody may, for now (a queue type's rule)."""
         return self.consumers[0]

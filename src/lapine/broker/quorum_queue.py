@@ -7,17 +7,22 @@ What differs from a classic queue, as rabbit_fifo has it:
   so its confirm waits for the disk and it survives a restart or a crash.
 - A message handed back by a consumer goes to the head of the queue, behind those handed back
   before it, not to its old place (to the tail when the queue has no delivery limit and the
-  client asked for it: rabbit_fifo's path for that case). Each return counts in ``acquired_count`` (the
-  ``x-acquired-count`` header); a return because the consumer's channel went away is a failed
-  delivery and also counts in ``delivery_count`` (``x-delivery-count``). A message whose
-  delivery count passes ``x-delivery-limit`` (20 unless set; negative for none) is
-  dead-lettered with reason ``delivery_limit``, or dropped without a dead-letter exchange.
+  client asked for it: rabbit_fifo's path for that case). Each return counts in
+  ``acquired_count`` (the ``x-acquired-count`` header); a return because the consumer's channel
+  went away is a failed delivery and also counts in ``delivery_count`` (``x-delivery-count``).
+  A message whose delivery count passes ``x-delivery-limit`` (20 unless set; negative for none)
+  is dead-lettered with reason ``delivery_limit``, or dropped without a dead-letter exchange.
 - ``x-overflow reject-publish`` takes the message that crosses the limit, then refuses publishes
   until the queue is back at 80% of it; ``reject-publish-dlx`` is not a quorum mode and means
-  drop-head, as in RabbitMQ (which logs a warning).
+  drop-head, as in RabbitMQ (which logs a warning). A policy's overflow wins over the argument.
 - ``x-dead-letter-strategy at-least-once`` (with reject-publish): a dead message leaves the queue
   only once every target queue has taken it (its copy written before the source lets it go);
   until then it is held here, counted against the length limit, and retried.
+- Messages go out by their priority property, strictly, highest first (0 to 31; 4 without one),
+  as RabbitMQ 4.3's: among the messages in memory (a backlog paged out to disk comes in by publish
+  order, each to its level).
+- Single active consumer takes consumer priorities into account: a consumer of higher priority
+  takes over once the active one has acknowledged what it holds.
 - Global QoS, queue.delete if-unused / if-empty and basic.get with single active consumer are
   refused with RabbitMQ's codes and texts.
 """
@@ -36,7 +41,7 @@ from lapine.broker.ready import ReturnsFirstReady
 
 if TYPE_CHECKING:
     from lapine.broker.policies import Policy
-    from lapine.broker.ports import QueueHost
+    from lapine.broker.ports import QueueHost, Subscriber
     from lapine.broker.ready import Ready
     from lapine.broker.scheduler import Timer
 
@@ -44,6 +49,8 @@ log = logging.getLogger("lapine.quorum")
 
 RESOURCE_LOCKED = 405
 NOT_IMPLEMENTED = 540
+# The module RabbitMQ names quorum queues by (in texts and in Prometheus labels).
+MODULE = "rabbit_quorum_queue"
 DEFAULT_DELIVERY_LIMIT = 20
 # reject-publish: publishers may go on once the queue is back at this share of its limit.
 SOFT_LIMIT = 0.8
@@ -134,6 +141,7 @@ class QuorumQueue(Queue):
         self.rejecting = False
         self.dead_letters: list[PendingDeadLetter] = []
         self._retry_timer: Timer | None = None
+        self._active: Subscriber | None = None
         super().__init__(
             vhost, name, durable=durable, exclusive=exclusive, auto_delete=auto_delete, arguments=arguments
         )
@@ -147,10 +155,6 @@ class QuorumQueue(Queue):
             _integer(self.arguments.get("x-delivery-limit")), _integer(definition.get("delivery-limit"))
         )
         super().apply_settings(policy)
-        if self.overflow == "reject-publish-dlx":
-            log.warning("Invalid overflow strategy 'reject-publish-dlx' for quorum queue: %r", self)
-            self.overflow = "drop-head"
-            self._enforce_limits()
         strategy = _text(self.arguments.get("x-dead-letter-strategy")) or _text(definition.get("dead-letter-strategy"))
         self.at_least_once = False
         if strategy == "at-least-once" and self.dead_letter_exchange is not None:
@@ -169,6 +173,16 @@ class QuorumQueue(Queue):
             pending, self.dead_letters = self.dead_letters, []
             for item in pending:
                 self._die_at_most_once([item.entry], item.reason)
+
+    def _overflow_mode(self, settings: dict[str, Any], policy: Policy | None) -> str:
+        # rabbit_quorum_queue: the policy's overflow wins over the argument; reject-publish-dlx
+        # is not a quorum mode and means the default, drop-head (RabbitMQ logs a warning).
+        chosen = _text(policy.definition.get("overflow")) if policy is not None else None
+        mode = chosen or _text(settings.get("x-overflow")) or "drop-head"
+        if mode == "reject-publish-dlx":
+            log.warning("Invalid overflow strategy 'reject-publish-dlx' for quorum queue: %r", self)
+            return "drop-head"
+        return mode
 
     # --- messages in -------------------------------------------------------------------------
 
@@ -216,25 +230,30 @@ class QuorumQueue(Queue):
             entry.acquired_count += 1
             if delivery_failed:
                 entry.delivery_count += 1
+            # The counts go with it, also where it is dead-lettered to.
+            entry.message = with_counts(entry.message, entry.acquired_count, entry.delivery_count)
             if limit is not None and entry.delivery_count > limit:
                 dead.append(entry)
                 continue
             entry.redelivered = True
-            entry.message = with_counts(entry.message, entry.acquired_count, entry.delivery_count)
             self.ready_bytes += len(entry.message.body)
             back.append(entry)
+        ready = self.ready
+        assert isinstance(ready, ReturnsFirstReady)
         if limit is None and not delivery_failed:
             # Without a delivery limit rabbit_fifo re-enqueues what a client hands back, behind
             # everything ready (its aux path); what a channel left behind still goes first.
             for entry in back:
-                self.ready.push(entry)
+                ready.push_default(entry)
         else:
-            self.ready.put_back(back)
+            ready.put_back(back)
         if dead:
             self._die(dead, "delivery_limit")
         if self._limited:
             self._enforce_limits()
         self.dispatch()
+        if self.paged:
+            self._maybe_page_in()
 
     def rejected(self, entries: list[QueuedMessage]) -> None:
         self.unacked_count -= len(entries)
@@ -243,12 +262,39 @@ class QuorumQueue(Queue):
     def expired(self, entries: list[QueuedMessage], reason: str = "expired") -> None:
         self._die(entries, reason)
 
+    # --- single active consumer --------------------------------------------------------------
+
+    def _single_active(self) -> Subscriber | None:
+        """rabbit_fifo's rule: the active consumer keeps the queue until a consumer of higher
+        priority comes; it then gets nothing more (quiescing) and hands over once it has no
+        unacknowledged message left."""
+        best = self.consumers[0]
+        active = self._active
+        if active is None or active.cancelled:
+            self._active = best
+            return best
+        if best is not active and best.priority > active.priority:
+            if active.unacked:
+                return None
+            self._active = best
+            return best
+        return active
+
+    @property
+    def active_consumer(self) -> Subscriber | None:
+        if not self.single_active_consumer or not self.consumers:
+            return None
+        if self._active is None or self._active.cancelled:
+            return self.consumers[0]
+        return self._active
+
     # --- dead-lettering ----------------------------------------------------------------------
 
     def _die(self, entries: list[QueuedMessage], reason: str) -> None:
         if not self.at_least_once:
             self._die_at_most_once(entries, reason)
             return
+        self.vhost.dead_lettered[(MODULE, reason, "at_least_once")] += len(entries)
         for entry in entries:
             item = PendingDeadLetter(entry, reason)
             if self.vhost.dead_letter_at_least_once(self, entry, reason, item.settled):

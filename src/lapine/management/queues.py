@@ -80,7 +80,6 @@ def queue_info(
         "messages_unacknowledged_ram": unacked,
         "messages_paged_out": paged,
         **sampler.details(queue, gauges, GAUGES),
-        **queue.type_info(node),
     }
     info.update(extra)
     if owner is not None:

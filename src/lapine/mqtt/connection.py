@@ -1015,7 +1015,8 @@ class MqttConnection:
         self.credit.forget()
         self.held = None
         for queue, entries in back.items():
-            queue.requeue(entries)
+            # The session's connection is gone: to a quorum queue these deliveries failed.
+            queue.requeue(entries, delivery_failed=True)
         for queue in list(self.exclusive_queues):
             if not queue.deleted:
                 self.vhost.delete_queue(queue)

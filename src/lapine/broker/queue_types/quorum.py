@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from lapine.broker.queue_types.base import ReplicatedQueueType
 from lapine.broker.queue_types.rabbitmq_arguments import QUORUM_CONSUMER_ARGUMENTS, QUORUM_QUEUE_ARGUMENTS
-from lapine.broker.quorum_queue import QuorumQueue
+from lapine.broker.quorum_queue import MODULE, QuorumQueue
 
 if TYPE_CHECKING:
     from lapine.broker.ports import QueueHost
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 class QuorumQueueType(ReplicatedQueueType):
     name = "quorum"
-    module = "rabbit_quorum_queue"
+    module = MODULE
     queue_arguments = QUORUM_QUEUE_ARGUMENTS
     consumer_arguments = QUORUM_CONSUMER_ARGUMENTS
     # RabbitMQ 4.x checks every argument of the type on a redeclare, in capabilities() order.
