@@ -23,7 +23,8 @@ from lapine.amqp.errors import AMQPError, ChannelError, ConnectionError
 from lapine.amqp.frames import PROTOCOL_HEADER, FrameReader, FrameReaderError, decode_publish, method_frame
 from lapine.auth import sasl
 from lapine.broker import flow
-from lapine.broker.channel import NO_METHOD, Channel
+from lapine.broker.channel import Channel
+from lapine.broker.content_assembly import NO_METHOD
 from lapine.log_text import one_line
 
 if TYPE_CHECKING:
