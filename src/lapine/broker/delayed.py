@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import math
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -104,7 +105,8 @@ class DelayedMessages:
         self._next_seq = seq + 1
         keys = _encode_keys([*(message.cc or ()), *(message.bcc or ())]) if all_keys else b""
         row = DelayedRow(
-            self._now_ms() + delay,
+            # The next whole millisecond: released at or after the delay, never a fraction early.
+            math.ceil(self.broker.scheduler.wall_time() * 1000) + delay,
             seq,
             exchange_id,
             message.exchange_bytes,
