@@ -49,6 +49,11 @@ class DelayStore(ABC):
     def failed(self) -> BaseException | None:
         """The storage error that stopped the store, or None."""
 
+    @property
+    @abstractmethod
+    def backlog(self) -> int:
+        """Writes submitted and not yet on disk: publishers are held back while it is long."""
+
     @abstractmethod
     def idle(self) -> bool:
         """Nothing submitted waits for the disk, and no barrier is still to run."""
@@ -97,6 +102,10 @@ class MemoryDelayStore(DelayStore):
     @property
     def failed(self) -> BaseException | None:
         return None
+
+    @property
+    def backlog(self) -> int:
+        return 0
 
     def idle(self) -> bool:
         return True
