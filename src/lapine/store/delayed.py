@@ -29,7 +29,7 @@ class DelayedRow(NamedTuple):
     exchange: bytes  # the exchange it was published to, as on the wire
     routing_key: bytes
     keys: bytes  # its CC and BCC routing keys, each a length byte and the key (empty: none)
-    header: bytes  # the content-header payload
+    header: bytes  # the content-header payload it is to be released with
     body: bytes
 
 
