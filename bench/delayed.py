@@ -6,16 +6,17 @@
 It starts lapine-server on a temporary data directory, declares a durable x-delayed-message
 exchange (x-delayed-type direct) bound to one queue, starts a no-ack consumer process, then
 publishes ``--count`` persistent 100-byte messages from ``--publishers`` pika processes (no
-confirms; one queue_declare round trip at the end as a barrier), each with a random ``x-delay``
-in [1, spread] ms and its publish time in the body. Then, while the bulk is being released, a
+confirms; a queue_declare round trip every ``--sync-every`` messages and at the end), each with a
+random ``x-delay`` in [1, spread] ms and its publish time in the body. Then, while the bulk is being released, a
 probe publishes one message every 50 ms with x-delay 200 and waits for its confirm. It prints the
 publish rate, the broker's RSS before and after (and the most seen), the disk the delayed
 messages took, the release rate, and the lateness of each release (the consumer's receive time
 minus publish time plus delay: p50, p99, max, and how many came early, which must be none). A
-bulk message's publish time is when pika wrote it, which can be well before the broker read it
-(the socket buffers hold a second or so of a fast publisher), so the bulk lateness includes that
-wait; a probe's is when the broker took it, so the probes show the timer's own lateness. The
-consumer reads a raw socket with Lapine's frame parser, so that it keeps up with the releases.
+bulk message's publish time is when pika wrote it, before the broker read it; the round trips
+keep a publisher at most ``--sync-every`` messages ahead (without them the socket buffers, and
+the pauses of flow control, would put seconds between the two and count them as lateness). A
+probe's publish time is when the broker took it, within a round trip. The consumer reads a raw
+socket with Lapine's frame parser, so that it keeps up with the releases.
 
 RabbitMQ is not measured: the reference RabbitMQ (Debian's package) has no
 rabbitmq_delayed_message_exchange plugin. The machine is shared with other work, so the figures
@@ -80,12 +81,16 @@ def start(data_dir: str, port: int) -> subprocess.Popen[bytes]:
             time.sleep(0.02)
 
 
-def publish(port: int, count: int, spread_ms: int, seed: int) -> None:
+def publish(port: int, count: int, spread_ms: int, seed: int, sync_every: int) -> None:
     rng = random.Random(seed)
     connection = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", port))
     channel = connection.channel()
     padding = b"x" * (100 - _STAMP.size)
-    for _ in range(count):
+    for index in range(count):
+        if index % sync_every == 0:
+            # A round trip: the broker has read everything before it, so no publish time below
+            # is more than sync_every messages ahead of the broker's reading.
+            channel.queue_declare(QUEUE, durable=True, passive=True)
         delay = rng.randint(1, spread_ms)
         properties = pika.BasicProperties(delivery_mode=2, headers={"x-delay": delay})
         channel.basic_publish(EXCHANGE, "k", _STAMP.pack(b"B", time.time(), delay) + padding, properties)
@@ -157,6 +162,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=1_000_000)
     parser.add_argument("--spread", type=float, default=60.0, help="delays are uniform in [1 ms, spread s]")
     parser.add_argument("--publishers", type=int, default=2)
+    parser.add_argument("--sync-every", type=int, default=500, help="a publisher's round trip every N messages")
     args = parser.parse_args()
     spread_ms = int(args.spread * 1000)
     data_dir = tempfile.mkdtemp(prefix="lapine-bench-delayed-")
@@ -189,7 +195,7 @@ def main() -> None:
         consumer.start()
         began = time.monotonic()
         workers = [
-            multiprocessing.Process(target=publish, args=(port, share, spread_ms, seed))
+            multiprocessing.Process(target=publish, args=(port, share, spread_ms, seed, args.sync_every))
             for seed in range(args.publishers)
         ]
         for worker in workers:

@@ -7,7 +7,7 @@ ones in with ``read_after``; everything else lives here.
 
 Threading follows lapine.store.base: one owner thread calls every method; writes never block;
 reads and barriers answer through callbacks on the owner thread, and a read sees every write
-submitted before it. ``MemoryDelayStore`` answers at once (the model's, and a broker's without a
+submitted before it (see ``read_after``). ``MemoryDelayStore`` answers at once (the model's, and a broker's without a
 data directory); ``SqliteDelayStore`` (delayed_sqlite.py) writes from a thread of its own.
 """
 
@@ -81,7 +81,9 @@ class DelayStore(ABC):
     def read_after(
         self, after: tuple[int, int], limit: int, callback: Callable[[list[DelayedRow]], None]
     ) -> None:
-        """At most ``limit`` rows with (due, seq) > ``after``, in that order, to ``callback``."""
+        """At most ``limit`` rows with (due, seq) > ``after``, in that order, to ``callback``.
+        Every row added before the call is seen; one removed or dropped by a write not yet on
+        disk may still be (the broker asks beyond what it released, and skips dropped ones)."""
 
     @abstractmethod
     def recover(self) -> DelayRecovery:
