@@ -89,10 +89,11 @@ def test_a_restart_keeps_what_a_durable_exchange_holds(tmp_path: Path, port: int
         channel = channel_to(port)
         channel.confirm_delivery()
         declare(channel)
-        publish(channel, "later", "p-1500", 1500)
-        publish(channel, "later", "t-1200", 1200, delivery_mode=1)
-        publish(channel, "later", "p-1000", 1000)
-        publish(channel, "later-transient", "gone", 1100)
+        # Long enough that none is due before the broker has stopped, even on a busy machine.
+        publish(channel, "later", "p-3500", 3500)
+        publish(channel, "later", "t-3200", 3200, delivery_mode=1)
+        publish(channel, "later", "p-3000", 3000)
+        publish(channel, "later-transient", "gone", 3100)
         assert channel.basic_get("due")[0] is None
     finally:
         broker.send_signal(signal.SIGTERM)
@@ -101,7 +102,7 @@ def test_a_restart_keeps_what_a_durable_exchange_holds(tmp_path: Path, port: int
     try:
         channel = channel_to(port)
         got = collect(channel, 3)
-        assert got == [("p-1000", -1000), ("t-1200", -1200), ("p-1500", -1500)]
+        assert got == [("p-3000", -3000), ("t-3200", -3200), ("p-3500", -3500)]
         time.sleep(0.3)
         assert channel.basic_get("due")[0] is None  # the non-durable exchange's is gone
         with pytest.raises(pika.exceptions.ChannelClosedByBroker):
