@@ -89,11 +89,12 @@ def test_a_restart_keeps_what_a_durable_exchange_holds(tmp_path: Path, port: int
         channel = channel_to(port)
         channel.confirm_delivery()
         declare(channel)
-        # Long enough that none is due before the broker has stopped, even on a busy machine.
-        publish(channel, "later", "p-3500", 3500)
-        publish(channel, "later", "t-3200", 3200, delivery_mode=1)
-        publish(channel, "later", "p-3000", 3000)
-        publish(channel, "later-transient", "gone", 3100)
+        # Due well after the shutdown begins (from then on nothing is released), however slow
+        # the machine.
+        publish(channel, "later", "p-2500", 2500)
+        publish(channel, "later", "t-2200", 2200, delivery_mode=1)
+        publish(channel, "later", "p-2000", 2000)
+        publish(channel, "later-transient", "gone", 2100)
         assert channel.basic_get("due")[0] is None
     finally:
         broker.send_signal(signal.SIGTERM)
@@ -102,7 +103,7 @@ def test_a_restart_keeps_what_a_durable_exchange_holds(tmp_path: Path, port: int
     try:
         channel = channel_to(port)
         got = collect(channel, 3)
-        assert got == [("p-3000", -3000), ("t-3200", -3200), ("p-3500", -3500)]
+        assert got == [("p-2000", -2000), ("t-2200", -2200), ("p-2500", -2500)]
         time.sleep(0.3)
         assert channel.basic_get("due")[0] is None  # the non-durable exchange's is gone
         with pytest.raises(pika.exceptions.ChannelClosedByBroker):

@@ -11,6 +11,7 @@ Field lists are those of RabbitMQ's HTTP API reference and of what RabbitMQ 3.10
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -269,6 +270,42 @@ def test_queue_fields(api: Http, queue: str) -> None:
     has_fields(listed[0], *QUEUE_FIELDS)
     assert api.get("/api/queues/%2F/no-such-queue").status == 404
     assert api.get("/api/queues/no-such-vhost").status == 404
+
+
+def test_quorum_queue_fields(api: Http, unique: Callable[[str], str]) -> None:
+    """A quorum queue on one node: that node leads it and is its only member, online."""
+    name = unique("qq")
+    path = f"/api/queues/%2F/{q(name)}"
+    arguments = {"x-queue-type": "quorum", "x-delivery-limit": 5}
+    assert api.put(path, {"durable": True, "arguments": arguments}).status == 201
+    try:
+        assert eventually(lambda: "members" in api.get(path).json)
+        detail = api.get(path).json
+        node = api.get("/api/overview").json["node"]
+        assert (detail["type"], detail["durable"], detail["arguments"]) == (
+            "quorum",
+            True,
+            {"x-queue-type": "quorum", "x-delivery-limit": 5},
+        )
+        assert (detail["leader"], detail["members"], detail["online"]) == (node, [node], [node])
+        (listed,) = [item for item in api.get("/api/queues/%2F").json if item["name"] == name]
+        assert (listed["type"], listed["leader"], listed["members"]) == ("quorum", node, [node])
+    finally:
+        api.delete(path)
+
+
+def test_quorum_queue_delivery_limit_is_shown(api: Http, unique: Callable[[str], str]) -> None:
+    """RabbitMQ 4.x shows the effective delivery limit (20 unless set)."""
+    if os.environ.get("MANAGEMENT_URL"):
+        pytest.skip("RabbitMQ 3.10 does not show delivery_limit (4.x does)")
+    name = unique("qq")
+    path = f"/api/queues/%2F/{q(name)}"
+    api.put(path, {"durable": True, "type": "quorum"})
+    try:
+        detail = api.get(path).json
+        assert (detail["delivery_limit"], detail["messages_dlx"], detail["message_bytes_dlx"]) == (20, 0, 0)
+    finally:
+        api.delete(path)
 
 
 def test_queue_list_columns_and_sort(api: Http, unique: Callable[[str], str]) -> None:

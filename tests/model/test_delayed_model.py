@@ -210,3 +210,16 @@ def test_cc_keys_go_with_the_message(lapine_model: ModelBroker) -> None:
     assert client.get_bodies("q") == [b"m"]
     got = client.get("q2")
     assert got is not None and got.properties.headers == {"x-delay": -100}
+
+
+def test_a_stopping_broker_releases_nothing_more(lapine_model: ModelBroker) -> None:
+    """At shutdown the timer goes: what falls due meanwhile stays held (for the next start)."""
+    client = setup(lapine_model)
+    delayed = lapine_model.broker.delayed
+    publish(client, b"held", 100)
+    delayed.stop()
+    assert live_timers(lapine_model, delayed) == 0
+    publish(client, b"after", 50)
+    lapine_model.advance(1)
+    assert client.get_bodies("q") == []
+    assert len(delayed) == 2

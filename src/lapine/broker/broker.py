@@ -6,11 +6,13 @@ import base64
 import logging
 import os
 from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lapine.amqp.errors import ConnectionError
 from lapine.auth.permissions import Permission, Permissions
 from lapine.auth.users import Users
+from lapine.broker.barriers import Barrier, OrderedBarriers
 from lapine.broker.churn import Churn
 from lapine.broker.connection import default_cluster_name, server_properties
 from lapine.broker.delayed import DelayedMessages
@@ -25,7 +27,8 @@ if TYPE_CHECKING:
     from lapine.broker.persistence import Persistence
     from lapine.mqtt.connection import MqttConnection
     from lapine.store import Store
-    from lapine.store.delayed import Callback, DelayStore
+    from lapine.store.delayed import DelayStore
+    from lapine.store.stream import StreamHome
 
 CONNECTION_FORCED = 320
 log = logging.getLogger("lapine.broker")
@@ -55,7 +58,7 @@ class Broker:
         # Node-wide counters that must never go backwards: objects opened and closed, the sizes
         # of published messages, and what deleted vhosts had counted.
         self.churn = Churn()
-        self.dead_lettered: Counter[tuple[str, str]] = Counter()
+        self.dead_lettered: Counter[tuple[str, str, str]] = Counter()
         self.message_sizes = MessageSizes()
         self.deleted_vhosts_stats = MessageStats()
         # Resource alarms in effect, "memory" and/or "disk": kept by server/alarms.py; publishers
@@ -65,6 +68,9 @@ class Broker:
         self.store: Store | None = None
         self.persistence: Persistence | None = None
         self.store_error: BaseException | None = None
+        # Where streams keep their logs on disk (without one, a stream's log is in memory).
+        self.streams: StreamHome | None = None
+        self._barriers = OrderedBarriers()
         # Message counters of the protocols beside AMQP, by RabbitMQ's protocol label ("mqtt311",
         # "mqtt50", ...) then by rabbit_global_counters' name ("received", ...): for Prometheus.
         self.protocol_counters: dict[str, Counter[str]] = {}
@@ -86,11 +92,12 @@ class Broker:
                 self.persistence.vhost_added(vhost)
         return vhost
 
-    def attach_store(self, store: Store) -> None:
+    def attach_store(self, store: Store, streams: StreamHome | None = None) -> None:
         """Make durable state durable: recover what the store holds, and write what changes."""
         from lapine.broker.persistence import Persistence
 
         self.store = store
+        self.streams = streams
         self.persistence = Persistence(self, store)
         for vhost in self.vhosts.values():
             vhost.persistence = self.persistence
@@ -100,29 +107,28 @@ class Broker:
         """Keep delayed messages in ``store`` and take up those it holds (after attach_store)."""
         self.delayed.attach(store)
 
-    def submit_barrier(self, callback: Callback) -> None:
-        """Run ``callback`` once everything submitted to the store, and to the delayed-message
-        store before it, is on disk: a publisher confirm waits for both. Every barrier goes
-        through the delayed store while it is busy, so confirms keep their order."""
+    def submit_barrier(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once everything submitted so far is on disk: the store's writes, the
+        delayed-message store's (while it has any) and the appends to stream logs (requires a
+        store). A publisher confirm waits for all of them, and confirms keep their order."""
         store = self.store
+        assert store is not None
+        parts: list[Barrier] = [store.submit_barrier]
         delayed = self.delayed.store
-        if store is None:
-            raise RuntimeError("no store to wait for")
-        if delayed.idle() or delayed.failed is not None:
+        if not delayed.idle() and delayed.failed is None:
+            parts.append(delayed.submit_barrier)
+        if self.streams is not None:
+            parts.extend(log.barrier for log in self.streams.take_dirty())
+        if len(parts) == 1 and not self._barriers.waiting:
             store.submit_barrier(callback)
             return
-
-        def then() -> None:
-            if store.failed is None:
-                store.submit_barrier(callback)
-            # else the channels waiting heard of the failure (store_failed)
-
-        delayed.submit_barrier(then)
+        self._barriers.submit(parts, callback)
 
     def store_failed(self, error: BaseException) -> None:
         """The store cannot write: nothing more is confirmed, and the operator must hear of it."""
         log.error("storage failure, persistent messages are no longer accepted safely: %s", error)
         self.store_error = error
+        self._barriers.clear()  # they would wait for ever: the channels nack what they covered
         for connection in list(self.connections):
             for channel in list(connection.channels.values()):
                 channel.store_failed()
@@ -131,6 +137,7 @@ class Broker:
         """delayed.db cannot be written: the confirms waiting for it are nacks, and delayed
         messages are refused from now on (broker/delayed.py)."""
         log.error("delayed messages can no longer be stored: %s", error)
+        self._barriers.clear()  # they would wait for ever: the channels nack what they covered
         for connection in list(self.connections):
             for channel in list(connection.channels.values()):
                 channel.store_failed()

@@ -662,6 +662,7 @@ class Channel:
         name = self._queue_name(method.queue)
         self.authorize("read", "queue", name)
         queue = self.vhost.queue(name, self.connection)
+        queue.check_purge()
         count = queue.purge()
         if not method.nowait:
             self.send_method(spec.QueuePurgeOk(message_count=count))
@@ -716,7 +717,12 @@ class Channel:
         problem = consume_problem(method.arguments or {}, where, queue_type.module, queue_type.consumer_arguments)
         if problem is not None:
             raise ChannelError(PRECONDITION_FAILED, problem)
-        queue.check_consume(no_ack=method.no_ack, prefetch=self.prefetch_count, prefetch_global=self.prefetch_global)
+        queue.check_consume(
+            no_ack=method.no_ack,
+            prefetch=self.prefetch_count,
+            prefetch_global=self.prefetch_global,
+            arguments=method.arguments or {},
+        )
         if queue.exclusive_consumer is not None or (method.exclusive and queue.consumers):
             raise ChannelError(ACCESS_REFUSED, f"queue '{queue.name}' in vhost '{self.vhost.name}' in exclusive use")
         consumer = Consumer(
@@ -756,6 +762,7 @@ class Channel:
         name = self._queue_name(method.queue)
         self.authorize("read", "queue", name)
         queue = self.vhost.queue(name, self.connection)
+        queue.check_get()
         self._get_or_wait(queue, method)
 
     def _get_or_wait(self, queue: Queue, method: spec.BasicGet) -> None:
@@ -856,9 +863,12 @@ class Channel:
             return
         self._settle(taken, requeue=requeue)
 
-    def _settle(self, taken: list[tuple[int, Delivery]], *, requeue: bool, acked: bool = False) -> None:
+    def _settle(
+        self, taken: list[tuple[int, Delivery]], *, requeue: bool, acked: bool = False, failed: bool = False
+    ) -> None:
         """Acked, rejected or requeued: free the consumers' windows, and let the queues of the
-        consumers whose window opened dispatch (no other consumer can take more than before)."""
+        consumers whose window opened dispatch (no other consumer can take more than before).
+        ``failed``: requeued because the channel went away, not at the client's request."""
         if acked:
             self.stats.ack += len(taken)
         touched: dict[Queue, list[QueuedMessage]] = {}
@@ -876,15 +886,14 @@ class Channel:
             if queue.deleted:
                 continue
             if requeue:
-                queue.requeue(entries)
+                queue.requeue(entries, delivery_failed=failed)
             elif acked:
                 queue.settled(entries)
                 queue.stats.ack += len(entries)
             else:
                 queue.rejected(entries)
         for queue in opened:
-            if queue.ready:
-                queue.dispatch()
+            queue.dispatch_opened()
 
     def _window_opened(self, consumer: Consumer, opened: dict[Queue, None]) -> None:
         """The consumer had left its queue's ring with a full window; an ack opened it."""
@@ -928,8 +937,7 @@ class Channel:
         opened: dict[Queue, None] = {}
         self._unpark_all(opened)
         for queue in opened:
-            if queue.ready:
-                queue.dispatch()
+            queue.dispatch_opened()
 
     def on_basic_recover(self, method: spec.BasicRecover) -> None:
         self._recover(method.requeue)
@@ -1002,6 +1010,12 @@ class Channel:
     # --- consumer timeout ----------------------------------------------------------------------
 
     def _timeout_of(self, delivery: Delivery) -> int:
+        """The consumer's own x-consumer-timeout (quorum queues take one), else the queue's, else
+        the broker's, as rabbit_queue_type:consume resolves it."""
+        consumer = delivery.consumer
+        own = consumer.arguments.get("x-consumer-timeout") if consumer is not None else None
+        if isinstance(own, int) and not isinstance(own, bool):
+            return own
         queue_timeout = delivery.queue.consumer_timeout
         return queue_timeout if queue_timeout is not None else self.connection.broker.config.consumer_timeout
 
@@ -1049,7 +1063,7 @@ class Channel:
         consumers = list(self.consumers.values())
         self.consumers.clear()
         # Requeue while still registered but closed (no room): nothing comes back to this channel.
-        self._settle(taken, requeue=True)
+        self._settle(taken, requeue=True, failed=True)
         for consumer in consumers:
             consumer.queue.remove_consumer(consumer)
         # The vhost keeps what closed channels counted, so its totals never go backwards.

@@ -66,6 +66,7 @@ class DelayedMessages:
         self._next_exchange_id = 1
         self._timer: Timer | None = None
         self._timer_due = 0
+        self._stopped = False
 
     # --- what the API shows ------------------------------------------------------------------
 
@@ -188,8 +189,18 @@ class DelayedMessages:
 
     # --- releasing ---------------------------------------------------------------------------
 
+    def stop(self) -> None:
+        """The broker is shutting down: nothing more is released (what is due waits in the store,
+        and goes after the next start, late but in due order)."""
+        self._stopped = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
     def _arm(self) -> None:
         """One timer, for the earliest message in memory."""
+        if self._stopped:
+            return
         if not self._heap:
             if self._timer is not None:
                 self._timer.cancel()

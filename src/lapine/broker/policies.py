@@ -21,7 +21,7 @@ import re2
 from lapine.broker import names
 from lapine.broker.arguments import MAX_EXPIRY
 
-APPLY_TO = ("all", "queues", "exchanges", "classic_queues")
+APPLY_TO = ("all", "queues", "exchanges", "classic_queues", "quorum_queues")
 
 # Policy keys and the queue or exchange argument each stands for.
 QUEUE_KEYS = {
@@ -34,6 +34,9 @@ QUEUE_KEYS = {
     "overflow": "x-overflow",
     "queue-mode": "x-queue-mode",
     "consumer-timeout": "x-consumer-timeout",
+    # Streams' retention and segment size (broker/stream_queue.py).
+    "max-age": "x-max-age",
+    "stream-max-segment-size-bytes": "x-stream-max-segment-size-bytes",
 }
 EXCHANGE_KEYS = {"alternate-exchange": "alternate-exchange"}
 LOWER_WINS = frozenset({"x-message-ttl", "x-expires", "x-max-length", "x-max-length-bytes", "x-consumer-timeout"})
@@ -49,8 +52,9 @@ class Policy:
     apply_to: str = "all"
     _compiled: Any = field(default=None, repr=False, compare=False)
 
-    def matches(self, name: str, kind: str) -> bool:
-        if kind == "queue" and self.apply_to not in ("all", "queues", "classic_queues"):
+    def matches(self, name: str, kind: str, queue_type: str = "classic") -> bool:
+        """Does it apply to this object? (a queue of ``queue_type``, or an exchange)"""
+        if kind == "queue" and self.apply_to not in ("all", "queues", f"{queue_type}_queues"):
             return False
         if kind == "exchange" and self.apply_to not in ("all", "exchanges"):
             return False
@@ -143,12 +147,20 @@ def _anything(value: Any) -> bool:
     return True
 
 
+def _max_age(value: Any) -> bool:
+    """x-max-age's form ("7D", "1h"): queue_types imports queue, which imports this module."""
+    from lapine.broker.queue_types.declare_arguments import max_age_seconds
+
+    return isinstance(value, str) and max_age_seconds(value) is not None
+
+
 # Each policy key: its check and the words of RabbitMQ's refusal ("~p is not a valid <words>").
 VALUE_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "alternate-exchange": (_text, "alternate exchange name"),
     "consumer-timeout": (_integer(0, MAX_EXPIRY), "consumer timeout"),
     "dead-letter-exchange": (_text, "dead letter exchange name"),
     "dead-letter-routing-key": (_text, "dead letter routing key"),
+    "dead-letter-strategy": (_one_of("at-most-once", "at-least-once"), "dead letter strategy"),
     "message-ttl": (_integer(0, MAX_EXPIRY), "message TTL"),
     "expires": (_integer(1, MAX_EXPIRY), "queue expiry"),
     "max-length": (_integer(0), "maximum length"),
@@ -156,6 +168,8 @@ VALUE_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "queue-mode": (_one_of("default", "lazy"), "queue-mode value"),
     "overflow": (_one_of("drop-head", "reject-publish", "reject-publish-dlx"), "overflow value"),
     "delivery-limit": (_integer(-(2**63)), "delivery limit"),
+    "max-age": (_max_age, "max age"),
+    "stream-max-segment-size-bytes": (_integer(0), "segment size"),
     # Mirroring settings are accepted, as RabbitMQ 3.x accepts them, and have no effect.
     "ha-mode": (_anything, "ha-mode"),
     "ha-params": (_anything, "ha-params"),
@@ -211,9 +225,9 @@ class Policies:
     def __iter__(self) -> Iterator[Policy]:
         return iter(sorted(self.by_name.values(), key=lambda p: p.name))
 
-    def for_object(self, name: str, kind: str) -> Policy | None:
+    def for_object(self, name: str, kind: str, queue_type: str = "classic") -> Policy | None:
         best: Policy | None = None
         for policy in self.by_name.values():
-            if policy.matches(name, kind) and (best is None or policy.priority > best.priority):
+            if policy.matches(name, kind, queue_type) and (best is None or policy.priority > best.priority):
                 best = policy
         return best

@@ -9,6 +9,7 @@ messages in memory only, and a queue type that lives elsewhere only has to speak
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Protocol
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from lapine.broker.queue import Queue, QueuedMessage
     from lapine.broker.scheduler import Scheduler
     from lapine.store.base import StoredMessage
+    from lapine.store.stream import StreamLog
 
 
 class Subscriber(Protocol):
@@ -56,9 +58,14 @@ class QueueHost(Protocol):
 
     name: str
     scheduler: Scheduler
+    # Messages dead-lettered, by (queue type module, reason, strategy), as RabbitMQ counts them.
+    dead_lettered: Counter[tuple[str, str, str]]
 
     def dead_letter(self, queue: Queue, entries: list[QueuedMessage], reason: str) -> None:
         """Messages died in ``queue``: republish them to its dead-letter exchange, if any."""
+
+    def dead_letter_at_least_once(self, queue: Queue, entry: QueuedMessage, reason: str, settled: set[str]) -> bool:
+        """One attempt to hand a dead message to every target queue; True once all have it."""
 
     def queue_unused(self, queue: Queue) -> None:
         """An auto-delete queue lost its last consumer, or x-expires ran out: remove it."""
@@ -95,6 +102,9 @@ class MessageStorage(Protocol):
     def read_async(self, after_seq: int, limit: int, callback: Callable[[list[StoredMessage]], None]) -> None:
         """The same, answered later through ``callback`` on the model's thread."""
 
+    def open_log(self, *, max_segment_bytes: int, filter_size: int) -> StreamLog:
+        """A stream's log (broker/stream_queue.py): on disk with a store, else in memory."""
+
 
 class MemoryOnly:
     """The storage of a queue in a broker without a store: nothing is written, nothing pages."""
@@ -119,6 +129,13 @@ class MemoryOnly:
 
     def read_async(self, after_seq: int, limit: int, callback: Callable[[list[StoredMessage]], None]) -> None:
         callback([])
+
+    def open_log(self, *, max_segment_bytes: int, filter_size: int) -> StreamLog:
+        from lapine.store.stream import InlineWorker, MemorySegmentFiles, StreamLog
+
+        return StreamLog(
+            MemorySegmentFiles(), InlineWorker(), max_segment_bytes=max_segment_bytes, filter_size=filter_size
+        )
 
 
 MEMORY_ONLY = MemoryOnly()

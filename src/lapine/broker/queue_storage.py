@@ -12,15 +12,21 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from lapine.broker.message import Message
     from lapine.store import Store, StoredMessage
+    from lapine.store.stream import StreamHome, StreamLog
 
 
 class StoreQueueStorage:
-    __slots__ = ("pages", "queue_id", "store")
+    __slots__ = ("pages", "queue_id", "restored", "store", "streams")
 
-    def __init__(self, store: Store, queue_id: int, *, pages: bool) -> None:
+    def __init__(
+        self, store: Store, queue_id: int, *, pages: bool, streams: StreamHome | None = None, restored: bool = False
+    ) -> None:
         self.store = store
         self.queue_id = queue_id
         self.pages = pages
+        # Where a stream's log goes; ``restored``: the queue came back at start, and so does its log.
+        self.streams = streams
+        self.restored = restored
 
     @property
     def failed(self) -> BaseException | None:
@@ -52,3 +58,12 @@ class StoreQueueStorage:
 
     def read_async(self, after_seq: int, limit: int, callback: Callable[[list[StoredMessage]], None]) -> None:
         self.store.read_messages_async(self.queue_id, after_seq, limit, callback)
+
+    def open_log(self, *, max_segment_bytes: int, filter_size: int) -> StreamLog:
+        if self.streams is None:
+            from lapine.broker.ports import MEMORY_ONLY
+
+            return MEMORY_ONLY.open_log(max_segment_bytes=max_segment_bytes, filter_size=filter_size)
+        return self.streams.open(
+            self.queue_id, restored=self.restored, max_segment_bytes=max_segment_bytes, filter_size=filter_size
+        )

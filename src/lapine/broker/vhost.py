@@ -70,9 +70,10 @@ class VirtualHost:
         self.scheduler = scheduler
         self.metadata = VhostMetadata()
         self.stats = MessageStats()
-        # The broker's, once the vhost is one of its own; dead_lettered is (reason, strategy) -> messages.
+        # The broker's, once the vhost is one of its own; dead_lettered is (queue type module, reason,
+        # strategy) -> messages.
         self.churn = Churn()
-        self.dead_lettered: Counter[tuple[str, str]] = Counter()
+        self.dead_lettered: Counter[tuple[str, str, str]] = Counter()
         self.policies = Policies()
         # RabbitMQ's vhost limits: "max-connections", "max-queues" (negative: none; 0: nothing allowed).
         self.limits: dict[str, int] = {}
@@ -292,7 +293,7 @@ class VirtualHost:
         )
         self.queues[name] = queue
         self.churn.queue_created += 1
-        policy = self.policies.for_object(name, "queue")
+        policy = self.policies.for_object(name, "queue", queue.type_name)
         if policy is not None:
             queue.apply_settings(policy)
         if self.persistence is not None:
@@ -348,7 +349,7 @@ class VirtualHost:
             self, name, durable=True, exclusive=False, auto_delete=auto_delete, arguments=dict(arguments)
         )
         self.queues[name] = queue
-        policy = self.policies.for_object(name, "queue")
+        policy = self.policies.for_object(name, "queue", queue.type_name)
         if policy is not None:
             queue.apply_settings(policy)
         return queue
@@ -405,6 +406,9 @@ class VirtualHost:
     def dead_letter(self, queue: Queue, entries: list[QueuedMessage], reason: str) -> None:
         dead_letter.dead_letter(self, queue, entries, reason)
 
+    def dead_letter_at_least_once(self, queue: Queue, entry: QueuedMessage, reason: str, settled: set[str]) -> bool:
+        return dead_letter.forward_at_least_once(self, queue, entry, reason, settled)
+
     # --- policies ----------------------------------------------------------------------------
 
     def set_policy(self, policy: Policy) -> None:
@@ -424,7 +428,7 @@ class VirtualHost:
     def reapply_policies(self) -> None:
         """A policy changed: every queue and exchange looks up the one that now applies."""
         for queue in list(self.queues.values()):
-            queue.apply_settings(self.policies.for_object(queue.name, "queue"))
+            queue.apply_settings(self.policies.for_object(queue.name, "queue", queue.type_name))
         for exchange in self.exchanges.values():
             if exchange.name and not exchange.name.startswith("amq."):
                 exchange.apply_settings(self.policies.for_object(exchange.name, "exchange"))

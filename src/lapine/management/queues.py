@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -46,6 +47,9 @@ def queue_info(
     ready_bytes = queue.ready_bytes + paged_bytes
     values = counters.of(queue.stats)
     gauges = {"messages": ready + unacked, "messages_ready": ready, "messages_unacknowledged": unacked}
+    # A queue type's own fields; its counts (a stream's messages stay when acked) replace these.
+    extra = queue.type_info(node)
+    gauges.update({key: extra.pop(key) for key in GAUGES if key in extra})
     policy = getattr(queue, "policy", None)
     info: dict[str, Any] = {
         "name": queue.name,
@@ -77,6 +81,7 @@ def queue_info(
         "messages_paged_out": paged,
         **sampler.details(queue, gauges, GAUGES),
     }
+    info.update(extra)
     if owner is not None:
         info["owner_pid_details"] = {"name": owner.name, "peer_host": owner.peer_host, "peer_port": owner.peer_port}
     if counters.any_activity(values, counters.QUEUE_FIELDS):
@@ -186,6 +191,7 @@ async def purge(request: web.Request) -> web.Response:
     try:
         check(request, vhost, "read", "queue", queue.name)
         vhost.check_exclusive(queue, None)
+        queue.check_purge()
     except AMQPError as error:
         raise from_amqp(error) from None
     queue.purge()
@@ -218,12 +224,16 @@ async def get_messages(request: web.Request) -> web.Response:
         vhost.check_exclusive(queue, None)
     except AMQPError as error:
         raise bad_request(f"{error.reply_code} {error.reply_text}") from None
+    try:
+        queue.check_get()
+    except AMQPError as error:
+        raise bad_request(f"{error.reply_code} {error.text}") from None
     taken: list[QueuedMessage] = []
     answers = []
     shown = False
     try:
         for _ in range(max(count, 0)):
-            entry = queue.get(no_ack=False)
+            entry = await _next_message(queue)
             if entry is None:
                 break
             taken.append(entry)
@@ -234,6 +244,24 @@ async def get_messages(request: web.Request) -> web.Response:
             queue.requeue(taken)
     _settle(vhost, queue, taken, requeue=ackmode.endswith("requeue_true"), acked=ackmode.startswith("ack"))
     return json_response(answers)
+
+
+async def _next_message(queue: Queue) -> QueuedMessage | None:
+    """The queue's head, awaited while it is on disk only: a page read lands it, off the loop."""
+    while (landed := _page_read(queue)) is not None:
+        await landed
+    return queue.get(no_ack=False)
+
+
+def _page_read(queue: Queue) -> asyncio.Future[None] | None:
+    """Set when the page read that brings the queue's head in lands; None if none is needed."""
+    landed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def land() -> None:
+        if not landed.done():
+            landed.set_result(None)
+
+    return landed if queue.wait_for_page(land) else None
 
 
 def _int(value: Any, name: str) -> int:

@@ -606,7 +606,7 @@ class MqttConnection:
             self._durable_publish = False
             if store.failed is None:
                 self._pubacks_waiting += 1
-                store.submit_barrier(lambda: self._pubacks_durable(pubacks))
+                self.broker.submit_barrier(lambda: self._pubacks_durable(pubacks))
             else:
                 self._send_pubacks(pubacks, p.IMPLEMENTATION_SPECIFIC_ERROR)
             return
@@ -1015,7 +1015,8 @@ class MqttConnection:
         self.credit.forget()
         self.held = None
         for queue, entries in back.items():
-            queue.requeue(entries)
+            # The session's connection is gone: to a quorum queue these deliveries failed.
+            queue.requeue(entries, delivery_failed=True)
         for queue in list(self.exclusive_queues):
             if not queue.deleted:
                 self.vhost.delete_queue(queue)

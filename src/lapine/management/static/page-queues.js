@@ -19,7 +19,9 @@ export const queueList = {
       <section class="card"><details><summary>Add a new queue</summary>
         <form class="form" id="add">
           <label>Virtual host</label><select name="vhost">${vhostOptions(ctx.vhosts, ctx.vhost || "/")}</select>
+          <label>Type</label><select name="type"><option value="classic">Classic</option><option value="quorum">Quorum</option></select>
           <label>Name</label><input name="name" required>
+          <label>Type</label><select name="type"><option value="classic">Classic</option><option value="stream">Stream</option></select>
           <label>Durability</label><select name="durable"><option value="true">Durable</option><option value="false">Transient</option></select>
           <label>Auto delete</label><select name="auto_delete"><option value="false">No</option><option value="true">Yes</option></select>
           <label>Arguments</label><textarea name="arguments" placeholder="x-message-ttl=60000&#10;x-max-length=1000"></textarea>
@@ -66,6 +68,7 @@ async function addQueue(form) {
   const v = formValues(form);
   try {
     const body = { durable: v.durable === "true", auto_delete: v.auto_delete === "true", arguments: parseArguments(v.arguments) };
+    if (v.type && v.type !== "classic") body.arguments["x-queue-type"] = v.type;
     await api("PUT", `/queues/${seg(v.vhost)}/${seg(v.name)}`, body);
     notify(`Queue ${v.name} added`, "info");
     form.reset();
@@ -118,15 +121,27 @@ export function queuePage(vhost, name) {
       renderChart(root.querySelector("#chart"), series, ["Ready", "Unacked"]);
       root.querySelector("#details").innerHTML = [
         ["Type", esc(q.type)], ["Features", badges(q) || '<span class="muted">none</span>'], ["State", stateCell(q.state)],
+        ...replicated(q),
         ["Ready", num(q.messages_ready)], ["Unacked", num(q.messages_unacknowledged)], ["Total", num(q.messages)],
         ["Message bytes", bytes(q.message_bytes)], ["Consumers", num(q.consumers)],
         ["Incoming", rate(q.message_stats, "publish")], ["Deliver / get", rate(q.message_stats, "deliver_get")],
+        ...(q.type === "stream" ? [["Segments", num(q.segments)], ["Committed offset", q.committed_offset ?? '<span class="muted">none</span>'],
+          ["First timestamp", q.first_timestamp ? esc(new Date(q.first_timestamp).toISOString()) : '<span class="muted">none</span>']] : []),
         ["Arguments", Object.keys(q.arguments).length ? `<span class="mono">${esc(JSON.stringify(q.arguments))}</span>` : '<span class="muted">none</span>'],
       ].map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`).join("");
       this.consumers.render(q.consumer_details || []);
       this.bindings.render(await get(`${path}/bindings`));
     },
   };
+}
+
+// What a quorum queue adds: its leader and members (one node here) and its delivery limit.
+function replicated(q) {
+  if (!q.members) return [];
+  const rows = [["Leader", esc(q.leader)], ["Members", esc(q.members.join(", "))], ["Online", esc(q.online.join(", "))]];
+  if (q.delivery_limit !== undefined) rows.push(["Delivery limit", q.delivery_limit < 0 ? "none" : num(q.delivery_limit)]);
+  if (q.messages_dlx) rows.push(["Dead letters held", num(q.messages_dlx)]);
+  return rows;
 }
 
 async function purge(vhost, name) {
