@@ -401,6 +401,34 @@ def test_publish_routed_and_errors(api: Http, unique: Callable[[str], str]) -> N
     }
 
 
+
+def test_publish_checks_the_properties_as_a_channel_does(api: Http, unique: Callable[[str], str]) -> None:
+    """The API's publish goes through a channel's checks: CC and BCC add routing keys (BCC is
+    dropped), a user-id must be the user's, an expiration must be a whole number of ms."""
+    main, copy = unique("cc-main"), unique("cc-copy")
+    for queue in (main, copy):
+        api.put(f"/api/queues/%2F/{q(queue)}", {"durable": False, "auto_delete": False})
+    try:
+        properties = {"headers": {"CC": [copy], "BCC": [copy]}}
+        message = {"routing_key": main, "payload": "x", "payload_encoding": "string", "properties": properties}
+        assert api.post("/api/exchanges/%2F/amq.default/publish", message).json == {"routed": True}
+        get = {"count": 5, "ackmode": "ack_requeue_false", "encoding": "auto"}
+        assert eventually(lambda: api.get(f"/api/queues/%2F/{q(copy)}").json.get("messages") == 1)
+        [got] = api.post(f"/api/queues/%2F/{q(copy)}/get", get).json
+        assert got["properties"]["headers"] == {"CC": [copy]}
+        wrong_user = dict(message, properties={"user_id": "someone-else"})
+        refused = api.post("/api/exchanges/%2F/amq.default/publish", wrong_user)
+        assert refused.status == 400
+        assert "user_id property set to 'someone-else' but authenticated user was 'guest'" in refused.json["reason"]
+        bad_expiration = dict(message, properties={"expiration": "soon"})
+        refused = api.post("/api/exchanges/%2F/amq.default/publish", bad_expiration)
+        assert refused.status == 400
+        assert "invalid expiration 'soon'" in refused.json["reason"]
+    finally:
+        for queue in (main, copy):
+            api.delete(f"/api/queues/%2F/{q(queue)}")
+
+
 # --- bindings ------------------------------------------------------------------------------------
 
 BINDING_FIELDS = ("source", "vhost", "destination", "destination_type", "routing_key", "arguments", "properties_key")

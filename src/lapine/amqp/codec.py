@@ -22,7 +22,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from lapine.amqp.errors import REPLY_NAMES, FrameError
+from lapine.amqp.constants import REPLY_NAMES
+from lapine.amqp.errors import FrameError
 
 __all__ = [
     "MAX_TABLE_DEPTH",

@@ -15,10 +15,11 @@ from lapine.amqp import spec
 from lapine.amqp.errors import ChannelError, ConnectionError
 from lapine.amqp.frames import content_frames, decode_publish, encode_deliver_frames
 from lapine.amqp.properties import malformed_properties, properties_are_valid
-from lapine.broker import direct_reply_to, names
+from lapine.broker import direct_reply_to, names, publish_checks
 from lapine.broker.consumer import Consumer
 from lapine.broker.exchange import Exchange
 from lapine.broker.message import Message
+from lapine.broker.publish_checks import INSPECT_FLAGS_HIGH, REPLY_TO_FLAG_HIGH, USER_ID_FLAG
 from lapine.broker.queue import Queue, QueuedMessage
 from lapine.broker.queue_types.declare_arguments import consume_problem
 from lapine.broker.stats import MessageStats
@@ -39,12 +40,6 @@ UNEXPECTED_FRAME = 505
 NOT_ALLOWED = 530
 NOT_IMPLEMENTED = 540
 INTERNAL_ERROR = 541
-
-# Property-flag bits, read straight from the raw content header (user-id in the low byte; the
-# others in the high one) so that properties are decoded only when one of them is set.
-_USER_ID_FLAG = 0x0010
-_REPLY_TO_FLAG_HIGH = 0x02
-_INSPECT_FLAGS_HIGH = 0x23  # headers (for CC/BCC), reply-to, expiration
 
 # The methods that may write durable exchanges, queues or bindings (broker/persistence.py).
 _DEFINITION_METHODS = (
@@ -353,10 +348,10 @@ class Channel:
             # Consumers get the header as it came: one that does not parse is refused here.
             raise malformed_properties(header)
         # Properties matter here only when one of these flags is set; most messages skip it all.
-        if header[12] & _INSPECT_FLAGS_HIGH or header[13] & _USER_ID_FLAG:
+        if header[12] & INSPECT_FLAGS_HIGH or header[13] & USER_ID_FLAG:
             self._inspect_properties(message)
         if self._topic_write and exchange.name in self._topic_write:
-            self._authorize_topic_write(self._topic_write[exchange.name], message)
+            publish_checks.check_topic_write(self._permissions, self._topic_write[exchange.name], message)
         self.stats.publish += 1
         self._message_sizes.observe(len(message.body))
         if self.confirm_mode:
@@ -382,16 +377,7 @@ class Channel:
             self._publish_version = self._permissions.version
         self._topic_write.pop(name, None)
         self.authorize("write", "exchange", name)
-        exchange = self.vhost.exchanges.get(name)
-        if exchange is None:
-            raise ChannelError(NOT_FOUND, f"no exchange '{name}' in vhost '{self.vhost.name}'", 60, 40)
-        if exchange.internal:
-            raise ChannelError(
-                ACCESS_REFUSED,
-                f"cannot publish to internal exchange '{exchange.name}' in vhost '{self.vhost.name}'",
-                60,
-                40,
-            )
+        exchange = publish_checks.publish_exchange(self.vhost, name)
         self._publish_exchanges[name] = exchange
         topic = self._topic_permission(exchange)
         if topic is not None:
@@ -399,14 +385,7 @@ class Channel:
         return exchange
 
     def _topic_permission(self, exchange: Exchange) -> TopicPermission | None:
-        if exchange.type != "topic":
-            return None
-        return self._permissions.topic.get((self.connection.username, self.vhost.name, exchange.name))
-
-    def _authorize_topic_write(self, topic: TopicPermission, message: Message) -> None:
-        """Every routing key of the message, CC and BCC ones too (as current RabbitMQ checks)."""
-        for key in (message.routing_key, *(message.cc or ()), *(message.bcc or ())):
-            self._permissions.check_topic(topic, "write", key)
+        return publish_checks.topic_permission(self._permissions, self.connection.username, exchange)
 
     def _authorize_topic_read(self, exchange: Exchange | None, routing_key: str) -> None:
         """A binding from a topic exchange: its routing key against the user's read pattern there."""
@@ -415,15 +394,10 @@ class Channel:
             self._permissions.check_topic(topic, "read", routing_key)
 
     def _inspect_properties(self, message: Message) -> None:
-        """The properties the broker acts on at publish: user-id, expiration, CC/BCC, reply-to."""
-        header = message.header_payload
-        if header[13] & _USER_ID_FLAG:
-            self._check_user_id(message)
-        if message.has_expiration:
-            message.ttl = self._expiration(message)
-        if message.may_name_recipients:
-            _take_recipients(message)
-        if header[12] & _REPLY_TO_FLAG_HIGH and message.properties.reply_to == direct_reply_to.QUEUE:
+        """The properties the broker acts on at publish: user-id, expiration, CC/BCC, and the
+        direct reply-to a request names."""
+        publish_checks.inspect_properties(message, self.connection.username)
+        if message.header_payload[12] & REPLY_TO_FLAG_HIGH and message.properties.reply_to == direct_reply_to.QUEUE:
             if self.reply_to is None:
                 raise ChannelError(PRECONDITION_FAILED, "fast reply consumer does not exist", 60, 40)
             self.reply_to.rewrite(message)
@@ -452,32 +426,6 @@ class Channel:
             else:
                 self.stats.drop_unroutable += 1
         return accepted
-
-    def _expiration(self, message: Message) -> int | None:
-        """The expiration property as milliseconds, refused as RabbitMQ refuses it."""
-        text = message.properties.expiration
-        if text is None:
-            return None
-        try:
-            ttl = int(text) if text.strip() == text and text.lstrip("-").isdigit() else None
-        except ValueError:
-            ttl = None
-        if ttl is None:
-            raise ChannelError(PRECONDITION_FAILED, f"invalid expiration '{text}': no_integer", 60, 40)
-        if ttl < 0:
-            raise ChannelError(PRECONDITION_FAILED, f"invalid expiration '{text}': {{value_negative,{ttl}}}", 60, 40)
-        return ttl
-
-    def _check_user_id(self, message: Message) -> None:
-        user_id = message.properties.user_id
-        username = self.connection.username
-        if user_id is not None and user_id != username:
-            raise ChannelError(
-                PRECONDITION_FAILED,
-                f"user_id property set to '{user_id}' but authenticated user was '{username}'",
-                60,
-                40,
-            )
 
     def flush_confirms(self) -> None:
         """Confirm everything published since the last flush: at once, or, when a persistent
@@ -1069,23 +1017,6 @@ class Channel:
         # The vhost keeps what closed channels counted, so its totals never go backwards.
         self.vhost.stats.add(self.stats)
         self.connection.broker.churn.channel_closed += 1
-
-
-def _take_recipients(message: Message) -> None:
-    """Sender-selected distribution: CC and BCC header keys add routing keys; BCC is removed."""
-    properties = message.properties
-    headers = properties.headers or {}
-    message.cc = _keys(headers.get("CC"))
-    message.bcc = _keys(headers.get("BCC"))
-    if "BCC" in headers:
-        properties.headers = {k: v for k, v in headers.items() if k != "BCC"}
-        message.header_payload = message.header_payload[:12] + properties.encode()
-
-
-def _keys(value: Any) -> list[str] | None:
-    if not isinstance(value, list):
-        return None
-    return [key for key in value if isinstance(key, str)] or None
 
 
 class Transaction:
