@@ -61,6 +61,12 @@ def read(store: DelayStore, owner: Owner, after: tuple[int, int], limit: int) ->
     return got[0]
 
 
+def sync(store: DelayStore, owner: Owner) -> None:
+    done: list[bool] = []
+    store.submit_barrier(lambda: done.append(True))
+    owner.pump_until(lambda: bool(done))
+
+
 @pytest.fixture(params=["sqlite", "memory"])
 def store(request: pytest.FixtureRequest, open_store: Callable[[], SqliteDelayStore]) -> DelayStore:
     return open_store() if request.param == "sqlite" else MemoryDelayStore()
@@ -85,6 +91,7 @@ def test_remove_and_drop_exchange(store: DelayStore, owner: Owner) -> None:
         store.add(row(seq, seq * 10, exchange_id=1 + seq % 2))
     store.remove([1, 2])
     store.drop_exchange(2)
+    sync(store, owner)  # a removal not yet on disk may still show in a read
     # Odd seqs were exchange 2's.
     assert [r.seq for r in read(store, owner, (-1, -1), 10)] == [4, 6]
 
@@ -110,6 +117,21 @@ def test_what_a_restart_finds(open_store: Callable[[], SqliteDelayStore], owner:
     assert recovered.counts == {1: 2, 3: 2}
     assert (recovered.last_seq, recovered.last_exchange_id) == (5, 3)
     assert [r.seq for r in read(again, owner, (-1, -1), 10)] == [1, 3, 4, 5]
+
+
+def test_a_read_sees_adds_still_waiting_for_the_writer(
+    open_store: Callable[[], SqliteDelayStore], owner: Owner
+) -> None:
+    store = open_store()
+    store.add_exchange(1, "/", "a")
+    for seq in range(1, 4):
+        store.add(row(seq, seq))
+    sync(store, owner)
+    for seq in range(4, 3000):  # several batches, most not committed when the read runs
+        store.add(row(seq, 10_000 - seq))
+    got = read(store, owner, (2, 2), 5)
+    assert [(r.due, r.seq) for r in got] == [(3, 3), (7001, 2999), (7002, 2998), (7003, 2997), (7004, 2996)]
+    assert len(read(store, owner, (-1, -1), 5000)) == 2999
 
 
 def test_a_barrier_runs_after_the_commit_and_idle_says_so(

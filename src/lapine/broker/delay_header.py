@@ -73,17 +73,22 @@ def _entries(header: bytes, span: tuple[int, int]) -> list[tuple[bytes, bytes]]:
     return entries
 
 
-def delay_of(header: bytes) -> int | None:
-    """The message's delay in ms as the plugin reads it, or None when it has none it can use."""
+Parsed = tuple[tuple[int, int], list[tuple[bytes, bytes]]]  # the headers' span, and their entries
+
+
+def parse(header: bytes) -> tuple[int | None, Parsed | None]:
+    """The message's delay in ms as the plugin reads it (None when it has none it can use), and
+    its headers as parsed, for ``released_header``."""
     if len(header) < 14 or not header[12] & 0x20 or _KEY not in header:
-        return None
+        return None, None
     span = _headers_span(header)
     if span is None:
-        return None
-    for key, raw in _entries(header, span):
+        return None, None
+    entries = _entries(header, span)
+    for key, raw in entries:
         if key == _KEY:
-            return _typed_delay(raw)
-    return None
+            return _typed_delay(raw), (span, entries)
+    return None, None
 
 
 def _typed_delay(raw: bytes) -> int | None:
@@ -107,13 +112,12 @@ def is_held(delay: int | None) -> bool:
     return delay is not None and 0 < delay <= MAX_DELAY
 
 
-def released_header(header: bytes, delay: int) -> bytes:
+def released_header(header: bytes, delay: int, parsed: Parsed) -> bytes:
     """The content header a released message carries: x-delay set to -delay (a long), and the
     headers table sorted by key with duplicates dropped, as RabbitMQ 4.x renders it."""
-    span = _headers_span(header)
-    assert span is not None, "a held message has an x-delay header"
+    span, found = parsed
     entries: dict[bytes, bytes] = {_KEY: b"l" + _I64.pack(-delay)}
-    for key, raw in _entries(header, span):
+    for key, raw in found:
         entries.setdefault(key, raw)
     table = b"".join(bytes([len(key)]) + key + raw for key, raw in sorted(entries.items()))
     start, end = span

@@ -20,16 +20,11 @@ from __future__ import annotations
 
 import heapq
 import logging
+import math
 from functools import partial
 from typing import TYPE_CHECKING
 
-from lapine.broker.delay_header import (
-    INTERNAL_ERROR,
-    ChannelCrash,
-    delay_of,
-    is_held,
-    released_header,
-)
+from lapine.broker.delay_header import INTERNAL_ERROR, ChannelCrash, is_held, parse, released_header
 from lapine.broker.message import Message
 from lapine.store.delayed import DelayedRow, DelayStore, MemoryDelayStore
 
@@ -93,10 +88,10 @@ class DelayedMessages:
 
         ``all_keys``: the message's CC and BCC keys are kept with it, to route it by all of them
         (False when a binding from another exchange brought it here for one of its keys)."""
-        delay = delay_of(message.header_payload)
+        delay, parsed = parse(message.header_payload)
         if not is_held(delay):
             return False
-        assert delay is not None
+        assert delay is not None and parsed is not None
         if self.store.failed is not None:
             # The plugin's store call fails inside the channel: RabbitMQ closes the connection.
             raise ChannelCrash(INTERNAL_ERROR, f"delayed messages cannot be stored: {self.store.failed}")
@@ -105,13 +100,15 @@ class DelayedMessages:
         self._next_seq = seq + 1
         keys = _encode_keys([*(message.cc or ()), *(message.bcc or ())]) if all_keys else b""
         row = DelayedRow(
-            self._now_ms() + delay,
+            # The next whole millisecond: released at or after the delay, never a fraction early.
+            math.ceil(self.broker.scheduler.wall_time() * 1000) + delay,
             seq,
             exchange_id,
             message.exchange_bytes,
             message.routing_key_bytes,
             keys,
-            message.header_payload,
+            # Kept as it will be released: x-delay negated (the plugin swaps it on release).
+            released_header(message.header_payload, delay, parsed),
             message.body,
         )
         self.store.add(row)
@@ -245,12 +242,10 @@ class DelayedMessages:
         vhost = exchange.vhost
         if self.broker.vhosts.get(vhost.name) is not vhost:
             return
-        delay = delay_of(row.header)
-        assert delay is not None
         message = Message(
             row.exchange.decode("utf-8", "surrogateescape"),
             row.routing_key.decode("utf-8", "surrogateescape"),
-            released_header(row.header, delay),
+            row.header,
             row.body,
         )
         if row.keys:

@@ -501,7 +501,7 @@ class VirtualHost:
     def publish_released(self, exchange: Exchange, message: Message) -> None:
         """A delayed message is due: routed now through its exchange, with no publisher to tell
         (its publish was counted when it came)."""
-        queues = self.route(exchange, message)
+        queues = self._route_now(exchange, message)
         exchange.stats.publish_out += len(queues)
         self.stats.publish_out += len(queues)
         for queue in queues:
@@ -514,6 +514,9 @@ class VirtualHost:
             # Held: the exchange routed it nowhere for now, so its alternate exchange gets it, as
             # in RabbitMQ (rabbit_exchange:route1 tries it for any exchange that routes to none).
             return self._route_held(exchange, message)
+        return self._route_now(exchange, message)
+
+    def _route_now(self, exchange: Exchange, message: Message) -> list[Queue]:
         if message.cc is None and message.bcc is None:
             return self._route_with_alternates(exchange, message)
         found: dict[Queue, None] = {}

@@ -7,7 +7,7 @@ ones in with ``read_after``; everything else lives here.
 
 Threading follows lapine.store.base: one owner thread calls every method; writes never block;
 reads and barriers answer through callbacks on the owner thread, and a read sees every write
-submitted before it. ``MemoryDelayStore`` answers at once (the model's, and a broker's without a
+submitted before it (see ``read_after``). ``MemoryDelayStore`` answers at once (the model's, and a broker's without a
 data directory); ``SqliteDelayStore`` (delayed_sqlite.py) writes from a thread of its own.
 """
 
@@ -29,7 +29,7 @@ class DelayedRow(NamedTuple):
     exchange: bytes  # the exchange it was published to, as on the wire
     routing_key: bytes
     keys: bytes  # its CC and BCC routing keys, each a length byte and the key (empty: none)
-    header: bytes  # the content-header payload
+    header: bytes  # the content-header payload it is to be released with
     body: bytes
 
 
@@ -48,6 +48,11 @@ class DelayStore(ABC):
     @abstractmethod
     def failed(self) -> BaseException | None:
         """The storage error that stopped the store, or None."""
+
+    @property
+    @abstractmethod
+    def backlog(self) -> int:
+        """Writes submitted and not yet on disk: publishers are held back while it is long."""
 
     @abstractmethod
     def idle(self) -> bool:
@@ -76,7 +81,9 @@ class DelayStore(ABC):
     def read_after(
         self, after: tuple[int, int], limit: int, callback: Callable[[list[DelayedRow]], None]
     ) -> None:
-        """At most ``limit`` rows with (due, seq) > ``after``, in that order, to ``callback``."""
+        """At most ``limit`` rows with (due, seq) > ``after``, in that order, to ``callback``.
+        Every row added before the call is seen; one removed or dropped by a write not yet on
+        disk may still be (the broker asks beyond what it released, and skips dropped ones)."""
 
     @abstractmethod
     def recover(self) -> DelayRecovery:
@@ -97,6 +104,10 @@ class MemoryDelayStore(DelayStore):
     @property
     def failed(self) -> BaseException | None:
         return None
+
+    @property
+    def backlog(self) -> int:
+        return 0
 
     def idle(self) -> bool:
         return True

@@ -5,7 +5,10 @@ next ones due with one range scan. Exchanges get a row each, named by (vhost, na
 message knows which exchange holds it across a restart. The owner thread appends operations to an
 open batch and hands it to the writer at the end of the event-loop tick (through ``notify``) or
 when it is full; the writer applies every batch waiting in one transaction (group commit), then
-passes their reads' results and barriers back through ``notify``, in order. ``synchronous=FULL``
+passes their barriers back through ``notify``, in order. Reads go to a second connection on a
+thread of its own, so that the broker's window, which waits for them, never waits behind the
+writes: they see what is committed, and the owner adds the rows of the batches submitted before
+the read and not yet committed (it still holds them), so a read still sees every earlier write. ``synchronous=FULL``
 in WAL mode: a commit is fsync'd, so a barrier, and therefore a publisher confirm, means the
 message is on disk. A failed write stops the store (``failed``); what it caught is never
 confirmed, and the broker refuses delayed messages from then on.
@@ -13,6 +16,7 @@ confirmed, and the broker refuses delayed messages from then on.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
@@ -51,15 +55,30 @@ _READ = (
 )
 
 # Operation kinds in a batch.
-_ADD, _REMOVE, _DROP, _EXCHANGE, _READ_OP, _BARRIER = range(6)
+_ADD, _REMOVE, _DROP, _EXCHANGE, _BARRIER = range(5)
 
 
 class _Batch:
-    __slots__ = ("ops", "rows")
+    __slots__ = ("number", "ops", "rows")
 
     def __init__(self) -> None:
         self.ops: list[tuple[Any, ...]] = []
         self.rows = 0
+        self.number = 0  # given at handoff: batches are committed in this order
+
+
+class _Read:
+    """A read asked for: where, and which writes were submitted before it (they must show)."""
+
+    __slots__ = ("after", "batch", "callback", "limit", "ops")
+
+    def __init__(self, after: tuple[int, int], limit: int, callback: Callable[[list[DelayedRow]], None],
+                 batch: _Batch) -> None:
+        self.after = after
+        self.limit = limit
+        self.callback = callback
+        self.batch = batch  # the batch that was open when it was asked, and how far it went
+        self.ops = len(batch.ops)
 
 
 class SqliteDelayStore(DelayStore):
@@ -84,14 +103,26 @@ class SqliteDelayStore(DelayStore):
         self._committed = 0  # written by the writer thread; only ever grows
         self._barriers = 0  # submitted barriers whose callback has not run yet
         self._queue: queue_mod.SimpleQueue[_Batch | None] = queue_mod.SimpleQueue()
+        # Reads run on a connection and thread of their own, so that they do not wait behind the
+        # writes: they see what is committed, and the owner adds what its batches not yet
+        # committed hold (``_unwritten``, by batch number; ``_written`` is the last committed).
+        self._next_number = 1
+        self._written = 0  # written by the writer thread; only ever grows
+        self._unwritten: collections.deque[_Batch] = collections.deque()
+        self._reads: queue_mod.SimpleQueue[_Read | None] = queue_mod.SimpleQueue()
+        self._reads_out = 0
         self._conn = self._open(fsync)
         try:
             self._recovery = _recover(self._conn)
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise StoreError(f"{self.path} is damaged or not a Lapine database ({exc})") from exc
+        self._reader_conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._reader_conn.execute("PRAGMA query_only = 1")
         self._writer = threading.Thread(target=self._writer_main, name="lapine-delayed-writer", daemon=True)
         self._writer.start()
+        self._reader = threading.Thread(target=self._reader_main, name="lapine-delayed-reader", daemon=True)
+        self._reader.start()
 
     def _open(self, fsync: bool) -> sqlite3.Connection:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -146,7 +177,20 @@ class SqliteDelayStore(DelayStore):
     def _handoff(self) -> None:
         if self._batch.ops:
             batch, self._batch = self._batch, _Batch()
+            batch.number = self._next_number
+            self._next_number += 1
+            self._forget_written()
+            self._unwritten.append(batch)
             self._queue.put(batch)
+
+    def _forget_written(self) -> None:
+        """Batches committed are no longer needed for reads (none is out that could want them)."""
+        if self._reads_out:
+            return
+        written = self._written
+        unwritten = self._unwritten
+        while unwritten and unwritten[0].number <= written:
+            unwritten.popleft()
 
     def submit_barrier(self, callback: Callback) -> None:
         self._barriers += 1
@@ -174,7 +218,28 @@ class SqliteDelayStore(DelayStore):
     def read_after(
         self, after: tuple[int, int], limit: int, callback: Callable[[list[DelayedRow]], None]
     ) -> None:
-        self._append((_READ_OP, after, limit, callback), 0)
+        if self._closed:
+            raise StoreError("the delayed-message store is closed")
+        self._reads_out += 1
+        self._reads.put(_Read(after, limit, callback, self._batch))
+
+    def _read_done(self, read: _Read, written: int, rows: list[DelayedRow]) -> None:
+        """On the owner: what the read found committed (up to batch ``written`` at least), and
+        the rows of later batches submitted before the read, in (due, seq) order."""
+        self._reads_out -= 1
+        extra: list[DelayedRow] = []
+        for batch in (*self._unwritten, self._batch):
+            last = batch is read.batch  # later batches came after the read
+            if not batch.number or batch.number > written:
+                ops = batch.ops[: read.ops] if last else batch.ops
+                extra.extend(op[1] for op in ops if op[0] == _ADD and (op[1].due, op[1].seq) > read.after)
+            if last:
+                break
+        if extra:
+            seen = {row.seq for row in rows}
+            rows = sorted([*rows, *(row for row in extra if row.seq not in seen)])[: read.limit]
+        self._forget_written()
+        read.callback(rows)
 
     def recover(self) -> DelayRecovery:
         return self._recovery
@@ -186,9 +251,29 @@ class SqliteDelayStore(DelayStore):
         self._handoff()
         self._closed = True
         self._queue.put(None)
+        self._reads.put(None)
         self._writer.join()
+        self._reader.join()
         with contextlib.suppress(sqlite3.Error):
             self._conn.close()
+            self._reader_conn.close()
+
+    # --- the reader thread -------------------------------------------------------------------
+
+    def _reader_main(self) -> None:
+        conn = self._reader_conn
+        while True:
+            read = self._reads.get()
+            if read is None:
+                return
+            # Read before the snapshot starts: the snapshot holds at least these batches.
+            written = self._written
+            try:
+                found = [DelayedRow(*row) for row in conn.execute(_READ, (*read.after, read.limit))]
+            except sqlite3.Error as exc:
+                log.error("Reading delayed messages from %s failed: %s", self.path, exc)
+                found = []
+            self._notify(partial(self._read_done, read, written, found))
 
     # --- the writer thread -------------------------------------------------------------------
 
@@ -236,15 +321,12 @@ class SqliteDelayStore(DelayStore):
                         conn.execute("DELETE FROM exchanges WHERE id = ?", (op[1],))
                     elif kind == _EXCHANGE:
                         conn.execute("INSERT OR REPLACE INTO exchanges VALUES (?, ?, ?)", op[1:])
-                    elif kind == _READ_OP:
-                        (due, seq), limit, callback = op[1], op[2], op[3]
-                        found = [DelayedRow(*row) for row in conn.execute(_READ, (due, seq, limit))]
-                        answers.append(_answer(callback, found))
                     else:
                         answers.append(op[1])
             if adds:
                 conn.executemany(_INSERT, adds)
             conn.execute("COMMIT")
+            self._written = batches[-1].number
         except BaseException as exc:
             with contextlib.suppress(sqlite3.Error):
                 conn.execute("ROLLBACK")
@@ -257,10 +339,6 @@ class SqliteDelayStore(DelayStore):
         self._committed += rows
         if answers:
             self._notify(lambda: _run(answers))
-
-
-def _answer(callback: Callable[[list[DelayedRow]], None], rows: list[DelayedRow]) -> Callback:
-    return lambda: callback(rows)
 
 
 def _run(callbacks: list[Callback]) -> None:
