@@ -226,6 +226,7 @@ class Method:
     CLASS_ID: ClassVar[int] = 0
     METHOD_ID: ClassVar[int] = 0
     INDEX: ClassVar[int] = 0  # CLASS_ID << 16 | METHOD_ID, the key of METHODS
+    IDS: ClassVar[tuple[int, int]] = (0, 0)  # (CLASS_ID, METHOD_ID): an error's ``*Method.IDS``
     NAME: ClassVar[str] = ""
     SYNCHRONOUS: ClassVar[bool] = False
     HAS_CONTENT: ClassVar[bool] = False
@@ -405,6 +406,7 @@ def _method_class(w: Writer, spec: dict[str, Any], klass: dict[str, Any], method
     w(f"CLASS_ID = {class_id}", 1)
     w(f"METHOD_ID = {method_id}", 1)
     w(f"INDEX = 0x{class_id << 16 | method_id:08X}", 1)
+    w(f"IDS = ({class_id}, {method_id})", 1)
     w(f'NAME = "{klass["name"]}.{method["name"]}"', 1)
     w(f"SYNCHRONOUS = {bool(method.get('synchronous', False))}", 1)
     w(f"HAS_CONTENT = {content}", 1)

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from lapine.amqp.constants import REPLY_NAMES
+from lapine.amqp.constants import FRAME_ERROR, REPLY_NAMES
 from lapine.amqp.errors import FrameError
 
 __all__ = [
@@ -45,7 +45,6 @@ __all__ = [
     "rabbit_reply_text",
 ]
 
-FRAME_ERROR = 501
 
 # RabbitMQ parses nested tables by plain recursion with no limit. Python's recursion limit is
 # ~1000 frames and each level costs two, so a limit is needed; 128 levels is far beyond anything a

@@ -188,7 +188,7 @@ class Acknowledgements:
 
     def _recover(self, requeue: bool) -> None:
         if not requeue:
-            raise ConnectionError(NOT_IMPLEMENTED, "requeue=false", 60, 110)
+            raise ConnectionError(NOT_IMPLEMENTED, "requeue=false", *spec.BasicRecover.IDS)
         taken = list(self.unacked.items())
         self.unacked.clear()
         self._settle(taken, requeue=True)

@@ -12,6 +12,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lapine.amqp import spec
+from lapine.amqp.constants import (
+    ACCESS_REFUSED,
+    COMMAND_INVALID,
+    NO_ROUTE,
+    NOT_ALLOWED,
+    NOT_FOUND,
+    NOT_IMPLEMENTED,
+    PRECONDITION_FAILED,
+)
 from lapine.amqp.errors import ChannelError, ConnectionError
 from lapine.amqp.frames import content_frames, encode_deliver_frames
 from lapine.amqp.properties import malformed_properties, properties_are_valid
@@ -34,15 +43,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lapine.channel")
 
-ACCESS_REFUSED = 403
-NOT_FOUND = 404
-PRECONDITION_FAILED = 406
-FRAME_ERROR = 501
-COMMAND_INVALID = 503
-UNEXPECTED_FRAME = 505
-NOT_ALLOWED = 530
-NOT_IMPLEMENTED = 540
-INTERNAL_ERROR = 541
 
 # The methods that may write durable exchanges, queues or bindings (broker/persistence.py).
 _DEFINITION_METHODS = (
@@ -292,7 +292,7 @@ class Channel(ContentAssembly, PublisherConfirms, Acknowledgements, Transactions
         publish_checks.inspect_properties(message, self.connection.username)
         if message.header_payload[12] & REPLY_TO_FLAG_HIGH and message.properties.reply_to == direct_reply_to.QUEUE:
             if self.reply_to is None:
-                raise ChannelError(PRECONDITION_FAILED, "fast reply consumer does not exist", 60, 40)
+                raise ChannelError(PRECONDITION_FAILED, "fast reply consumer does not exist", *spec.BasicPublish.IDS)
             self.reply_to.rewrite(message)
 
     def route_and_enqueue(self, exchange: Exchange, message: Message, mandatory: bool) -> bool:
@@ -309,7 +309,7 @@ class Channel(ContentAssembly, PublisherConfirms, Acknowledgements, Transactions
                 self.stats.return_unroutable += 1
                 self.send_content(
                     spec.BasicReturn(
-                        reply_code=312,
+                        reply_code=NO_ROUTE,
                         reply_text="NO_ROUTE",
                         exchange=message.exchange,
                         routing_key=message.routing_key,
@@ -324,7 +324,7 @@ class Channel(ContentAssembly, PublisherConfirms, Acknowledgements, Transactions
 
     def on_flow(self, method: spec.ChannelFlow) -> None:
         if not method.active:
-            raise ConnectionError(NOT_IMPLEMENTED, "active=false", 20, 20)
+            raise ConnectionError(NOT_IMPLEMENTED, "active=false", *spec.ChannelFlow.IDS)
         self.send_method(spec.ChannelFlowOk(active=True))
 
     def on_access_request(self, method: spec.AccessRequest) -> None:
@@ -476,7 +476,7 @@ class Channel(ContentAssembly, PublisherConfirms, Acknowledgements, Transactions
 
     def on_basic_qos(self, method: spec.BasicQos) -> None:
         if method.prefetch_size:
-            raise ConnectionError(NOT_IMPLEMENTED, f"prefetch_size!=0 ({method.prefetch_size})", 60, 10)
+            raise ConnectionError(NOT_IMPLEMENTED, f"prefetch_size!=0 ({method.prefetch_size})", *spec.BasicQos.IDS)
         if method.global_:
             self.prefetch_global = method.prefetch_count
             self.refill()
@@ -487,7 +487,7 @@ class Channel(ContentAssembly, PublisherConfirms, Acknowledgements, Transactions
     def on_basic_consume(self, method: spec.BasicConsume) -> None:
         tag = method.consumer_tag or names.consumer_tag()
         if tag in self.consumers or (self.reply_to is not None and self.reply_to.tag == tag):
-            raise ConnectionError(NOT_ALLOWED, f"attempt to reuse consumer tag '{tag}'", 60, 20)
+            raise ConnectionError(NOT_ALLOWED, f"attempt to reuse consumer tag '{tag}'", *spec.BasicConsume.IDS)
         if 0 < self._max_consumers <= len(self.consumers):
             # RabbitMQ's consumer_max_per_channel, checked as it does, before the queue is looked at.
             raise ConnectionError(

@@ -20,7 +20,6 @@ from lapine.broker.message import Message
 NO_METHOD = "expected method frame, got non method frame instead"
 _NO_HEADER = "expected content header for class 60, got non content header frame instead"
 _NO_BODY = "expected content body, got non content body frame instead"
-_PUBLISH = (spec.BasicPublish.CLASS_ID, spec.BasicPublish.METHOD_ID)
 
 
 class ContentAssembly:
@@ -41,8 +40,8 @@ class ContentAssembly:
     def _content_expected(self) -> None:
         """A frame other than the content header or body that the publish in progress needs."""
         if self._header is None:
-            raise ConnectionError(UNEXPECTED_FRAME, _NO_HEADER, 60, 40)
-        raise ConnectionError(UNEXPECTED_FRAME, _NO_BODY, 60, 40)
+            raise ConnectionError(UNEXPECTED_FRAME, _NO_HEADER, *spec.BasicPublish.IDS)
+        raise ConnectionError(UNEXPECTED_FRAME, _NO_BODY, *spec.BasicPublish.IDS)
 
     def publish_whole(self, method_payload: bytes, header: bytes, body: bytes) -> None:
         """A publish whose header and body came in the same read: no assembly state needed."""
@@ -50,7 +49,7 @@ class ContentAssembly:
             self._content_expected()
         exchange, routing_key, mandatory, immediate = decode_publish(method_payload)
         if immediate:
-            raise ConnectionError(NOT_IMPLEMENTED, "immediate=true", 60, 40)
+            raise ConnectionError(NOT_IMPLEMENTED, "immediate=true", *spec.BasicPublish.IDS)
         if len(body) > self._max_message_size:
             self._refuse_size(len(body))
         self.publish(Message(exchange, routing_key, header, body), mandatory)
@@ -67,7 +66,7 @@ class ContentAssembly:
         if self._publish is not None:
             self._content_expected()
         if immediate:
-            raise ConnectionError(NOT_IMPLEMENTED, "immediate=true", 60, 40)
+            raise ConnectionError(NOT_IMPLEMENTED, "immediate=true", *spec.BasicPublish.IDS)
         self._publish = (exchange, routing_key, mandatory)
 
     def on_header(self, payload: bytes) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from lapine.amqp.constants import CONNECTION_FORCED
 from lapine.amqp.errors import ConnectionError
 from lapine.auth.passwords import ALGORITHMS, HASHING_ALGORITHM
 from lapine.auth.permissions import Permission, TopicPermission, pattern_error
@@ -26,9 +27,6 @@ if TYPE_CHECKING:
 
 # The RabbitMQ release whose behaviour Lapine follows: tools read it to pick API features.
 RABBITMQ_COMPATIBLE_VERSION = "3.13.7"
-CONNECTION_FORCED = 320
-RESOURCE_LOCKED = 405
-PRECONDITION_FAILED = 406
 # RabbitMQ's password hashing algorithms, and Lapine's PBKDF2 one (lapine.auth.passwords).
 HASHING_ALGORITHMS = ALGORITHMS
 

@@ -11,13 +11,12 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from lapine import __version__
+from lapine.amqp.constants import PRECONDITION_FAILED, RESOURCE_LOCKED
 from lapine.amqp.errors import AMQPError
 from lapine.auth.permissions import Permission, TopicPermission
 from lapine.auth.users import User
 from lapine.broker.definitions import (
-    PRECONDITION_FAILED,
     RABBITMQ_COMPATIBLE_VERSION,
-    RESOURCE_LOCKED,
     DefinitionError,
     add_vhost,
     parse_tags,

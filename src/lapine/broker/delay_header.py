@@ -19,9 +19,9 @@ import re
 import struct
 
 from lapine.amqp.codec import decode_value
+from lapine.amqp.constants import INTERNAL_ERROR
 from lapine.amqp.errors import ConnectionError
 
-INTERNAL_ERROR = 541
 # Erlang's largest timer, the plugin's upper bound on a delay (ms).
 MAX_DELAY = 4294967295
 

@@ -24,7 +24,8 @@ import math
 from functools import partial
 from typing import TYPE_CHECKING
 
-from lapine.broker.delay_header import INTERNAL_ERROR, ChannelCrash, is_held, parse, released_header
+from lapine.amqp.constants import INTERNAL_ERROR
+from lapine.broker.delay_header import ChannelCrash, is_held, parse, released_header
 from lapine.broker.message import Message
 from lapine.store.delayed import DelayedRow, DelayStore, MemoryDelayStore
 

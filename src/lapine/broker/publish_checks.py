@@ -17,7 +17,8 @@ if TYPE_CHECKING:
     from lapine.broker.message import Message
     from lapine.broker.vhost import VirtualHost
 
-_PUBLISH = (spec.BasicPublish.CLASS_ID, spec.BasicPublish.METHOD_ID)
+
+_PUBLISH = spec.BasicPublish.IDS  # the method these errors are about
 
 # Property-flag bits, read straight from the raw content header (user-id in the low byte; the
 # others in the high one) so that properties are decoded only when one of them is set.

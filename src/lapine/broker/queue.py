@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from lapine.amqp.constants import PRECONDITION_FAILED
 from lapine.amqp.errors import ChannelError
 from lapine.broker.consumer_ring import ConsumerRing
 from lapine.broker.message import Message
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
     from lapine.store.base import StoredMessage
 
 
-PRECONDITION_FAILED = 406
 
 
 class QueuedMessage:

@@ -33,6 +33,8 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from lapine.amqp import spec
+from lapine.amqp.constants import NOT_IMPLEMENTED, RESOURCE_LOCKED
 from lapine.amqp.errors import ChannelError, ConnectionError
 from lapine.amqp.spec import BasicProperties, encode_content_header
 from lapine.broker.message import Message
@@ -47,8 +49,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lapine.quorum")
 
-RESOURCE_LOCKED = 405
-NOT_IMPLEMENTED = 540
 # The module RabbitMQ names quorum queues by (in texts and in Prometheus labels).
 MODULE = "rabbit_quorum_queue"
 DEFAULT_DELIVERY_LIMIT = 20
@@ -350,7 +350,8 @@ class QuorumQueue(Queue):
         self, *, no_ack: bool, prefetch: int, prefetch_global: int, arguments: Mapping[str, Any]
     ) -> None:
         if prefetch_global:
-            raise ConnectionError(NOT_IMPLEMENTED, f"{self._resource} does not support global qos", 60, 20)
+            text = f"{self._resource} does not support global qos"
+            raise ConnectionError(NOT_IMPLEMENTED, text, *spec.BasicConsume.IDS)
 
     def check_get(self) -> None:
         if self.single_active_consumer:

@@ -75,7 +75,8 @@ class Transactions:
             self.tx = Transaction()
         store = self.connection.broker.store
         if durable and store is not None and store.failed is not None:
-            raise ConnectionError(INTERNAL_ERROR, f"the transaction cannot be made durable: {store.failed}", 90, 20)
+            text = f"the transaction cannot be made durable: {store.failed}"
+            raise ConnectionError(INTERNAL_ERROR, text, *spec.TxCommit.IDS)
         if durable and store is not None:
             # commit-ok means the transaction's messages are on disk, as in RabbitMQ.
             self.connection.broker.submit_barrier(

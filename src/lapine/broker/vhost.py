@@ -11,6 +11,14 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from lapine.amqp.constants import (
+    ACCESS_REFUSED,
+    COMMAND_INVALID,
+    INTERNAL_ERROR,
+    NOT_FOUND,
+    PRECONDITION_FAILED,
+    RESOURCE_LOCKED,
+)
 from lapine.amqp.errors import ChannelError, ConnectionError
 from lapine.broker import arguments as args
 from lapine.broker import dead_letter, names
@@ -36,12 +44,6 @@ if TYPE_CHECKING:
     from lapine.broker.queue import QueuedMessage
     from lapine.broker.scheduler import Scheduler
 
-ACCESS_REFUSED = 403
-NOT_FOUND = 404
-RESOURCE_LOCKED = 405
-PRECONDITION_FAILED = 406
-COMMAND_INVALID = 503
-INTERNAL_ERROR = 541
 
 STANDARD_EXCHANGES = (
     ("amq.direct", "direct"),

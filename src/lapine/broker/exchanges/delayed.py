@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from lapine.amqp.constants import PRECONDITION_FAILED
 from lapine.amqp.errors import ChannelError
 
 TYPE_NAME = "x-delayed-message"
 DESCRIPTION = "Delayed Message Exchange."
 ARGUMENT = "x-delayed-type"
-PRECONDITION_FAILED = 406
 
 _MUST_EXIST = "Invalid argument, 'x-delayed-type' must be an existing exchange type"
 _NOT_ITSELF = "Invalid argument, 'x-delayed-message' can't be used for 'x-delayed-type'"
