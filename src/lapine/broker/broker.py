@@ -12,9 +12,9 @@ from lapine.amqp.errors import ConnectionError
 from lapine.auth.permissions import Permission, Permissions
 from lapine.auth.users import Users
 from lapine.broker.churn import Churn
-from lapine.broker.connection import default_cluster_name, server_properties
 from lapine.broker.message_sizes import MessageSizes
 from lapine.broker.scheduler import ManualScheduler, Scheduler
+from lapine.broker.server_identity import default_cluster_name, server_properties
 from lapine.broker.stats import MessageStats
 from lapine.broker.vhost import VirtualHost
 from lapine.config import Config

@@ -10,13 +10,10 @@ asyncio layer (lapine.server.protocol) only moves bytes and runs timers: it is w
 from __future__ import annotations
 
 import logging
-import platform
-import socket
 from collections.abc import Callable
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from lapine import __version__
 from lapine.amqp import spec
 from lapine.amqp.codec import frame_description
 from lapine.amqp.errors import AMQPError, ChannelError, ConnectionError
@@ -24,6 +21,7 @@ from lapine.amqp.frames import PROTOCOL_HEADER, FrameReader, FrameReaderError, d
 from lapine.auth import sasl
 from lapine.broker import flow
 from lapine.broker.channel import NO_METHOD, Channel
+from lapine.broker.server_identity import connection_start
 from lapine.log_text import one_line
 
 if TYPE_CHECKING:
@@ -347,7 +345,7 @@ class Connection:
             self._finish()
             return b""
         self.state = State.AWAIT_START_OK
-        self.send_method(0, self._start_method())
+        self.send_method(0, connection_start(self.broker.server_properties()))
         return data[needed:]
 
     def _frames_received(self, frames: list[tuple[int, int, Any]]) -> None:
@@ -504,15 +502,6 @@ class Connection:
                 method.CLASS_ID,
                 method.METHOD_ID,
             )
-
-    def _start_method(self) -> spec.ConnectionStart:
-        return spec.ConnectionStart(
-            version_major=0,
-            version_minor=9,
-            server_properties=self.broker.server_properties(),
-            mechanisms=sasl.MECHANISMS,
-            locales=b"en_US",
-        )
 
     def _start_ok(self, method: spec.ConnectionStartOk) -> None:
         self.client_properties = method.client_properties or {}
@@ -688,29 +677,3 @@ def _negotiate(field: str, client: int, server: int, minimum: int) -> int:
         )
     return client or server
 
-
-def server_properties(cluster_name: str) -> dict[str, Any]:
-    """What connection.start tells a client about us; the capabilities are RabbitMQ's."""
-    return {
-        "capabilities": {
-            "publisher_confirms": True,
-            "exchange_exchange_bindings": True,
-            "basic.nack": True,
-            "consumer_cancel_notify": True,
-            "connection.blocked": True,
-            "consumer_priorities": True,
-            "authentication_failure_close": True,
-            "per_consumer_qos": True,
-            "direct_reply_to": True,
-        },
-        "cluster_name": cluster_name,
-        "copyright": "Copyright (c) the Lapine developers",
-        "information": "Licensed under the MIT License",
-        "platform": f"Python {platform.python_version()}",
-        "product": "Lapine",
-        "version": __version__,
-    }
-
-
-def default_cluster_name() -> str:
-    return f"lapine@{socket.gethostname()}"
