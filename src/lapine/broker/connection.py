@@ -21,6 +21,7 @@ from lapine.amqp.frames import PROTOCOL_HEADER, FrameReader, FrameReaderError, d
 from lapine.auth import sasl
 from lapine.broker import flow
 from lapine.broker.channel import NO_METHOD, Channel
+from lapine.broker.output_buffer import OutputBuffer
 from lapine.broker.server_identity import connection_start
 from lapine.log_text import one_line
 
@@ -40,8 +41,6 @@ INTERNAL_ERROR = 541
 CONNECTION_FORCED = 320
 
 _PUBLISH_IDS = b"\x00\x3c\x00\x28"  # basic.publish: class 60, method 40
-# Output gathered for one socket write; past it, deliveries to this connection wait a tick.
-OUTPUT_PER_TICK = 256 * 1024
 # Output a client may leave unread beyond one message of the largest size, before its requests wait.
 OUTPUT_SLACK = 4 * 1024 * 1024
 _HANDSHAKE_FRAME_MAX = 131072
@@ -84,7 +83,6 @@ class Connection:
         self.peer_host, self.peer_port = peer[0], peer[1]
         self.wakeup = wakeup
         self.state = State.AWAIT_HEADER
-        self.output: list[bytes] = []
         self.finished = False  # the transport should close once output is written
         self._header = b""
         self.reader = FrameReader(_HANDSHAKE_FRAME_MAX)
@@ -104,10 +102,6 @@ class Connection:
         self.auth_mechanism = ""
         self.connected_at = broker.scheduler.wall_time()
         self.bytes_received = 0
-        self.writable = True
-        self.output_size = 0
-        self._socket_full = False
-        self._output_full = False
         self.bytes_sent = 0
         # Set on every publish; the asyncio layer reads and clears it to block publishers (alarms).
         self.published = False
@@ -120,14 +114,14 @@ class Connection:
         # credit is used up (or the output is over its limit, below).
         self.credit = flow.Credit()
         self.held: list[tuple[int, int, Any]] | None = None
-        # Output not yet taken by the socket (the transport's buffer, told by the asyncio layer).
-        # Past ``output_limit`` with ours, requests wait: a client that does not read what we send
-        # cannot make us buffer without bound (basic.get after basic.get of a big message).
-        # Deliveries stop much earlier (``writable``), so this is reached only by replies.
-        self.output_pending = 0
-        self.output_limit = config.max_message_size + OUTPUT_SLACK
         # Set when the next frame must wait: out of credit, or too much output unread.
         self._hold_next = False
+        # What we send; past its unread limit, requests wait (the client does not read us).
+        self.out = OutputBuffer(
+            wakeup, self._writable_changed, config.max_message_size + OUTPUT_SLACK, self._unread_output
+        )
+        # The hot path calls the buffer's own method, with no call of ours in between.
+        self.send: Callable[[bytes], None] = self.out.send
         # Answers to definition changes waiting for the store (answer_when_durable).
         self._store_waits = 0
 
@@ -136,60 +130,48 @@ class Connection:
 
     # --- output ------------------------------------------------------------------------------
 
-    def send(self, data: bytes) -> None:
-        if not self.output:
-            self.wakeup()
-        self.output.append(data)
-        self.output_size += len(data)
-        if self.output_size > OUTPUT_PER_TICK:
-            if not self._output_full:
-                # Enough for one write: deliveries wait for the next loop tick, so that one busy
-                # consumer's burst neither starves other sockets nor builds one giant buffer.
-                self._output_full = True
-                self._update_writable()
-            if self.output_size + self.output_pending > self.output_limit:
-                self._hold_next = True
-
     def send_method(self, channel_id: int, method: spec.Method) -> None:
         self.send(method_frame(channel_id, method))
 
     def send_method_at(self, position: int, channel_id: int, method: spec.Method) -> None:
         """A method sent ahead of what was output since ``len(self.output)`` was ``position``."""
-        data = method_frame(channel_id, method)
-        if position >= len(self.output):
-            self.send(data)
-            return
-        self.output.insert(position, data)
-        self.output_size += len(data)
+        self.out.insert(position, method_frame(channel_id, method))
+
+    @property
+    def output(self) -> list[bytes]:
+        """The pieces gathered for the next write."""
+        return self.out.pieces
+
+    @property
+    def output_size(self) -> int:
+        return self.out.size
+
+    @property
+    def writable(self) -> bool:
+        return self.out.writable
 
     def take_output(self) -> bytes:
-        data = b"".join(self.output)
-        self.output.clear()
-        self.output_size = 0
-        return data
+        return self.out.take()
 
     def output_written(self) -> None:
         """The transport took our output: deliveries held back for this tick may go on."""
-        if self._output_full:
-            self._output_full = False
-            self._update_writable()
+        self.out.written()
 
     def set_writable(self, writable: bool) -> None:
         """Back-pressure from the socket: consumers on this connection get no more deliveries
         until it drains; then each of their queues dispatches again."""
-        self._socket_full = not writable
-        self._update_writable()
+        self.out.set_socket_writable(writable)
 
-    def _update_writable(self) -> None:
-        writable = not (self._socket_full or self._output_full)
-        if writable == self.writable:
-            return
-        self.writable = writable
+    def _writable_changed(self, writable: bool) -> None:
         for channel in list(self.channels.values()):
             channel.active = writable
         if writable:
             for channel in list(self.channels.values()):
                 channel.refill()
+
+    def _unread_output(self) -> None:
+        """The client leaves too much of our output unread: the next frame waits."""
+        self._hold_next = True
 
     def send_blocked(self, reason: str) -> None:
         """Tell the client it is blocked by a resource alarm (only if it understands it)."""
@@ -249,12 +231,14 @@ class Connection:
 
     def set_output_pending(self, size: int) -> None:
         """What the transport still has to write; below the limit, held requests may go on."""
-        self.output_pending = size
-        if self.output_over_limit():
-            self._hold_next = True
+        self.out.set_pending(size)
 
     def output_over_limit(self) -> bool:
-        return self.output_size + self.output_pending > self.output_limit
+        return self.out.over_unread_limit()
+
+    @property
+    def output_limit(self) -> int:
+        return self.out.unread_limit
 
     def grant_credit(self, trickle: bool = False) -> None:
         """A new event-loop tick (or, with ``trickle``, the retry timer): credit again."""
@@ -267,9 +251,7 @@ class Connection:
         The event loop goes on meanwhile: the store's barrier calls back."""
         store = self.broker.store
         assert store is not None
-        answers = self.output[position:]
-        del self.output[position:]
-        self.output_size -= sum(len(data) for data in answers)
+        answers = self.out.cut(position)
         self.hold_input()
         store.submit_barrier(lambda: self._durable(answers))
 

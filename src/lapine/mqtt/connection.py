@@ -25,6 +25,7 @@ from lapine.amqp.errors import AMQPError, ChannelError
 from lapine.broker import flow
 from lapine.broker.connection import State
 from lapine.broker.consumer import Consumer
+from lapine.broker.output_buffer import OutputBuffer
 from lapine.mqtt import convert, topics
 from lapine.mqtt import packets as p
 from lapine.mqtt.codec import PacketReader, encode
@@ -46,8 +47,6 @@ WILL_QUEUE_MARGIN_MS = 5000
 SUBSCRIPTION_OPTIONS = "x-mqtt-subscription-opts"
 UINT_MAX = 0xFFFFFFFF
 CONSUMER_TAG = "mqtt"
-# Output gathered for one socket write; past it, deliveries wait for the next loop tick (as AMQP's).
-OUTPUT_PER_TICK = 256 * 1024
 # CONNACK return codes of MQTT 3.x for the MQTT 5 reason codes CONNECT can fail with.
 _V3_CONNACK = {
     p.UNSUPPORTED_PROTOCOL_VERSION: p.CONNACK_UNACCEPTABLE_PROTOCOL_VERSION,
@@ -102,7 +101,8 @@ class MqttConnection:
         self.reader = PacketReader(
             config.mqtt_max_packet_size_unauthenticated, config.mqtt_max_packet_size_authenticated
         )
-        self.output: list[bytes] = []
+        # What we send; past one tick's share, deliveries wait (``active``).
+        self.out = OutputBuffer(wakeup, self._writable_changed)
         self.finished = False
         self.output_delay = 0.0
         self.state = State.AWAIT_HEADER
@@ -125,9 +125,6 @@ class MqttConnection:
         self.blocked = False
         # What a queue reads from a consumer's channel.
         self.active = True
-        self.output_size = 0
-        self._socket_full = False
-        self._output_full = False
         self.closed = False
         self.prefetch_global = 0
         self.id = 0
@@ -186,35 +183,34 @@ class MqttConnection:
     # --- output ------------------------------------------------------------------------------
 
     def send(self, packet: p.Packet) -> None:
-        if not self.output:
-            self.wakeup()
-        self.output.append(encode(packet, self.level))
+        self.out.send(encode(packet, self.level))
+
+    @property
+    def output(self) -> list[bytes]:
+        """The pieces gathered for the next write."""
+        return self.out.pieces
+
+    @property
+    def output_size(self) -> int:
+        return self.out.size
 
     def take_output(self) -> bytes:
-        data = b"".join(self.output)
-        self.output.clear()
-        self.output_size = 0
-        return data
+        return self.out.take()
 
     def output_written(self) -> None:
         """The transport wrote what we had: deliveries held back by a full tick may go on."""
-        if self._output_full:
-            self._output_full = False
-            self._update_active()
+        self.out.written()
 
     def set_writable(self, writable: bool) -> None:
         """The socket's buffer filled up or drained: deliveries wait in the queues meanwhile."""
-        self._socket_full = not writable
-        self._update_active()
+        self.out.set_socket_writable(writable)
 
-    def _update_active(self) -> None:
+    def _writable_changed(self, writable: bool) -> None:
         """Queues hand us messages only while neither the socket nor this tick's output is full:
         a backlog waits in its queue (and on disk), not in our output."""
-        active = not (self._socket_full or self._output_full)
-        if active != self.active:
-            self.active = active
-            if active:
-                self._refill()
+        self.active = writable
+        if writable:
+            self._refill()
 
     def _finish(self) -> None:
         self.finished = True
@@ -282,7 +278,7 @@ class MqttConnection:
             work()
         except UnsupportedProtocolVersion as error:
             log.error("MQTT connection %s: %s", self.name, error)
-            self.output.append(encode(p.ConnAck(False, p.CONNACK_UNACCEPTABLE_PROTOCOL_VERSION), p.MQTT_3_1_1))
+            self.out.send(encode(p.ConnAck(False, p.CONNACK_UNACCEPTABLE_PROTOCOL_VERSION), p.MQTT_3_1_1))
             self._finish()
         except PacketTooLarge as error:
             log.error("MQTT connection %s: %s", self.name, error)
@@ -857,13 +853,7 @@ class MqttConnection:
             if packet.packet_id is not None:
                 self._settle(packet.packet_id)
             return
-        if not self.output:
-            self.wakeup()
-        self.output.append(data)
-        self.output_size += len(data)
-        if self.output_size > OUTPUT_PER_TICK and not self._output_full:
-            self._output_full = True
-            self._update_active()
+        self.out.send(data)
 
     def _alias_outbound(self, packet: p.Publish) -> bool:
         """A topic already sent with an alias goes as the alias alone; new ones get the next alias

@@ -27,7 +27,6 @@ class HeldReader(Protocol):
     held: Any  # what was read and waits (frames, packets), or None
     credit: flow.Credit
     published: bool  # set on every publish; read and cleared here (alarms, the store)
-    output: list[bytes]  # gathered since the last write
     output_delay: float  # seconds to hold the output back (a refused login); reset here
     bytes_sent: int
     finished: bool  # close the socket once the output is written
@@ -35,6 +34,10 @@ class HeldReader(Protocol):
     @property
     def waits_for_store(self) -> bool:
         """An answer waits for the store; its callback sends it and wakes this side up."""
+
+    @property
+    def output(self) -> list[bytes]:
+        """Gathered since the last write."""
 
     def grant_credit(self, trickle: bool = False) -> None: ...
 
