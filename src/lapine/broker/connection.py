@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from lapine.amqp import spec
@@ -19,8 +18,9 @@ from lapine.amqp.codec import frame_description
 from lapine.amqp.errors import AMQPError, ChannelError, ConnectionError
 from lapine.amqp.frames import PROTOCOL_HEADER, FrameReader, FrameReaderError, decode_publish, method_frame
 from lapine.auth import sasl
-from lapine.broker import flow
+from lapine.broker import flow, handshake
 from lapine.broker.channel import NO_METHOD, Channel
+from lapine.broker.handshake import State
 from lapine.broker.output_buffer import OutputBuffer
 from lapine.broker.server_identity import connection_start
 from lapine.log_text import one_line
@@ -44,28 +44,6 @@ _PUBLISH_IDS = b"\x00\x3c\x00\x28"  # basic.publish: class 60, method 40
 # Output a client may leave unread beyond one message of the largest size, before its requests wait.
 OUTPUT_SLACK = 4 * 1024 * 1024
 _HANDSHAKE_FRAME_MAX = 131072
-
-
-class State(Enum):
-    AWAIT_HEADER = "awaiting protocol header"
-    AWAIT_START_OK = "awaiting connection.start-ok"
-    AWAIT_TUNE_OK = "awaiting connection.tune-ok"
-    AWAIT_OPEN = "awaiting connection.open"
-    OPEN = "open"
-    CLOSING = "closing"  # connection.close sent, waiting for close-ok
-    CLOSED = "closed"
-
-
-# How RabbitMQ names the connection's states in its error texts.
-_RABBIT_STATE_NAMES = {
-    State.AWAIT_HEADER: "starting",
-    State.AWAIT_START_OK: "starting",
-    State.AWAIT_TUNE_OK: "tuning",
-    State.AWAIT_OPEN: "opening",
-    State.OPEN: "running",
-    State.CLOSING: "closing",
-    State.CLOSED: "closed",
-}
 
 
 class Connection:
@@ -124,6 +102,17 @@ class Connection:
         self.send: Callable[[bytes], None] = self.out.send
         # Answers to definition changes waiting for the store (answer_when_durable).
         self._store_waits = 0
+        # What runs each method the handshake's table lets through on channel 0.
+        self._connection_handlers: dict[type[spec.Method], Callable[[Any], None]] = {
+            spec.ConnectionStartOk: self._start_ok,
+            spec.ConnectionTuneOk: self._tune_ok,
+            spec.ConnectionOpen: self._open,
+            spec.ConnectionUpdateSecret: self._update_secret,
+            spec.ConnectionBlocked: self._ignored,
+            spec.ConnectionUnblocked: self._ignored,
+            spec.ConnectionClose: self._close_received,
+            spec.ConnectionCloseOk: self._close_ok_received,
+        }
 
     def __repr__(self) -> str:
         return f"<Connection {self.name} {self.state.value}>"
@@ -326,7 +315,7 @@ class Connection:
             self.send(PROTOCOL_HEADER)
             self._finish()
             return b""
-        self.state = State.AWAIT_START_OK
+        self.state = handshake.header_received(self.state)
         self.send_method(0, connection_start(self.broker.server_properties()))
         return data[needed:]
 
@@ -394,13 +383,7 @@ class Connection:
         if channel_id == 0:
             self._connection_method(method)
             return
-        if self.state is not State.OPEN:
-            raise ConnectionError(
-                CHANNEL_ERROR,
-                f"expected 'connection.open', got '{method.NAME}'",
-                method.CLASS_ID,
-                method.METHOD_ID,
-            )
+        handshake.check_channel_method(self.state, method)
         channel = self.channels.get(channel_id)
         if channel is None:
             self._open_channel(channel_id, method)
@@ -460,30 +443,27 @@ class Connection:
     # --- connection class (channel 0) --------------------------------------------------------
 
     def _connection_method(self, method: spec.Method) -> None:
+        """A method on channel 0: the handshake's table says whether it may come now and which
+        state it leads to once it succeeded (one that fails has closed the connection)."""
         state = self.state
-        if isinstance(method, spec.ConnectionClose):
-            self._shutdown_channels()
-            self.send_method(0, spec.ConnectionCloseOk())
-            self._finish()
-        elif isinstance(method, spec.ConnectionCloseOk):
-            self._finish()
-        elif state is State.AWAIT_START_OK and isinstance(method, spec.ConnectionStartOk):
-            self._start_ok(method)
-        elif state is State.AWAIT_TUNE_OK and isinstance(method, spec.ConnectionTuneOk):
-            self._tune_ok(method)
-        elif state is State.AWAIT_OPEN and isinstance(method, spec.ConnectionOpen):
-            self._open(method)
-        elif state is State.OPEN and isinstance(method, spec.ConnectionUpdateSecret):
-            self.send_method(0, spec.ConnectionUpdateSecretOk())
-        elif state is State.OPEN and isinstance(method, spec.ConnectionBlocked | spec.ConnectionUnblocked):
-            return
-        else:
-            raise ConnectionError(
-                CHANNEL_ERROR,
-                f"unexpected method in connection state {_RABBIT_STATE_NAMES[state]}",
-                method.CLASS_ID,
-                method.METHOD_ID,
-            )
+        target = handshake.next_state(state, method)
+        self._connection_handlers[type(method)](method)
+        if self.state is state:
+            self.state = target
+
+    def _close_received(self, method: spec.Method) -> None:
+        self._shutdown_channels()
+        self.send_method(0, spec.ConnectionCloseOk())
+        self._finish()
+
+    def _close_ok_received(self, method: spec.Method) -> None:
+        self._finish()
+
+    def _update_secret(self, method: spec.Method) -> None:
+        self.send_method(0, spec.ConnectionUpdateSecretOk())
+
+    def _ignored(self, method: spec.Method) -> None:
+        """connection.blocked and unblocked are the server's to send: from a client, ignored."""
 
     def _start_ok(self, method: spec.ConnectionStartOk) -> None:
         self.client_properties = method.client_properties or {}
@@ -515,7 +495,6 @@ class Connection:
             return
         self.username = user.name
         self.auth_mechanism = mechanism
-        self.state = State.AWAIT_TUNE_OK
         config = self.broker.config
         self.send_method(
             0,
@@ -528,7 +507,6 @@ class Connection:
         self.channel_max = _negotiate("channel_max", method.channel_max, config.channel_max, 1)
         self.heartbeat = method.heartbeat
         self.reader.frame_max = self.frame_max
-        self.state = State.AWAIT_OPEN
 
     def _open(self, method: spec.ConnectionOpen) -> None:
         node_limit = self.broker.config.connection_max
@@ -545,7 +523,6 @@ class Connection:
                 NOT_ALLOWED, f"access to vhost '{vhost.name}' refused for user '{self.username}'", 10, 40
             )
         self.vhost = vhost
-        self.state = State.OPEN
         self.broker.connections.add(self)
         self.broker.churn.connection_created += 1
         self.send_method(0, spec.ConnectionOpenOk())
