@@ -22,6 +22,7 @@ from lapine.broker import flow, handshake
 from lapine.broker.channel import NO_METHOD, Channel
 from lapine.broker.handshake import State
 from lapine.broker.output_buffer import OutputBuffer
+from lapine.broker.read_gate import Pause, ReadGate
 from lapine.broker.server_identity import connection_start
 from lapine.log_text import one_line
 
@@ -92,15 +93,16 @@ class Connection:
         # credit is used up (or the output is over its limit, below).
         self.credit = flow.Credit()
         self.held: list[tuple[int, int, Any]] | None = None
-        # Set when the next frame must wait: out of credit, or too much output unread.
-        self._hold_next = False
+        # Shut while the next frame must wait: out of credit (FLOW), too much output unread
+        # (UNREAD), an answer waiting for the store (ANSWER).
+        self.input_gate = ReadGate()
         # What we send; past its unread limit, requests wait (the client does not read us).
         self.out = OutputBuffer(
             wakeup, self._writable_changed, config.max_message_size + OUTPUT_SLACK, self._unread_output
         )
         # The hot path calls the buffer's own method, with no call of ours in between.
         self.send: Callable[[bytes], None] = self.out.send
-        # Answers to definition changes waiting for the store (answer_when_durable).
+        # Answers waiting for the store (answer_when_durable, a page read): ANSWER while any.
         self._store_waits = 0
         # What runs each method the handshake's table lets through on channel 0.
         self._connection_handlers: dict[type[spec.Method], Callable[[Any], None]] = {
@@ -160,7 +162,7 @@ class Connection:
 
     def _unread_output(self) -> None:
         """The client leaves too much of our output unread: the next frame waits."""
-        self._hold_next = True
+        self.input_gate.pause(Pause.UNREAD)
 
     def send_blocked(self, reason: str) -> None:
         """Tell the client it is blocked by a resource alarm (only if it understands it)."""
@@ -247,18 +249,15 @@ class Connection:
     def hold_input(self) -> None:
         """An answer waits for the store: input after it waits too, until resume_input."""
         self._store_waits += 1
-        self._hold_next = True
+        self.input_gate.pause(Pause.ANSWER)
 
     def resume_input(self) -> None:
         self._store_waits -= 1
         if not self._store_waits and self.state is not State.CLOSED:
-            self._hold_next = self.credit.exhausted or self.output_over_limit()
+            self.input_gate.resume(Pause.ANSWER)
+            self._recheck_input()
             # The transport side flushes, and then lets what input waited go on.
             self.wakeup()
-
-    @property
-    def waits_for_store(self) -> bool:
-        return self._store_waits > 0
 
     def run_guarded(self, act: Callable[[], None]) -> None:
         """Act for this connection outside its input (a store's callback), with input's guard."""
@@ -274,9 +273,9 @@ class Connection:
     def release_held(self) -> None:
         """Held frames go on, if there is credit, our output is under its limit and no answer
         waits for the store."""
-        self._hold_next = self.credit.exhausted or self.output_over_limit() or self._store_waits > 0
+        self._recheck_input()
         held = self.held
-        if held is None or self._hold_next or self.state is State.CLOSED:
+        if held is None or self.input_gate.reasons or self.state is State.CLOSED:
             return
         self.held = None
         self._guarded(self._frames_received, held)
@@ -284,16 +283,24 @@ class Connection:
     def charge(self, queue: Queue) -> None:
         """A message of ours went into ``queue``, which is behind (broker/flow.py)."""
         if self.credit.charge(queue):
-            self._hold_next = True
+            self.input_gate.pause(Pause.FLOW)
 
     @property
     def in_flow(self) -> bool:
         """Held by credit flow within the last few seconds: RabbitMQ's state "flow"."""
         return self.broker.scheduler.time() - self.credit.held_at < flow.FLOW_STATE_SECONDS
 
+    def _recheck_input(self) -> None:
+        """The input gate's FLOW and UNREAD as the credit and the output stand now (ANSWER
+        goes with the store's answers)."""
+        gate = self.input_gate
+        gate.pause_while(Pause.FLOW, self.credit.exhausted)
+        gate.pause_while(Pause.UNREAD, self.out.over_unread_limit())
+
     def _hold(self, frames: list[tuple[int, int, Any]], index: int) -> None:
         """Out of credit or output room: the rest of this read waits for the next tick."""
         self.held = frames[index:]
+        self._recheck_input()  # what the server side reads to know what will open the gate
         if self.credit.exhausted:
             self.credit.held_at = self.broker.scheduler.time()
             self.broker.flow_holds += 1
@@ -321,10 +328,11 @@ class Connection:
 
     def _frames_received(self, frames: list[tuple[int, int, Any]]) -> None:
         channels = self.channels
+        waits = self.input_gate.reasons
         index = 0
         count = len(frames)
         while index < count:
-            if self._hold_next:
+            if waits:
                 self._hold(frames, index)
                 return
             frame_type, channel_id, payload = frames[index]

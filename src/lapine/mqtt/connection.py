@@ -26,6 +26,7 @@ from lapine.broker import flow
 from lapine.broker.connection import State
 from lapine.broker.consumer import Consumer
 from lapine.broker.output_buffer import OutputBuffer
+from lapine.broker.read_gate import Pause, ReadGate
 from lapine.mqtt import convert, topics
 from lapine.mqtt import packets as p
 from lapine.mqtt.codec import PacketReader, encode
@@ -77,8 +78,6 @@ class Delivery:
 
 class MqttConnection:
     protocol = "MQTT"
-    # Its subscriptions' queues and bindings are written without holding its input.
-    waits_for_store = False
 
     def __init__(
         self,
@@ -147,7 +146,9 @@ class MqttConnection:
         # Credit flow: past its credit a publisher's packets wait (``held``) for the next tick.
         self.credit = flow.Credit()
         self.held: list[p.Packet] | None = None
-        self._hold_next = False
+        # Shut while the next packet must wait: out of credit (FLOW). Its subscriptions' queues
+        # and bindings are written without holding its input.
+        self.input_gate = ReadGate()
         self._pubacks_waiting = 0  # batches of PUBACKs waiting for the store
         self._resumed: list[tuple[Queue, int]] = []
         self._write_checked = -1  # the permissions' version the write check passed for
@@ -228,17 +229,18 @@ class MqttConnection:
         self._guarded(lambda: self._received(self.reader.feed(data)))
 
     def _received(self, packets: list[p.Packet]) -> None:
-        if self.held is not None or self._hold_next:
+        if self.held is not None or self.input_gate.reasons:
             self._hold(packets)  # still out of credit: these wait, in order, behind the held ones
         else:
             self._run(packets)
 
     def _run(self, packets: list[p.Packet]) -> None:
+        waits = self.input_gate.reasons
         for index, packet in enumerate(packets):
             self._handle(packet)
             if self.finished:
                 return
-            if self._hold_next and index + 1 < len(packets):
+            if waits and index + 1 < len(packets):
                 self._hold(packets[index + 1 :])
                 return
 
@@ -247,7 +249,7 @@ class MqttConnection:
     def charge(self, queue: Queue) -> None:
         """A message of ours went into ``queue``, which is behind."""
         if self.credit.charge(queue):
-            self._hold_next = True
+            self.input_gate.pause(Pause.FLOW)
 
     @property
     def in_flow(self) -> bool:
@@ -265,9 +267,9 @@ class MqttConnection:
 
     def release_held(self) -> None:
         """Packets held for credit go on, while there is credit."""
-        self._hold_next = self.credit.exhausted
+        self.input_gate.pause_while(Pause.FLOW, self.credit.exhausted)
         held = self.held
-        if held is None or self._hold_next or self.finished:
+        if held is None or self.input_gate.reasons or self.finished:
             return
         self.held = None
         self._guarded(lambda: self._run(held))
