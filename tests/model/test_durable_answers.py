@@ -14,6 +14,7 @@ from lapine.amqp import spec
 from lapine.amqp.frames import method_frame
 from lapine.broker import definitions
 from lapine.broker.broker import Broker
+from lapine.broker.read_gate import Pause
 from lapine.broker.scheduler import ManualScheduler
 from lapine.config import Config
 from lapine.store import SqliteStore
@@ -65,8 +66,11 @@ def test_what_follows_a_durable_declare_is_answered_after_it(held: StoreHeldBrok
     frames += method_frame(2, spec.QueueDeclare(queue="transient"))
     held.client.send(frames)
     assert replies(held.client) == []
+    assert held.client.connection.held
+    assert held.client.connection.input_gate.reasons == {Pause.ANSWER}
     held.store_calls_back()
     assert replies(held.client) == [(1, spec.ExchangeDeclareOk), (2, spec.BasicQosOk), (2, spec.QueueDeclareOk)]
+    assert not held.client.connection.input_gate.reasons
 
 
 def test_a_transient_declare_is_answered_at_once(held: StoreHeldBroker) -> None:

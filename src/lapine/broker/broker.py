@@ -14,10 +14,10 @@ from lapine.auth.permissions import Permission, Permissions
 from lapine.auth.users import Users
 from lapine.broker.barriers import Barrier, OrderedBarriers
 from lapine.broker.churn import Churn
-from lapine.broker.connection import default_cluster_name, server_properties
 from lapine.broker.delayed import DelayedMessages
 from lapine.broker.message_sizes import MessageSizes
 from lapine.broker.scheduler import ManualScheduler, Scheduler
+from lapine.broker.server_identity import default_cluster_name, server_properties
 from lapine.broker.stats import MessageStats
 from lapine.broker.vhost import VirtualHost
 from lapine.config import Config

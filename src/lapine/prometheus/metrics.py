@@ -14,12 +14,12 @@ from collections.abc import Callable
 
 from lapine import __version__
 from lapine.broker.broker import Broker
-from lapine.broker.connection import default_cluster_name
 from lapine.broker.consumer import Consumer
 from lapine.broker.definitions import RABBITMQ_COMPATIBLE_VERSION
 from lapine.broker.message_sizes import BOUNDS
 from lapine.broker.ports import Subscriber
 from lapine.broker.queue import Queue
+from lapine.broker.server_identity import default_cluster_name
 from lapine.management import counters, system
 from lapine.management.queues import unacked_bytes
 from lapine.mqtt.connection import MqttConnection

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from lapine.server.read_gate import Pause, ReadGate
+from lapine.broker.read_gate import Pause, ReadGate
 
 if TYPE_CHECKING:
     from lapine.broker.broker import Broker
