@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from lapine.amqp.constants import CONNECTION_FORCED
 from lapine.amqp.errors import ConnectionError
 from lapine.auth.permissions import Permission, Permissions
 from lapine.auth.users import Users
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
     from lapine.store.delayed import DelayStore
     from lapine.store.stream import StreamHome
 
-CONNECTION_FORCED = 320
 log = logging.getLogger("lapine.broker")
 
 

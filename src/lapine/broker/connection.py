@@ -15,6 +15,14 @@ from typing import TYPE_CHECKING, Any
 
 from lapine.amqp import spec
 from lapine.amqp.codec import frame_description
+from lapine.amqp.constants import (
+    ACCESS_REFUSED,
+    CHANNEL_ERROR,
+    CONNECTION_FORCED,
+    INTERNAL_ERROR,
+    NOT_ALLOWED,
+    UNEXPECTED_FRAME,
+)
 from lapine.amqp.errors import AMQPError, ChannelError, ConnectionError
 from lapine.amqp.frames import PROTOCOL_HEADER, FrameReader, FrameReaderError, decode_publish, method_frame
 from lapine.auth import sasl
@@ -34,13 +42,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lapine.connection")
 
-ACCESS_REFUSED = 403
-CHANNEL_ERROR = 504
-COMMAND_INVALID = 503
-UNEXPECTED_FRAME = 505
-NOT_ALLOWED = 530
-INTERNAL_ERROR = 541
-CONNECTION_FORCED = 320
 
 _PUBLISH_IDS = b"\x00\x3c\x00\x28"  # basic.publish: class 60, method 40
 # Output a client may leave unread beyond one message of the largest size, before its requests wait.
@@ -428,7 +429,7 @@ class Connection:
         self.send_method(channel_id, spec.ChannelOpenOk())
 
     def _second_open(self, channel_id: int) -> None:
-        raise ConnectionError(CHANNEL_ERROR, "second 'channel.open' seen", 20, 10)
+        raise ConnectionError(CHANNEL_ERROR, "second 'channel.open' seen", *spec.ChannelOpen.IDS)
 
     def _channel_close(self, channel: Channel) -> None:
         channel.shutdown()
@@ -478,7 +479,8 @@ class Connection:
         self.client_properties = method.client_properties or {}
         mechanism = method.mechanism
         if mechanism not in ("PLAIN", "AMQPLAIN"):
-            raise ConnectionError(ACCESS_REFUSED, f"unsupported authentication mechanism '{mechanism}'", 10, 11)
+            text = f"unsupported authentication mechanism '{mechanism}'"
+            raise ConnectionError(ACCESS_REFUSED, text, *spec.ConnectionStartOk.IDS)
         credentials = sasl.parse_response(mechanism, bytes(method.response))
         user = None
         if credentials is not None:
@@ -525,7 +527,7 @@ class Connection:
             )
         vhost = self.broker.vhosts.get(method.virtual_host)
         if vhost is None:
-            raise ConnectionError(NOT_ALLOWED, f"vhost {method.virtual_host} not found", 10, 40)
+            raise ConnectionError(NOT_ALLOWED, f"vhost {method.virtual_host} not found", *spec.ConnectionOpen.IDS)
         self._check_vhost_connection_limit(vhost)
         if not self.broker.permissions.can_access(self.username, vhost.name):
             raise ConnectionError(

@@ -18,9 +18,8 @@ from __future__ import annotations
 from enum import Enum
 
 from lapine.amqp import spec
+from lapine.amqp.constants import CHANNEL_ERROR
 from lapine.amqp.errors import ConnectionError
-
-CHANNEL_ERROR = 504
 
 
 class State(Enum):
