@@ -6,8 +6,8 @@ import asyncio
 from typing import Any
 
 from lapine.broker.broker import Broker
+from lapine.broker.read_gate import Pause
 from lapine.server import throttle
-from lapine.server.read_gate import Pause
 from lapine.store.delayed import MemoryDelayStore
 
 
