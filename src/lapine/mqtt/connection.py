@@ -102,7 +102,6 @@ class MqttConnection:
         )
         # What we send; past one tick's share, deliveries wait (``active``).
         self.out = OutputBuffer(wakeup, self._writable_changed)
-        self._send_data = self.out.send  # bound once: every delivery goes through it
         self.finished = False
         self.output_delay = 0.0
         self.state = State.AWAIT_HEADER
@@ -185,7 +184,7 @@ class MqttConnection:
     # --- output ------------------------------------------------------------------------------
 
     def send(self, packet: p.Packet) -> None:
-        self._send_data(encode(packet, self.level))
+        self.out.send(encode(packet, self.level))
 
     @property
     def output(self) -> list[bytes]:
@@ -856,7 +855,7 @@ class MqttConnection:
             if packet.packet_id is not None:
                 self._settle(packet.packet_id)
             return
-        self._send_data(data)
+        self.out.send(data)
 
     def _alias_outbound(self, packet: p.Publish) -> bool:
         """A topic already sent with an alias goes as the alias alone; new ones get the next alias
