@@ -516,6 +516,8 @@ class VirtualHost:
             # Held: the exchange routed it nowhere for now, so its alternate exchange gets it, as
             # in RabbitMQ (rabbit_exchange:route1 tries it for any exchange that routes to none).
             return self._route_held(exchange, message)
+        if message.cc is None and message.bcc is None:  # most messages: no call more than that
+            return self._route_with_alternates(exchange, message)
         return self._route_now(exchange, message)
 
     def _route_now(self, exchange: Exchange, message: Message) -> list[Queue]:
