@@ -239,7 +239,7 @@ class StreamQueue(Queue):
     def publish(self, message: Message) -> bool:
         log = self.log
         header = message.header_payload
-        value = stream_headers.filter_value(header, message.properties) if len(header) > 14 else None
+        value = stream_headers.filter_value(message)
         offset = log.next_offset
         stored = Message(
             message.exchange, message.routing_key, stream_headers.with_offset(header, offset), message.body
