@@ -124,7 +124,6 @@ class StreamQueue(Queue):
         self._runnable: dict[Cursor, None] = {}  # cursors whose consumer may have room again
         self._tail: deque[tuple[int, bytes | None, Message]] = deque()
         self._tail_bytes = 0
-        self._durable_log = False
         self._retention_timer: Timer | None = None
         self.log = self._open(MEMORY_ONLY)
         self._schedule_retention()
@@ -169,7 +168,6 @@ class StreamQueue(Queue):
     def attach_storage(self, storage: MessageStorage, window: int) -> None:
         self.storage = storage
         self.log = self._open(storage)
-        self._durable_log = storage is not MEMORY_ONLY and getattr(storage, "streams", None) is not None
         self._schedule_retention()
 
     def _schedule_retention(self) -> None:
@@ -249,7 +247,7 @@ class StreamQueue(Queue):
         self._tail_bytes += len(message.body)
         while len(tail) > 1 and (self._tail_bytes > TAIL_BYTES or len(tail) > TAIL_MESSAGES):
             self._tail_bytes -= len(tail.popleft()[2].body)
-        if self._durable_log:
+        if log.durable:
             message.durably_written = True
         log.append(
             stored.exchange_bytes,
@@ -350,10 +348,7 @@ class StreamQueue(Queue):
             if self._retention_timer is not None:
                 self._retention_timer.cancel()
                 self._retention_timer = None
-            streams = getattr(self.storage, "streams", None)
-            if streams is not None:
-                streams.forget(self.log)
-            self.log.destroy()
+            self.storage.drop_log(self.log)
         return 0
 
     def get(self, no_ack: bool) -> QueuedMessage | None:
