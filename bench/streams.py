@@ -11,7 +11,8 @@ the RabbitMQ at ``--rabbitmq-url``, 5673 by default) it declares a stream and ru
    in-flight limit (it writes as fast as the socket takes them and counts the basic.acks),
 2. 1 consumer: one process consumes the stream from "first" (basic.qos ``--prefetch``, manual
    acks, one ack with multiple=true per 100 deliveries) until it has every message,
-3. 10 consumers: ten processes do the same at once (each reads every message).
+3. 10 consumers: ten processes do the same at once (each reads every message);
+   ``--consumers 1,10`` is the default list of these runs.
 
 It prints messages per second for each phase and the broker's RSS (VmRSS of its process) after
 each. RabbitMQ's RSS is that of the shared reference node, whatever else it holds. ``--big``
@@ -203,10 +204,9 @@ def run_broker(name: str, url: str, pid: int | None, args: argparse.Namespace) -
         seconds = publish_all(url, queue, args.messages)
         row["publish"] = args.messages / seconds
         row["rss_publish"] = rss_mb(pid)
-        row["1 consumer"] = consumers(url, queue, args.messages, 1, args.prefetch)
-        row["rss_1"] = rss_mb(pid)
-        row["10 consumers"] = consumers(url, queue, args.messages, 10, args.prefetch)
-        row["rss_10"] = rss_mb(pid)
+        for n in args.consumers:
+            row[n] = consumers(url, queue, args.messages, n, args.prefetch)
+            row[f"rss_{n}"] = rss_mb(pid)
     finally:
         delete(url, queue)
     return row
@@ -230,6 +230,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--prefetch", type=int, default=1000)
+    parser.add_argument("--consumers", type=lambda text: [int(n) for n in text.split(",")], default=[1, 10])
     parser.add_argument("--broker", choices=["lapine", "rabbitmq", "both"], default="both")
     parser.add_argument("--rabbitmq-url", default="amqp://guest:guest@localhost:5673/%2F")
     parser.add_argument("--big", type=int, default=0, help="publish this many to Lapine only: disk and RSS")
@@ -245,17 +246,15 @@ def main() -> None:
     if args.broker in ("rabbitmq", "both"):
         rows.append(run_broker("RabbitMQ", args.rabbitmq_url, rabbitmq_pid(), args))
     print(f"{args.messages:,} messages of {len(BODY)} B; consumers from first, prefetch {args.prefetch}, manual acks")
-    header = f"{'broker':<10}{'publish msg/s':>15}{'RSS MB':>9}{'1 consumer':>12}{'RSS MB':>9}"
-    print(header + f"{'10 consumers':>14}{'RSS MB':>9}")
+    header = f"{'broker':<10}{'publish msg/s':>15}{'RSS MB':>9}"
+    print(header + "".join(f"{f'{n} consumers':>14}{'RSS MB':>9}" for n in args.consumers))
+
+    def mb(value: float | None) -> str:
+        return f"{value:>9.0f}" if value is not None else f"{'-':>9}"
+
     for row in rows:
-
-        def mb(value: float | None) -> str:
-            return f"{value:>9.0f}" if value is not None else f"{'-':>9}"
-
-        print(
-            f"{row['broker']:<10}{row['publish']:>15,.0f}{mb(row['rss_publish'])}{row['1 consumer']:>12,.0f}"
-            f"{mb(row['rss_1'])}{row['10 consumers']:>14,.0f}{mb(row['rss_10'])}"
-        )
+        cells = "".join(f"{row[n]:>14,.0f}{mb(row[f'rss_{n}'])}" for n in args.consumers)
+        print(f"{row['broker']:<10}{row['publish']:>15,.0f}{mb(row['rss_publish'])}{cells}")
     print(f"load average at end: {' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
 
 

@@ -37,6 +37,7 @@ TAIL_BYTES = 8 << 20  # recent messages kept in memory for consumers near the en
 TAIL_MESSAGES = 50_000
 READ_BATCH = 2000  # messages per read from the log for a consumer behind the tail
 READ_BYTES = 4 << 20  # and at most this many body bytes (the first message always comes)
+READ_AHEAD = READ_BATCH // 2  # buffered messages left when the next read is asked for
 RETENTION_INTERVAL = 10.0  # seconds: x-max-age applies without new publishes too
 
 
@@ -289,6 +290,8 @@ class StreamQueue(Queue):
             if cursor.buffer:
                 buffered, message = cursor.buffer.popleft()
                 self._deliver(consumer, buffered, message)
+                if len(cursor.buffer) == READ_AHEAD and not cursor.reading:
+                    self._read_ahead(cursor, committed)
                 continue
             offset = cursor.offset
             if offset is None or cursor.reading or offset > committed:
@@ -309,6 +312,13 @@ class StreamQueue(Queue):
         consumer.unacked += 1
         self.unacked_count += 1
         consumer.deliver(QueuedMessage(message, offset), self)
+
+    def _read_ahead(self, cursor: Cursor, committed: int) -> None:
+        """Half the buffer is left: the next read goes now, so that it lands before the rest is out."""
+        offset = cursor.offset
+        tail = self._tail
+        if offset is not None and offset <= committed and (not tail or offset < tail[0][0]):
+            self._read(cursor, offset)
 
     def _read(self, cursor: Cursor, offset: int) -> None:
         cursor.reading = True
