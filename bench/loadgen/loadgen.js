@@ -179,7 +179,7 @@ async function declare(ch, p) {
   if (p.exchangeType) await ch.assertExchange(p.exchange, p.exchangeType, { durable: !!p.durable });
   for (let i = 0; i < p.queues; i++) {
     const name = `bench.${p.name}.${i}`;
-    await ch.assertQueue(name, { durable: !!p.durable, autoDelete: false });
+    await ch.assertQueue(name, { durable: !!p.durable, autoDelete: false, arguments: p.queueArguments || {} });
     queues.push(name);
     if (p.exchangeType === 'fanout') await ch.bindQueue(name, p.exchange, '');
   }

@@ -47,9 +47,9 @@ def fail_writes(thread: BrokerThread) -> Callable[[], None]:
     """Make the broker's disk fail; returns the function that heals it."""
     store = thread.server.store  # type: ignore[union-attr]
     assert store is not None
-    real = store._conn
-    thread.call(lambda: setattr(store, "_conn", FailingConnection(real)))
-    return lambda: thread.call(lambda: setattr(store, "_conn", real))
+    real = store._writer.conn
+    thread.call(lambda: setattr(store._writer, "conn", FailingConnection(real)))
+    return lambda: thread.call(lambda: setattr(store._writer, "conn", real))
 
 
 def alarms(thread: BrokerThread) -> list[str]:

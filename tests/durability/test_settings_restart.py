@@ -11,6 +11,7 @@ import pika
 import pika.exceptions
 import pytest
 
+from lapine.store.sqlite import DB_FILE
 from lapine.testing import BrokerThread
 from tests.management.client import Http
 
@@ -94,7 +95,7 @@ def test_a_data_directory_written_before_these_settings_still_opens(broker: Rest
     """Earlier Lapines wrote vhosts without description or tags, no limits and no cluster id: they
     read back empty, and the id is made."""
     broker().stop()
-    database = next((tmp_path / "data").glob("*.db"))
+    database = tmp_path / "data" / DB_FILE
     with sqlite3.connect(database) as conn:
         conn.execute("UPDATE vhosts SET description = '', tags = '[]', default_queue_type = NULL")
         conn.execute("DELETE FROM parameters")

@@ -138,12 +138,12 @@ def test_publish_answers_only_once_the_disk_has_the_message(tmp_path: Path, star
     assert running.server is not None
     store = running.server.store
     assert store is not None
-    running.call(lambda: setattr(store, "_conn", FailingConnection(store._conn)))
+    running.call(lambda: setattr(store._writer, "conn", FailingConnection(store._writer.conn)))
     try:
         reply = api.post("/api/exchanges/%2F/amq.default/publish", _message("kept", "lost", delivery_mode=2))
         assert reply.body == {"error": "bad_request", "reason": REJECTED}
     finally:
-        running.call(lambda: setattr(store, "_conn", store._conn._conn))
+        running.call(lambda: setattr(store._writer, "conn", store._writer.conn._conn))
 
 
 def test_aliveness_checks_permissions_and_takes_only_its_own_message(api: Http) -> None:

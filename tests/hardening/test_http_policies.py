@@ -62,7 +62,7 @@ def test_pattern_priority_and_apply_to_are_checked(api: Http) -> None:
     )
     assert _refusal(api, {"max-length": 1}, **{"apply-to": "streams"}) == (
         "Validation failed\n\napply-to 'streams' unrecognised; should be one of: "
-        "'queues', 'exchanges', 'classic_queues', or 'all'\n"
+        "'queues', 'exchanges', 'classic_queues', 'quorum_queues', or 'all'\n"
     )
     reply = api.put("/api/policies/%2F/p", {"pattern": "(a", "definition": {"max-length": 1}})
     invalid = "pattern should be regular expression but is invalid"

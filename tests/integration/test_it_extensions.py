@@ -283,14 +283,3 @@ def test_exchange_to_exchange_loop_delivers_once(channel: BlockingChannel) -> No
     assert bodies(channel, q) == [b"once"]
     channel.exchange_delete(a)
     channel.exchange_delete(b)
-
-
-def test_quorum_queues_are_refused_clearly(channel: BlockingChannel, against_rabbitmq: bool) -> None:
-    if against_rabbitmq:
-        pytest.skip("RabbitMQ implements quorum queues; Lapine refuses them")
-    for queue_type in ("quorum",):
-        q = unique(queue_type)
-        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as info:
-            channel.connection.channel().queue_declare(q, durable=True, arguments={"x-queue-type": queue_type})
-        assert info.value.reply_code == 406
-        assert f"queue type '{queue_type}' is not supported by Lapine" in info.value.reply_text

@@ -11,6 +11,7 @@ Field lists are those of RabbitMQ's HTTP API reference and of what RabbitMQ 3.10
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -271,6 +272,42 @@ def test_queue_fields(api: Http, queue: str) -> None:
     assert api.get("/api/queues/no-such-vhost").status == 404
 
 
+def test_quorum_queue_fields(api: Http, unique: Callable[[str], str]) -> None:
+    """A quorum queue on one node: that node leads it and is its only member, online."""
+    name = unique("qq")
+    path = f"/api/queues/%2F/{q(name)}"
+    arguments = {"x-queue-type": "quorum", "x-delivery-limit": 5}
+    assert api.put(path, {"durable": True, "arguments": arguments}).status == 201
+    try:
+        assert eventually(lambda: "members" in api.get(path).json)
+        detail = api.get(path).json
+        node = api.get("/api/overview").json["node"]
+        assert (detail["type"], detail["durable"], detail["arguments"]) == (
+            "quorum",
+            True,
+            {"x-queue-type": "quorum", "x-delivery-limit": 5},
+        )
+        assert (detail["leader"], detail["members"], detail["online"]) == (node, [node], [node])
+        (listed,) = [item for item in api.get("/api/queues/%2F").json if item["name"] == name]
+        assert (listed["type"], listed["leader"], listed["members"]) == ("quorum", node, [node])
+    finally:
+        api.delete(path)
+
+
+def test_quorum_queue_delivery_limit_is_shown(api: Http, unique: Callable[[str], str]) -> None:
+    """RabbitMQ 4.x shows the effective delivery limit (20 unless set)."""
+    if os.environ.get("MANAGEMENT_URL"):
+        pytest.skip("RabbitMQ 3.10 does not show delivery_limit (4.x does)")
+    name = unique("qq")
+    path = f"/api/queues/%2F/{q(name)}"
+    api.put(path, {"durable": True, "type": "quorum"})
+    try:
+        detail = api.get(path).json
+        assert (detail["delivery_limit"], detail["messages_dlx"], detail["message_bytes_dlx"]) == (20, 0, 0)
+    finally:
+        api.delete(path)
+
+
 def test_queue_list_columns_and_sort(api: Http, unique: Callable[[str], str]) -> None:
     names = [unique("sortq") for _ in range(3)]
     for name in names:
@@ -362,6 +399,34 @@ def test_publish_routed_and_errors(api: Http, unique: Callable[[str], str]) -> N
         "error": "bad_request",
         "reason": "[{key_missing,payload_encoding}]",
     }
+
+
+
+def test_publish_checks_the_properties_as_a_channel_does(api: Http, unique: Callable[[str], str]) -> None:
+    """The API's publish goes through a channel's checks: CC and BCC add routing keys (BCC is
+    dropped), a user-id must be the user's, an expiration must be a whole number of ms."""
+    main, copy = unique("cc-main"), unique("cc-copy")
+    for queue in (main, copy):
+        api.put(f"/api/queues/%2F/{q(queue)}", {"durable": False, "auto_delete": False})
+    try:
+        properties = {"headers": {"CC": [copy], "BCC": [copy]}}
+        message = {"routing_key": main, "payload": "x", "payload_encoding": "string", "properties": properties}
+        assert api.post("/api/exchanges/%2F/amq.default/publish", message).json == {"routed": True}
+        get = {"count": 5, "ackmode": "ack_requeue_false", "encoding": "auto"}
+        assert eventually(lambda: api.get(f"/api/queues/%2F/{q(copy)}").json.get("messages") == 1)
+        [got] = api.post(f"/api/queues/%2F/{q(copy)}/get", get).json
+        assert got["properties"]["headers"] == {"CC": [copy]}
+        wrong_user = dict(message, properties={"user_id": "someone-else"})
+        refused = api.post("/api/exchanges/%2F/amq.default/publish", wrong_user)
+        assert refused.status == 400
+        assert "user_id property set to 'someone-else' but authenticated user was 'guest'" in refused.json["reason"]
+        bad_expiration = dict(message, properties={"expiration": "soon"})
+        refused = api.post("/api/exchanges/%2F/amq.default/publish", bad_expiration)
+        assert refused.status == 400
+        assert "invalid expiration 'soon'" in refused.json["reason"]
+    finally:
+        for queue in (main, copy):
+            api.delete(f"/api/queues/%2F/{q(queue)}")
 
 
 # --- bindings ------------------------------------------------------------------------------------

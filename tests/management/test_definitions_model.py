@@ -6,7 +6,7 @@ import pytest
 
 from lapine.auth.passwords import hash_password
 from lapine.auth.permissions import TopicPermission
-from lapine.broker import definitions
+from lapine.broker import definitions, definitions_format
 from lapine.broker.broker import Broker
 
 
@@ -76,41 +76,42 @@ def test_export_then_import_into_a_fresh_broker() -> None:
     exchange = vhost.declare_exchange("events", "topic", durable=True)
     vhost.bind(exchange, queue, "order.*", {})
     vhost.bind(exchange, vhost.exchanges["amq.fanout"], "audit", {})
-    exported = definitions.export_definitions(source)
+    exported = definitions_format.export_definitions(source)
     assert exported["queues"] == [
         {"name": "orders", "vhost": "shop", "durable": True, "auto_delete": False, "arguments": {"x-max-length": 10}}
     ]
     assert all(x["name"] not in ("", "amq.direct") for x in exported["exchanges"])
     target = Broker()
-    definitions.import_definitions(target, exported)
+    definitions_format.import_definitions(target, exported)
     imported = target.vhosts["shop"]
     assert imported.queues["orders"].arguments == {"x-max-length": 10}
     assert imported.exchanges["events"].type == "topic"
     assert target.users.authenticate("clerk", "pw", "10.0.0.1") is not None
     assert target.permissions.can_access("clerk", "shop")
-    assert sorted((b["destination"], b["routing_key"]) for b in definitions.bindings_of(imported) if b["source"]) == [
+    bindings = definitions_format.bindings_of(imported)
+    assert sorted((b["destination"], b["routing_key"]) for b in bindings if b["source"]) == [
         ("amq.fanout", "audit"),
         ("orders", "order.*"),
     ]
     # Importing again changes nothing; an inequivalent queue is left as it is, as RabbitMQ does.
     exported["queues"][0]["durable"] = False
-    definitions.import_definitions(target, exported)
+    definitions_format.import_definitions(target, exported)
     assert imported.queues["orders"].durable is True
 
 
 def test_import_errors_are_definition_errors() -> None:
     broker = Broker()
     with pytest.raises(definitions.DefinitionError):
-        definitions.import_definitions(broker, {"queues": [{"name": "q", "vhost": "missing"}]})
+        definitions_format.import_definitions(broker, {"queues": [{"name": "q", "vhost": "missing"}]})
     with pytest.raises(definitions.DefinitionError):
-        definitions.import_definitions(broker, {"users": [{"password": "no name"}]})
+        definitions_format.import_definitions(broker, {"users": [{"password": "no name"}]})
 
 
 def test_topic_permissions_and_vhost_limits_go_out_and_come_back() -> None:
     broker = Broker()
     definitions.set_topic_permissions(broker, "guest", "/", "amq.topic", "^w", "^r")
     definitions.set_vhost_limit(broker, broker.vhosts["/"], "max-queues", 7)
-    exported = definitions.export_definitions(broker)
+    exported = definitions_format.export_definitions(broker)
     assert exported["topic_permissions"] == [
         {"user": "guest", "vhost": "/", "exchange": "amq.topic", "write": "^w", "read": "^r"}
     ]
@@ -118,10 +119,10 @@ def test_topic_permissions_and_vhost_limits_go_out_and_come_back() -> None:
         {"value": {"max-queues": 7}, "vhost": "/", "component": "vhost-limits", "name": "limits"}
     ]
     other = Broker()
-    definitions.import_definitions(other, exported)
+    definitions_format.import_definitions(other, exported)
     assert other.vhosts["/"].limits == {"max-queues": 7}
     assert list(other.permissions.topic.values()) == list(broker.permissions.topic.values())
-    assert definitions.export_definitions(broker, "/")["parameters"] == [
+    assert definitions_format.export_definitions(broker, "/")["parameters"] == [
         {"value": {"max-queues": 7}, "component": "vhost-limits", "name": "limits"}
     ]
 

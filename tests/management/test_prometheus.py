@@ -124,8 +124,9 @@ def _scenario(url: str) -> None:
     connection.close()
 
 
-# The change of each counter over _scenario on RabbitMQ 3.10.8 (its quorum and stream series, all
-# zero, left out), then the message size histogram of RabbitMQ 4.x, which 3.10 does not have.
+# The change of each counter over _scenario on RabbitMQ 3.10.8 (its stream series and its quorum
+# series other than dead-lettering, all zero, left out), then the message size histogram of
+# RabbitMQ 4.x, which 3.10 does not have, and the quorum delivery-limit series of 4.x.
 AMQP = '{protocol="amqp091"}'
 CLASSIC = '{protocol="amqp091",queue_type="rabbit_classic_queue"}'
 SCENARIO_ON_RABBITMQ = {
@@ -156,6 +157,16 @@ SCENARIO_ON_RABBITMQ = {
         f'dead_letter_strategy="{strategy}"}}': 0
         for reason in ("expired", "maxlen", "rejected")
         for strategy in ("at_most_once", "disabled")
+    },
+    **{
+        f'rabbitmq_global_messages_dead_lettered_{reason}_total{{queue_type="rabbit_quorum_queue",'
+        f'dead_letter_strategy="{strategy}"}}': 0
+        for strategy, reasons in (
+            ("at_least_once", ("confirmed", "expired", "rejected", "delivery_limit")),
+            ("at_most_once", ("expired", "maxlen", "rejected", "delivery_limit")),
+            ("disabled", ("expired", "maxlen", "rejected", "delivery_limit")),
+        )
+        for reason in reasons
     },
     "rabbitmq_queues_created_total": 2,
     "rabbitmq_queues_declared_total": 3,
@@ -229,7 +240,9 @@ def test_dead_lettered_counters_count_what_rabbitmq_counts() -> None:
         method, _props, _body = channel.basic_get("dl-missing")
         channel.basic_nack(method.delivery_tag, requeue=False)
         assert channel.queue_declare("dl-target", passive=True).method.message_count == 3
-        counted = {key: value for key, value in _counters(broker).items() if "dead_lettered" in key}
+        counted = {
+            key: value for key, value in _counters(broker).items() if "dead_lettered" in key and "classic" in key
+        }
         connection.close()
     labels = 'queue_type="rabbit_classic_queue",dead_letter_strategy'
     assert counted == {
@@ -239,6 +252,40 @@ def test_dead_lettered_counters_count_what_rabbitmq_counts() -> None:
         f'rabbitmq_global_messages_dead_lettered_maxlen_total{{{labels}="disabled"}}': 2,
         f'rabbitmq_global_messages_dead_lettered_rejected_total{{{labels}="at_most_once"}}': 1,
         f'rabbitmq_global_messages_dead_lettered_rejected_total{{{labels}="disabled"}}': 1,
+    }
+
+
+def test_quorum_dead_lettering_is_counted_under_its_queue_type() -> None:
+    with BrokerThread(prometheus_cache_ttl=0) as broker:
+        connection = pika.BlockingConnection(amqp_params(broker.url))
+        channel = connection.channel()
+        channel.queue_declare("qq-dead", durable=True)
+        quorum = {"x-queue-type": "quorum"}
+        channel.queue_declare("qq-limit", durable=True, arguments={**quorum, "x-delivery-limit": 0})
+        at_least_once = {
+            **quorum,
+            "x-overflow": "reject-publish",
+            "x-dead-letter-strategy": "at-least-once",
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": "qq-dead",
+        }
+        channel.queue_declare("qq-alo", durable=True, arguments=at_least_once)
+        channel.confirm_delivery()
+        channel.basic_publish("", "qq-limit", b"m")
+        channel.basic_publish("", "qq-alo", b"m")
+        taker = connection.channel()
+        taker.basic_get("qq-limit")
+        taker.close()  # a failed delivery past a limit of 0, and no dead-letter exchange
+        method, _props, _body = channel.basic_get("qq-alo")
+        channel.basic_reject(method.delivery_tag, requeue=False)
+        assert channel.queue_declare("qq-dead", passive=True).method.message_count == 1
+        counted = {key: value for key, value in _counters(broker).items() if "dead_lettered" in key and value}
+        connection.close()
+    labels = 'queue_type="rabbit_quorum_queue",dead_letter_strategy'
+    assert counted == {
+        f'rabbitmq_global_messages_dead_lettered_delivery_limit_total{{{labels}="disabled"}}': 1,
+        f'rabbitmq_global_messages_dead_lettered_rejected_total{{{labels}="at_least_once"}}': 1,
+        f'rabbitmq_global_messages_dead_lettered_confirmed_total{{{labels}="at_least_once"}}': 1,
     }
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pika
 import pytest
 
+from lapine.broker.queue_storage import StoreQueueStorage
 from lapine.testing import BrokerThread
 from tests.management.client import Http
 from tests.management.conftest import amqp_params
@@ -52,5 +53,31 @@ def test_paged_out_messages_and_bytes(small_window_broker: BrokerThread, durable
         BODY,
     )
     assert info["message_bytes_ram"] == info["messages_ram"] * BODY
+    channel.queue_delete(name)
+    connection.close()
+
+
+def test_get_messages_reads_a_paged_backlog_without_blocking_reads(
+    small_window_broker: BrokerThread, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The API's "get messages" pages the backlog in through the store's async reads, as basic.get
+    does: a blocking read on the event loop would hold every connection meanwhile."""
+
+    def blocking_read(*_args: object) -> None:
+        raise AssertionError("a blocking store read on the event loop")
+
+    monkeypatch.setattr(StoreQueueStorage, "read", blocking_read)
+    name = "paged-get"
+    connection = pika.BlockingConnection(amqp_params(small_window_broker.url))
+    channel = connection.channel()
+    channel.queue_declare(name, durable=True)
+    channel.confirm_delivery()
+    for number in range(3 * WINDOW):
+        channel.basic_publish("", name, b"%d" % number, pika.BasicProperties(delivery_mode=2))
+    request = {"count": 3 * WINDOW, "ackmode": "ack_requeue_false", "encoding": "auto"}
+    reply = Http(small_window_broker.management_url).post(f"/api/queues/%2F/{name}/get", request)
+    assert reply.status == 200
+    assert [int(message["payload"]) for message in reply.json] == list(range(3 * WINDOW))
+    assert channel.queue_declare(name, passive=True).method.message_count == 0
     channel.queue_delete(name)
     connection.close()

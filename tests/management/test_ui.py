@@ -218,3 +218,20 @@ def test_mqtt_connection_shows_its_protocol(page: Any, ui_broker: BrokerThread) 
         page.wait_for_selector("#list td:text-is('MQTT 5.0')", timeout=8000)
     finally:
         client.close()
+
+
+def test_a_delayed_exchange_shows_its_messages_delayed(
+    page: Any, ui_broker: BrokerThread, unique: Callable[[str], str]
+) -> None:
+    exchange = unique("ui-delayed")
+    connection = pika.BlockingConnection(amqp_params(ui_broker.url))
+    channel = connection.channel()
+    channel.exchange_declare(exchange, "x-delayed-message", arguments={"x-delayed-type": "direct"})
+    channel.basic_publish(exchange, "k", b"m", pika.BasicProperties(headers={"x-delay": 60_000}))
+    try:
+        page.goto(f"{ui_broker.management_url}/#/exchanges/%2F/{exchange}")
+        page.wait_for_selector("#messages-delayed:text-is('1')", timeout=8000)
+        shot(page, "delayed-exchange")
+    finally:
+        channel.exchange_delete(exchange)
+        connection.close()

@@ -232,7 +232,7 @@ def test_a_full_socket_pauses_deliveries_until_it_drains(broker: Broker, client:
 
 
 def test_one_tick_writes_a_bounded_amount_then_delivery_goes_on(broker: Broker, client: ModelClient) -> None:
-    from lapine.broker.connection import OUTPUT_PER_TICK
+    from lapine.broker.output_buffer import OUTPUT_PER_TICK
 
     client.method(1, spec.QueueDeclare(queue="backlog"))
     for n in range(1000):

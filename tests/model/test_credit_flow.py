@@ -11,6 +11,7 @@ import pytest
 from lapine.amqp import spec
 from lapine.amqp.frames import encode_frame, method_frame
 from lapine.broker import flow
+from lapine.broker.read_gate import Pause
 from lapine.testing.model import ModelBroker, ModelClient
 
 _RAW_PROPERTIES = spec.BasicProperties().encode()
@@ -56,6 +57,7 @@ def test_past_the_backlog_a_publisher_gets_little_credit_and_the_rest_waits(
     # 10 went to the consumer; past the backlog, the first credit; the rest is held.
     assert ready(model) == flow.BEHIND_MESSAGES + flow.MIN_CREDIT
     assert publisher.connection.held
+    assert publisher.connection.input_gate.reasons == {Pause.FLOW}
     assert publisher.connection.in_flow
     publisher.tick()  # the consumer took nothing meanwhile: no credit
     assert ready(model) == flow.BEHIND_MESSAGES + flow.MIN_CREDIT
@@ -145,6 +147,7 @@ def test_a_client_that_does_not_read_stops_being_served(model: ModelBroker, publ
     connection.data_received((get + requeue_all) * 100)
     # Nothing was written: the output never left. Stop at the limit, one message past it at most.
     assert connection.held
+    assert connection.input_gate.reasons == {Pause.UNREAD}
     assert connection.output_size <= connection.output_limit + len(big) + 1024
     connection.set_output_pending(connection.output_size)
     connection.take_output()

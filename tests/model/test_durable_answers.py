@@ -12,7 +12,9 @@ import pytest
 
 from lapine.amqp import spec
 from lapine.amqp.frames import method_frame
+from lapine.broker import definitions
 from lapine.broker.broker import Broker
+from lapine.broker.read_gate import Pause
 from lapine.broker.scheduler import ManualScheduler
 from lapine.config import Config
 from lapine.store import SqliteStore
@@ -64,8 +66,11 @@ def test_what_follows_a_durable_declare_is_answered_after_it(held: StoreHeldBrok
     frames += method_frame(2, spec.QueueDeclare(queue="transient"))
     held.client.send(frames)
     assert replies(held.client) == []
+    assert held.client.connection.held
+    assert held.client.connection.input_gate.reasons == {Pause.ANSWER}
     held.store_calls_back()
     assert replies(held.client) == [(1, spec.ExchangeDeclareOk), (2, spec.BasicQosOk), (2, spec.QueueDeclareOk)]
+    assert not held.client.connection.input_gate.reasons
 
 
 def test_a_transient_declare_is_answered_at_once(held: StoreHeldBroker) -> None:
@@ -117,3 +122,23 @@ def test_a_get_whose_message_is_on_disk_is_answered_when_the_page_read_lands(hel
     answers = client.take()
     assert [(channel, type(item)) for channel, item in answers] == [(1, Content), (2, spec.BasicQosOk)]
     assert answers[0][1].body == b"4"
+
+
+def test_operator_writes_are_submitted_not_waited_for(held: StoreHeldBroker) -> None:
+    """Vhosts, users, permissions and policies are written the way declares are: the writer thread
+    takes them and the model goes on; the HTTP answer then waits for a barrier (the writes count)."""
+    broker = held.broker
+    assert broker.persistence is not None
+    before = broker.persistence.writes
+    definitions.add_vhost(broker, "v2")
+    definitions.add_user(broker, "alice", "secret")
+    definitions.set_permissions(broker, "alice", "v2", ".*", ".*", ".*")
+    definitions.set_policy(broker, "v2", "ttl", pattern="^q", definition={"message-ttl": 1000})
+    definitions.clear_permissions(broker, "alice", "v2")
+    definitions.delete_user(broker, "alice")
+    assert broker.persistence.writes - before >= 6  # each one counted for the answer to wait on
+    held.store_calls_back()
+    stored = held.store.load_definitions()
+    assert "v2" in {vhost.name for vhost in stored.vhosts}
+    assert [policy.name for policy in stored.policies] == ["ttl"]
+    assert "alice" not in {user.name for user in stored.users}

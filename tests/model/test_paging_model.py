@@ -37,7 +37,7 @@ from lapine.broker.queue import Queue
 from lapine.broker.scheduler import ManualScheduler
 from lapine.config import Config
 from lapine.store import SqliteStore
-from lapine.store import sqlite as store_sqlite
+from lapine.store.sqlite import pages as store_pages
 from lapine.testing.model import Content, ModelClient
 
 QUEUE = "q"
@@ -63,7 +63,7 @@ class PagingMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.dir = Path(tempfile.mkdtemp(prefix="lapine-paging-model-"))
-        self.real_cap, store_sqlite.READ_CAP_BYTES = store_sqlite.READ_CAP_BYTES, READ_CAP_BYTES
+        self.real_cap, store_pages.READ_CAP_BYTES = store_pages.READ_CAP_BYTES, READ_CAP_BYTES
         self.pending: collections.deque[Callable[[], object]] = collections.deque()
         self.next_number = 0
         self.persistent: dict[int, bool] = {}
@@ -296,7 +296,7 @@ class PagingMachine(RuleBasedStateMachine):
         assert self.store.failed is None
 
     def teardown(self) -> None:
-        store_sqlite.READ_CAP_BYTES = self.real_cap
+        store_pages.READ_CAP_BYTES = self.real_cap
         self.store.close()
         shutil.rmtree(self.dir, ignore_errors=True)
 

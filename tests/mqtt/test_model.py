@@ -6,9 +6,10 @@ import asyncio
 from pathlib import Path
 
 from lapine.broker.broker import Broker
+from lapine.broker.output_buffer import OUTPUT_PER_TICK
 from lapine.mqtt import packets as p
 from lapine.mqtt.codec import decode_packet, encode
-from lapine.mqtt.connection import OUTPUT_PER_TICK, MqttConnection
+from lapine.mqtt.connection import MqttConnection
 from lapine.mqtt.node import MqttNode
 from lapine.store import SqliteStore
 

@@ -13,6 +13,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SPEC_PY = REPO_ROOT / "src" / "lapine" / "amqp" / "spec.py"
+CONSTANTS_PY = REPO_ROOT / "src" / "lapine" / "amqp" / "constants.py"
 
 
 def _load_codegen() -> ModuleType:
@@ -44,6 +45,23 @@ def test_committed_spec_py_is_up_to_date(spec_json: dict[str, Any]) -> None:
     assert generated.encode("utf-8") == committed, "spec.py is stale: run python tools/codegen.py"
 
 
+def test_committed_constants_py_is_up_to_date(spec_json: dict[str, Any]) -> None:
+    generated = codegen.generate_constants(spec_json)
+    assert generated.encode("utf-8") == CONSTANTS_PY.read_bytes(), "constants.py is stale: run python tools/codegen.py"
+
+
+def test_reply_names_are_the_spec_s(spec_json: dict[str, Any]) -> None:
+    from lapine.amqp.constants import REPLY_NAMES
+
+    expected = {
+        const["value"]: codegen.constant_name(const["name"])
+        for const in spec_json["constants"]
+        if const.get("class") in ("soft-error", "hard-error") or const["name"] == "reply-success"
+    }
+    assert dict(REPLY_NAMES) == expected
+    assert REPLY_NAMES[406] == "PRECONDITION_FAILED"
+
+
 def test_generation_is_deterministic(spec_json: dict[str, Any]) -> None:
     assert codegen.generate(spec_json) == codegen.generate(json.loads(json.dumps(spec_json)))
 
@@ -54,11 +72,13 @@ def test_header(spec_json: dict[str, Any]) -> None:
 
 
 def test_check_mode(tmp_path: Path, spec_json: dict[str, Any]) -> None:
-    output = tmp_path / "spec.py"
-    assert codegen.main([str(codegen.DEFAULT_SPEC), "-o", str(output), "--check"]) == 1
-    assert codegen.main([str(codegen.DEFAULT_SPEC), "-o", str(output)]) == 0
+    output, constants = tmp_path / "spec.py", tmp_path / "constants.py"
+    arguments = [str(codegen.DEFAULT_SPEC), "-o", str(output), "--constants", str(constants)]
+    assert codegen.main([*arguments, "--check"]) == 1
+    assert codegen.main(arguments) == 0
     assert output.read_bytes() == SPEC_PY.read_bytes()
-    assert codegen.main([str(codegen.DEFAULT_SPEC), "-o", str(output), "--check"]) == 0
+    assert constants.read_bytes() == CONSTANTS_PY.read_bytes()
+    assert codegen.main([*arguments, "--check"]) == 0
 
 
 def _synthetic_spec(arguments: list[dict[str, Any]]) -> dict[str, Any]:
@@ -81,10 +101,7 @@ def _synthetic_spec(arguments: list[dict[str, Any]]) -> dict[str, Any]:
 def test_more_than_eight_bits_use_a_second_octet(tmp_path: Path) -> None:
     arguments = [{"domain": "flag", "name": f"b{i}"} for i in range(10)]
     arguments.insert(3, {"type": "short", "name": "class"})  # a keyword, and a break in the bits
-    source = codegen.generate(_synthetic_spec(arguments))
-    namespace: dict[str, Any] = {}
-    exec(compile(source, "synthetic_spec.py", "exec"), namespace)
-    cls = namespace["TestManyBits"]
+    cls = _build(_synthetic_spec(arguments))
     assert cls.FIELDS[3] == "class_"
     method = cls(b0=True, b2=True, class_=7, b3=True, b8=True, b9=True)
     # b0..b2 | short | b3..b9 would need 7 bits: one octet; 8+ consecutive bits roll over.
@@ -98,6 +115,11 @@ def test_more_than_eight_bits_use_a_second_octet(tmp_path: Path) -> None:
 
 
 def _build(spec_json: dict[str, Any]) -> Any:
+    """The synthetic spec's method class, its constants in a module of their own."""
+    constants = ModuleType("synthetic_constants")
+    exec(compile(codegen.generate_constants(spec_json), "synthetic_constants.py", "exec"), constants.__dict__)
+    sys.modules[constants.__name__] = constants
     namespace: dict[str, Any] = {}
-    exec(compile(codegen.generate(spec_json), "synthetic_spec.py", "exec"), namespace)
+    source = codegen.generate(spec_json, constants_module=constants.__name__)
+    exec(compile(source, "synthetic_spec.py", "exec"), namespace)
     return namespace["TestManyBits"]

@@ -54,7 +54,10 @@ _scalars = st.one_of(
     st.builds(lambda v: b"S" + struct.pack(">I", len(v)) + v, st.binary(max_size=20)),
     st.builds(lambda v: b"x" + struct.pack(">I", len(v)) + v, st.binary(max_size=20)),
     st.just(b"V"),
-    st.builds(lambda letter, v: bytes([letter]) + v, st.integers(0, 255), st.binary(max_size=9)),  # any letter
+    # Any other letter: not T, whose value pika must read as a datetime (bounded above).
+    st.builds(
+        lambda letter, v: bytes([letter]) + v, st.integers(0, 255).filter(lambda b: b != 0x54), st.binary(max_size=9)
+    ),
 )
 
 

@@ -189,8 +189,8 @@ async def test_disk_error_fails_the_store_confirms_nothing_and_recovers(
     q = store.put_queue(QueueDef("/", "q"))
     store.enqueue(q, 0, b"x", b"rk", b"h", b"committed")
     await barrier(store)
-    real = store._conn
-    store._conn = FailingConnection(real, "disk I/O error")  # type: ignore[assignment]
+    real = store._writer.conn
+    store._writer.conn = FailingConnection(real, "disk I/O error")  # type: ignore[assignment]
     confirmed: list[int] = []
     store.enqueue(q, 1, b"x", b"rk", b"h", b"failed once")
     store.submit_barrier(lambda: confirmed.append(1))
@@ -210,7 +210,7 @@ async def test_disk_error_fails_the_store_confirms_nothing_and_recovers(
         store.submit_barrier(lambda: None)
     with pytest.raises(StoreFailedError):
         store.put_queue(QueueDef("/", "other"))
-    store._conn = real  # the disk works again
+    store._writer.conn = real  # the disk works again
     await asyncio.wait_for(recovered.wait(), 5)
     assert store.failed is None
     await barrier(store)
@@ -238,10 +238,10 @@ async def test_a_full_disk_fails_writes_until_there_is_room(data_dir: Path, stor
         store.put_queue(QueueDef("/", "refused"))
     # Room again (the page limit lifted on the writer's connection): what the store took is
     # written, in order.
-    real = store._conn
-    store._conn = RoomAgain(real)  # type: ignore[assignment]
+    real = store._writer.conn
+    store._writer.conn = RoomAgain(real)  # type: ignore[assignment]
     await asyncio.wait_for(recovered.wait(), 5)
-    store._conn = real
+    store._writer.conn = real
     assert [m.seq for m in store.read_messages(q, -1, 100)] == list(range(20))
     assert store.queue_id("/", "refused") is None
 

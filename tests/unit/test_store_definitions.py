@@ -192,11 +192,10 @@ def test_single_deletes(open_store: Opener) -> None:
     store.delete_topic_permission("guest", "/", "amq.topic")
     store.delete_policy("/", "ttl")
     store.delete_parameter("/", "vhost-limits", "limits")
-    store.delete_global_parameter("cluster_name")
     loaded = store.load_definitions()
     assert loaded.bindings == [BindingDef("/", "ex", "ex2", "exchange", "b.*")]
     assert (loaded.permissions, loaded.topic_permissions, loaded.policies) == ([], [], [])
-    assert (loaded.parameters, loaded.global_parameters) == ([], [])
+    assert loaded.parameters == []
 
 
 def test_binding_identity_ignores_argument_order(open_store: Opener) -> None:

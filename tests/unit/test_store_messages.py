@@ -11,6 +11,8 @@ import pytest
 from lapine.store import QueueDef, QueueRecovery, QueueStats, SqliteStore, StoredMessage
 from lapine.store import sqlite as store_sqlite
 from lapine.store.sqlite import DB_FILE, OUT_OF_LINE_BYTES, SEQ_BITS, SEQ_MASK
+from lapine.store.sqlite import pages as store_pages
+from lapine.store.sqlite import store as store_module
 
 Opener = Callable[[], SqliteStore]
 
@@ -77,7 +79,8 @@ def test_routing_info_and_expiry_round_trip(open_store: Opener) -> None:
     big = b"B" * OUT_OF_LINE_BYTES
     store.enqueue(queues[0], 1, b"", b"\xff\x00not utf-8", b"h", b"b", expires=1_700_000_000_123)
     store.enqueue(queues[0], 2, b"amq.topic", b"", b"h", b"t", persistent=False)
-    store.enqueue_shared([(q, 3, 1000 + q) for q in queues], b"fan", b"out", b"h", big)
+    for q in queues:
+        store.enqueue(q, 3, b"fan", b"out", b"h", big, expires=1000 + q)
     expected = [
         StoredMessage(1, b"", b"\xff\x00not utf-8", b"h", b"b", False, 1_700_000_000_123),
         StoredMessage(2, b"amq.topic", b"", b"h", b"t", False, None),
@@ -213,30 +216,6 @@ def count_rows(store: SqliteStore, table: str) -> int:
     return store._query(lambda conn: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # type: ignore[no-any-return]
 
 
-def test_shared_body_is_stored_once_and_released_with_the_last_reference(open_store: Opener) -> None:
-    store = open_store()
-    queues = [store.put_queue(QueueDef("/", f"q{i}")) for i in range(3)]
-    tmp = store.put_queue(QueueDef("/", "tmp", durable=False))
-    big = b"B" * OUT_OF_LINE_BYTES
-    store.enqueue_shared([(q, 5, None) for q in queues] + [(tmp, 0, None)], b"x", b"rk", b"header", big)
-    store.enqueue_shared([(q, 6, None) for q in queues], b"x", b"rk", b"small", b"copied")
-    assert count_rows(store, "main.bodies") == 1
-    assert count_rows(store, "t.bodies") == 1  # the non-durable queue's copy lives in transient.db
-    for q in [*queues, tmp]:
-        assert read_all(store, q)[0] == stored(read_all(store, q)[0].seq, b"header", big)
-    store.mark_delivered(queues[0], [5])
-    store.close()
-    store = open_store()
-    assert read_all(store, queues[0])[0] == stored(5, b"header", big, delivered=True)
-    assert store.recover_queues()[queues[1]] == QueueRecovery(queues[1], 2, OUT_OF_LINE_BYTES + 6, 5, 6)
-    store.ack(queues[0], [5])
-    store.purge(queues[1])
-    assert count_rows(store, "main.bodies") == 1
-    store.delete_queue("/", "q2")
-    assert count_rows(store, "main.bodies") == 0
-    assert read_all(store, queues[0]) == [stored(6, b"small", b"copied")]
-
-
 def test_large_bodies_stay_out_of_the_message_rows(open_store: Opener) -> None:
     store = open_store()
     q = store.put_queue(QueueDef("/", "q"))
@@ -286,19 +265,6 @@ def test_recovery_reads_no_out_of_line_body(open_store: Opener, data_dir: Path) 
     assert store.recover_queues()[q] == QueueRecovery(q, 3, 300_000, 0, 2)
 
 
-def test_shared_body_for_transient_targets(open_store: Opener) -> None:
-    store = open_store()
-    a = store.put_queue(QueueDef("/", "a", durable=False))
-    b = store.put_queue(QueueDef("/", "b"))
-    big = b"T" * (2 * OUT_OF_LINE_BYTES)
-    store.enqueue_shared([(a, 1, None), (b, 1, None)], b"x", b"rk", b"h", big, persistent=False)
-    assert count_rows(store, "t.bodies") == 1
-    assert read_all(store, a) == read_all(store, b) == [stored(1, b"h", big)]
-    store.ack(a, [1])
-    store.ack(b, [1])
-    assert count_rows(store, "t.bodies") == 0
-
-
 def test_bad_message_calls_raise_without_failing_the_store(open_store: Opener) -> None:
     store = open_store()
     q = store.put_queue(QueueDef("/", "q"))
@@ -332,7 +298,7 @@ def test_messages_of_unknown_queues_are_dropped_at_open(open_store: Opener, data
 
 def test_pages_stay_under_sqlites_value_limit(open_store: Opener, monkeypatch: pytest.MonkeyPatch) -> None:
     # A page is one SQLite value; with READ_CAP_BYTES shrunk, big messages must shrink pages.
-    monkeypatch.setattr(store_sqlite, "READ_CAP_BYTES", 2500)
+    monkeypatch.setattr(store_pages, "READ_CAP_BYTES", 2500)
     store = open_store()
     q = store.put_queue(QueueDef("/", "q"))
     for seq in range(20):
@@ -367,13 +333,11 @@ def test_routing_fields_are_checked(open_store: Opener) -> None:
 
 
 def test_oversized_message_is_refused_at_enqueue(open_store: Opener, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_sqlite, "MAX_MESSAGE_BYTES", 10)
+    monkeypatch.setattr(store_module, "MAX_MESSAGE_BYTES", 10)
     store = open_store()
-    q, r = store.put_queue(QueueDef("/", "q")), store.put_queue(QueueDef("/", "r"))
+    q = store.put_queue(QueueDef("/", "q"))
     with pytest.raises(ValueError, match="over the store's"):
         store.enqueue(q, 0, b"x", b"rk", b"h", b"x" * 11)
-    with pytest.raises(ValueError, match="over the store's"):
-        store.enqueue_shared([(q, 0, None), (r, 0, None)], b"x", b"rk", b"h", b"x" * OUT_OF_LINE_BYTES)
     store.enqueue(q, 0, b"x", b"rk", b"h", b"x" * 10)
     assert store.failed is None
 
@@ -385,7 +349,7 @@ def test_a_page_over_both_files_has_no_gap(
     """Each file is read with its own limits (a count bounded by the largest message, or the cap
     on a read's bytes): the page must stop where either read stopped, or the messages of one file
     that the other's read jumped past are never read."""
-    monkeypatch.setattr(store_sqlite, "READ_CAP_BYTES", 4000)
+    monkeypatch.setattr(store_pages, "READ_CAP_BYTES", 4000)
     store = open_store()
     q = store.put_queue(QueueDef("/", "q"))
     # A run of large persistent messages, then a run of small transient ones.

@@ -124,18 +124,18 @@ class StoreMachine(RuleBasedStateMachine):
         persistent=st.booleans(),
         big=st.booleans(),
     )
-    def enqueue_shared(self, queues: list[str], persistent: bool, big: bool) -> None:
-        """One message to several queues: a big body is stored once and reference-counted."""
+    def enqueue_to_several(self, queues: list[str], persistent: bool, big: bool) -> None:
+        """One message routed to several queues: each queue's copy is its own row."""
         exchange, routing_key, header, body, _ = make_content(queues[0], self.next_seq[queues[0]], big)
-        targets = []
         for queue in queues:
             seq = self.next_seq[queue]
             self.next_seq[queue] = seq + 1
             expires = seq if seq % 2 else None
             self.content[(queue, seq)] = (exchange, routing_key, header, body, expires)
-            targets.append((self.ids[queue], seq, expires))
+            self.store.enqueue(
+                self.ids[queue], seq, exchange, routing_key, header, body, persistent=persistent, expires=expires
+            )
             self.submit(("enqueue", queue, (seq,), persistent))
-        self.store.enqueue_shared(targets, exchange, routing_key, header, body, persistent=persistent)
 
     @rule(queue=st.sampled_from(QUEUES), data=st.data())
     def ack(self, queue: str, data: st.DataObject) -> None:

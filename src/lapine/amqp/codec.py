@@ -22,7 +22,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from lapine.amqp.errors import REPLY_NAMES, FrameError
+from lapine.amqp.constants import FRAME_ERROR, REPLY_NAMES
+from lapine.amqp.errors import FrameError
 
 __all__ = [
     "MAX_TABLE_DEPTH",
@@ -44,7 +45,6 @@ __all__ = [
     "rabbit_reply_text",
 ]
 
-FRAME_ERROR = 501
 
 # RabbitMQ parses nested tables by plain recursion with no limit. Python's recursion limit is
 # ~1000 frames and each level costs two, so a limit is needed; 128 levels is far beyond anything a

@@ -6,27 +6,7 @@ A ChannelError closes one channel (channel.close); a ConnectionError closes the 
 
 from __future__ import annotations
 
-REPLY_NAMES: dict[int, str] = {
-    200: "REPLY_SUCCESS",
-    311: "CONTENT_TOO_LARGE",
-    312: "NO_ROUTE",
-    313: "NO_CONSUMERS",
-    320: "CONNECTION_FORCED",
-    402: "INVALID_PATH",
-    403: "ACCESS_REFUSED",
-    404: "NOT_FOUND",
-    405: "RESOURCE_LOCKED",
-    406: "PRECONDITION_FAILED",
-    501: "FRAME_ERROR",
-    502: "SYNTAX_ERROR",
-    503: "COMMAND_INVALID",
-    504: "CHANNEL_ERROR",
-    505: "UNEXPECTED_FRAME",
-    506: "RESOURCE_ERROR",
-    530: "NOT_ALLOWED",
-    540: "NOT_IMPLEMENTED",
-    541: "INTERNAL_ERROR",
-}
+from lapine.amqp.constants import INTERNAL_ERROR, REPLY_NAMES
 
 
 class AMQPError(Exception):
@@ -46,7 +26,7 @@ class AMQPError(Exception):
 
     @property
     def reply_text(self) -> str:
-        name = REPLY_NAMES.get(self.reply_code, "INTERNAL_ERROR")
+        name = REPLY_NAMES.get(self.reply_code, REPLY_NAMES[INTERNAL_ERROR])
         text = f"{name} - {self.text}".encode()
         if len(text) > 255:
             # A shortstr holds 255 bytes; RabbitMQ keeps 252 of them and marks the cut with "...".

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import struct
 
+from lapine.amqp import spec
 from lapine.amqp.codec import cannot_decode, frame_error_text
+from lapine.amqp.constants import FRAME_ERROR
 from lapine.amqp.errors import FrameError
 from lapine.amqp.spec import Method
 
@@ -33,7 +35,6 @@ __all__ = [
 PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
 HEARTBEAT_FRAME = b"\x08\x00\x00\x00\x00\x00\x00\xce"
 
-FRAME_ERROR = 501
 _FRAME_END = 206
 _END = b"\xce"
 # Frame types RabbitMQ's command assembler recognises; anything else is "unknown_frame".
@@ -255,9 +256,9 @@ def decode_publish(payload: memoryview | bytes) -> tuple[str, str, bool, bool]:
         rk_end = ex_end + 1 + payload[ex_end]
         bits = payload[rk_end]
     except IndexError:
-        raise cannot_decode(payload[4:], 60, 40) from None
+        raise cannot_decode(payload[4:], *spec.BasicPublish.IDS) from None
     if rk_end + 1 != len(payload):
-        raise cannot_decode(payload[4:], 60, 40)
+        raise cannot_decode(payload[4:], *spec.BasicPublish.IDS)
     try:
         # The strict codec with default arguments is the fastest call; names are nearly always UTF-8.
         exchange = payload[7:ex_end].decode()

@@ -22,11 +22,11 @@ from __future__ import annotations
 import struct
 
 from lapine.amqp.codec import MAX_TABLE_DEPTH, erlang_binary, rabbit_reply_text
+from lapine.amqp.constants import INTERNAL_ERROR
 from lapine.amqp.errors import FrameError
 
 __all__ = ["malformed_properties", "properties_are_valid"]
 
-INTERNAL_ERROR = 541
 
 # The basic class's 14 properties by flag bit, as walk steps: the octets of a fixed-size field,
 # or _SHORTSTR (length octet, then that many), or _TABLE.

@@ -25,48 +25,47 @@ from lapine.amqp.codec import (
     frame_error_text,
     rabbit_reply_text,
 )
+from lapine.amqp.constants import (
+    PORT as PORT,
+    VERSION as VERSION,
+    FRAME_METHOD as FRAME_METHOD,
+    FRAME_HEADER as FRAME_HEADER,
+    FRAME_BODY as FRAME_BODY,
+    FRAME_HEARTBEAT as FRAME_HEARTBEAT,
+    FRAME_MIN_SIZE as FRAME_MIN_SIZE,
+    FRAME_END as FRAME_END,
+    REPLY_SUCCESS as REPLY_SUCCESS,
+    CONTENT_TOO_LARGE as CONTENT_TOO_LARGE,
+    NO_ROUTE as NO_ROUTE,
+    NO_CONSUMERS as NO_CONSUMERS,
+    ACCESS_REFUSED as ACCESS_REFUSED,
+    NOT_FOUND as NOT_FOUND,
+    RESOURCE_LOCKED as RESOURCE_LOCKED,
+    PRECONDITION_FAILED as PRECONDITION_FAILED,
+    CONNECTION_FORCED as CONNECTION_FORCED,
+    INVALID_PATH as INVALID_PATH,
+    FRAME_ERROR as FRAME_ERROR,
+    SYNTAX_ERROR as SYNTAX_ERROR,
+    COMMAND_INVALID as COMMAND_INVALID,
+    CHANNEL_ERROR as CHANNEL_ERROR,
+    UNEXPECTED_FRAME as UNEXPECTED_FRAME,
+    RESOURCE_ERROR as RESOURCE_ERROR,
+    NOT_ALLOWED as NOT_ALLOWED,
+    NOT_IMPLEMENTED as NOT_IMPLEMENTED,
+    INTERNAL_ERROR as INTERNAL_ERROR,
+    SOFT_ERRORS as SOFT_ERRORS,
+    HARD_ERRORS as HARD_ERRORS,
+    REPLY_NAMES as REPLY_NAMES,
+    CLASS_CONNECTION as CLASS_CONNECTION,
+    CLASS_CHANNEL as CLASS_CHANNEL,
+    CLASS_ACCESS as CLASS_ACCESS,
+    CLASS_EXCHANGE as CLASS_EXCHANGE,
+    CLASS_QUEUE as CLASS_QUEUE,
+    CLASS_BASIC as CLASS_BASIC,
+    CLASS_TX as CLASS_TX,
+    CLASS_CONFIRM as CLASS_CONFIRM,
+)
 from lapine.amqp.errors import FrameError
-
-PORT = 5672
-VERSION = (0, 9, 1)
-
-FRAME_METHOD = 1
-FRAME_HEADER = 2
-FRAME_BODY = 3
-FRAME_HEARTBEAT = 8
-FRAME_MIN_SIZE = 4096
-FRAME_END = 206
-REPLY_SUCCESS = 200
-CONTENT_TOO_LARGE = 311
-NO_ROUTE = 312
-NO_CONSUMERS = 313
-ACCESS_REFUSED = 403
-NOT_FOUND = 404
-RESOURCE_LOCKED = 405
-PRECONDITION_FAILED = 406
-CONNECTION_FORCED = 320
-INVALID_PATH = 402
-FRAME_ERROR = 501
-SYNTAX_ERROR = 502
-COMMAND_INVALID = 503
-CHANNEL_ERROR = 504
-UNEXPECTED_FRAME = 505
-RESOURCE_ERROR = 506
-NOT_ALLOWED = 530
-NOT_IMPLEMENTED = 540
-INTERNAL_ERROR = 541
-
-SOFT_ERRORS = frozenset({CONTENT_TOO_LARGE, NO_ROUTE, NO_CONSUMERS, ACCESS_REFUSED, NOT_FOUND, RESOURCE_LOCKED, PRECONDITION_FAILED})
-HARD_ERRORS = frozenset({CONNECTION_FORCED, INVALID_PATH, FRAME_ERROR, SYNTAX_ERROR, COMMAND_INVALID, CHANNEL_ERROR, UNEXPECTED_FRAME, RESOURCE_ERROR, NOT_ALLOWED, NOT_IMPLEMENTED, INTERNAL_ERROR})
-
-CLASS_CONNECTION = 10
-CLASS_CHANNEL = 20
-CLASS_ACCESS = 30
-CLASS_EXCHANGE = 40
-CLASS_QUEUE = 50
-CLASS_BASIC = 60
-CLASS_TX = 90
-CLASS_CONFIRM = 85
 
 _S_B = struct.Struct(">B")
 _S_BB = struct.Struct(">BB")
@@ -95,6 +94,7 @@ class Method:
     CLASS_ID: ClassVar[int] = 0
     METHOD_ID: ClassVar[int] = 0
     INDEX: ClassVar[int] = 0  # CLASS_ID << 16 | METHOD_ID, the key of METHODS
+    IDS: ClassVar[tuple[int, int]] = (0, 0)  # (CLASS_ID, METHOD_ID): an error's ``*Method.IDS``
     NAME: ClassVar[str] = ""
     SYNCHRONOUS: ClassVar[bool] = False
     HAS_CONTENT: ClassVar[bool] = False
@@ -139,6 +139,7 @@ class ConnectionStart(Method):
     CLASS_ID = 10
     METHOD_ID = 10
     INDEX = 0x000A000A
+    IDS = (10, 10)
     NAME = "connection.start"
     SYNCHRONOUS = True
     HAS_CONTENT = False
@@ -198,6 +199,7 @@ class ConnectionStartOk(Method):
     CLASS_ID = 10
     METHOD_ID = 11
     INDEX = 0x000A000B
+    IDS = (10, 11)
     NAME = "connection.start-ok"
     SYNCHRONOUS = False
     HAS_CONTENT = False
@@ -259,6 +261,7 @@ class ConnectionSecure(Method):
     CLASS_ID = 10
     METHOD_ID = 20
     INDEX = 0x000A0014
+    IDS = (10, 20)
     NAME = "connection.secure"
     SYNCHRONOUS = True
     HAS_CONTENT = False
@@ -296,6 +299,7 @@ class ConnectionSecureOk(Method):
     CLASS_ID = 10
     METHOD_ID = 21
     INDEX = 0x000A0015
+    IDS = (10, 21)
     NAME = "connection.secure-ok"
     SYNCHRONOUS = False
     HAS_CONTENT = False
@@ -333,6 +337,7 @@ class ConnectionTune(Method):
     CLASS_ID = 10
     METHOD_ID = 30
     INDEX = 0x000A001E
+    IDS = (10, 30)
     NAME = "connection.tune"
     SYNCHRONOUS = True
     HAS_CONTENT = False
@@ -373,6 +378,7 @@ class ConnectionTuneOk(Method):
     CLASS_ID = 10
     METHOD_ID = 31
     INDEX = 0x000A001F
+    IDS = (10, 31)
     NAME = "connection.tune-ok"
     SYNCHRONOUS = False
     HAS_CONTENT = False
@@ -413,6 +419,7 @@ class ConnectionOpen(Method):
     CLASS_ID = 10
     METHOD_ID = 40
     INDEX = 0x000A0028
+    IDS = (10, 40)
     NAME = "connection.open"
     SYNCHRONOUS = True
     HAS_CONTENT = False
@@ -467,6 +474,7 @@ class ConnectionOpenOk(Method):
     CLASS_ID = 10
     METHOD_ID = 41
     INDEX = 0x000A0029
+    IDS = (10, 41)
     NAME = "connection.open-ok"
     SYNCHRONOUS = False
     HAS_CONTENT = False
@@ -505,6 +513,7 @@ class ConnectionClose(Method):
     CLASS_ID = 10
     METHOD_ID = 50
     INDEX = 0x000A0032
+    IDS = (10, 50)
     NAME = "connection.close"
     SYNCHRONOUS = True
     HAS_CONTENT = False
@@ -557,6 +566,7 @@ class ConnectionCloseOk(Method):
     CLASS_ID = 10
     METHOD_ID = 51
     INDEX = 0x000A0033
+    IDS = (10, 51)
     NAME = "connection.close-ok"
     SYNCHRONOUS = False
     HAS_CONTENT = False
@@ -584,6 +594,7 @@ class ConnectionBlocked(Method):
     CLASS_ID = 10
     METHOD_ID = 60
     INDEX = 0x000A003C
+    IDS = (10, 60)
     NAME = "connection.blocked"
     SYNCHRONOUS = False
     HAS_CONTENT = False
@@ -622,6 +633,7 @@ class ConnectionUnblocked(Method):
     CLASS_ID = 10
     METHOD_ID = 61
     INDEX = 0x000A003D
+    IDS = (10, 61)
     NAME = "connection.unblocked"
     SYNCHRONOUS = False
     HAS_CONTENT = False
@@ -649,6 +661,7 @@ class ConnectionUpdateSecret(Method):
     CLASS_ID = 10
     METHOD_ID = 70
     INDEX = 0x000A0046
+    IDS = (10, 70)
     NAME = "connection.update-secret"
     SYNCHRONOUS = True
     HAS_CONTENT = False
@@ -696,6 +709,7 @@ class ConnectionUpdateSecretOk(Method):
     CLASS_ID = 10
     METHOD_ID = 71
     INDEX = 0x000A0047
+    IDS = (10, 71)
     NAME = "connection.update-secret-ok"
     SYNCHRONOUS = False
     HAS_CONTENT = False
@@ -723,6 +737,7 @@ class ChannelOpen(Method):
     CLASS_ID = 20
     METHOD_ID = 10
     INDEX = 0x0014000A
+    IDS = (20, 10)
     NAME = "channel.open"
     SYNCHRONOUS = True
     HAS_CONTENT = False
@@ -761,6 +776,7 @@ class ChannelOpenOk(Method):
     CLASS_ID = 20
     METHOD_ID = 11
     INDEX = 0x0014000B
+    IDS = (20, 11)
     NAME = "channel.open-ok"
     SYNCHRONOUS = False
     HAS_CONTENT = False
@@ -798,6 +814,7 @@ class ChannelFlow(Method):
     CLASS_ID = 20
     METHOD_ID = 20
     INDEX = 0x00140014
+    IDS = (20, 20)
     NAME = "channel.flow"
     SYNCHRONOUS = True
     HAS_CONTENT = False
@@ -835,6 +852,7 @@ class ChannelFlowOk(Method):
     CLASS_ID = 20
     METHOD_ID = 21
     INDEX = 0x00140015
+    IDS = (20, 21)
     NAME = "channel.flow-ok"
     SYNCHRONOUS = False
     HAS_CONTENT = False
@@ -872,6 +890,7 @@ class ChannelClose(Method):
     CLASS_ID = 20
     METHOD_ID = 40
     INDEX = 0x00140028
+    IDS = (20, 40)
     NAME = "channel.close"
     SYNCHRONOUS = True
     HAS_CONTENT = False
@@ -924,6 +943,7 @@ class ChannelCloseOk(Method):
     CLASS_ID = 20
     METHOD_ID = 41
     INDEX = 0x00140029
+    IDS = (20, 41)
     NAME = "channel.close-ok"
     SYNCHRONOUS = False
     HAS_CONTENT = False
@@ -951,6 +971,7 @@ class AccessRequest(Method):
     CLASS_ID = 30
     METHOD_ID = 10
     INDEX = 0x001E000A
+    IDS = (30, 10)
     NAME = "access.request"
     SYNCHRONOUS = True
     HAS_CONTENT = False
@@ -1019,6 +1040,7 @@ class AccessRequestOk(Method):
     CLASS_ID = 30
     METHOD_ID = 11
     INDEX = 0x001E000B
+    IDS = (30, 11)
     NAME = "access.request-ok"
     SYNCHRONOUS = False
     HAS_CONTENT = False
@@ -1055,6 +1077,7 @@ class ExchangeDeclare(Method):
     CLASS_ID = 40
     METHOD_ID = 10
     INDEX = 0x0028000A
+    IDS = (40, 10)
     NAME = "exchange.declare"
     SYNCHRONOUS = True
     HAS_CONTENT = False
@@ -1144,6 +1167,7 @@ class ExchangeDeclareOk(Method):
     CLASS_ID = 40
     METHOD_ID = 11
     INDEX = 0x0028000B
+    IDS = (40, 11)
     NAME = "exchange.declare-ok"
     SYNCHRONOUS = False
     HAS_CONTENT = False
@@ -1171,6 +1195,7 @@ class ExchangeDelete(Method):
     CLASS_ID = 40
     METHOD_ID = 20
     INDEX = 0x00280014
+    IDS = (40, 20)
     NAME = "exchange.delete"
     SYNCHRONOUS = True
     HAS_CONTENT = False
@@ -1227,6 +1252,7 @@ class ExchangeDeleteOk(Method):
     CLASS_ID = 40
     METHOD_ID = 21
     INDEX = 0x00280015
+    IDS = (40, 21)
     NAME = "exchange.delete-ok"
     SYNCHRONOUS = False
     HAS_CONTENT = False
@@ -1254,6 +1280,7 @@ class ExchangeBind(Method):
     CLASS_ID = 40
     METHOD_ID = 30
     INDEX = 0x0028001E
+    IDS = (40, 30)
     NAME = "exchange.bind"
     SYNCHRONOUS = True
     HAS_CONTENT = False
@@ -1326,6 +1353,7 @@ class ExchangeBindOk(Method):
     CLASS_ID = 40
     METHOD_ID = 31
     INDEX = 0x0028001F
+    IDS = (40, 31)
     NAME = "exchange.bind-ok"
     SYNCHRONOUS = False
     HAS_CONTENT = False
@@ -1353,6 +1381,7 @@ class ExchangeUnbind(Method):
     CLASS_ID = 40
     METHOD_ID = 40
     INDEX = 0x00280028
+    IDS = (40, 40)
     NAME = "exchange.unbind"
     SYNCHRONOUS = True
     HAS_CONTENT = False
@@ -1425,6 +1454,7 @@ class ExchangeUnbindOk(Method):
     CLASS_ID = 40
     METHOD_ID = 51
     INDEX = 0x00280033
+    IDS = (40, 51)
     NAME = "exchange.unbind-ok"
     SYNCHRONOUS = False
     HAS_CONTENT = False
@@ -1452,6 +1482,7 @@ class QueueDeclare(Method):
     CLASS_ID = 50
     METHOD_ID = 10
     INDEX = 0x0032000A
+    IDS = (50, 10)
     NAME = "queue.declare"
     SYNCHRONOUS = True
     HAS_CONTENT = False
@@ -1533,6 +1564,7 @@ class QueueDeclareOk(Method):
     CLASS_ID = 50
     METHOD_ID = 11
     INDEX = 0x0032000B
+    IDS = (50, 11)
     NAME = "queue.declare-ok"
     SYNCHRONOUS = False
     HAS_CONTENT = False
@@ -1581,6 +1613,7 @@ class QueueBind(Method):
     CLASS_ID = 50
     METHOD_ID = 20
     INDEX = 0x00320014
+    IDS = (50, 20)
     NAME = "queue.bind"
     SYNCHRONOUS = True
     HAS_CONTENT = False
@@ -1653,6 +1686,7 @@ class QueueBindOk(Method):
     CLASS_ID = 50
     METHOD_ID = 21
     INDEX = 0x00320015
+    IDS = (50, 21)
     NAME = "queue.bind-ok"
     SYNCHRONOUS = False
     HAS_CONTENT = False
@@ -1680,6 +1714,7 @@ class QueuePurge(Method):
     CLASS_ID = 50
     METHOD_ID = 30
     INDEX = 0x0032001E
+    IDS = (50, 30)
     NAME = "queue.purge"
     SYNCHRONOUS = True
     HAS_CONTENT = False
@@ -1731,6 +1766,7 @@ class QueuePurgeOk(Method):
     CLASS_ID = 50
     METHOD_ID = 31
     INDEX = 0x0032001F
+    IDS = (50, 31)
     NAME = "queue.purge-ok"
     SYNCHRONOUS = False
     HAS_CONTENT = False
@@ -1767,6 +1803,7 @@ class QueueDelete(Method):
     CLASS_ID = 50
     METHOD_ID = 40
     INDEX = 0x00320028
+    IDS = (50, 40)
     NAME = "queue.delete"
     SYNCHRONOUS = True
     HAS_CONTENT = False
@@ -1826,6 +1863,7 @@ class QueueDeleteOk(Method):
     CLASS_ID = 50
     METHOD_ID = 41
     INDEX = 0x00320029
+    IDS = (50, 41)
     NAME = "queue.delete-ok"
     SYNCHRONOUS = False
     HAS_CONTENT = False
@@ -1862,6 +1900,7 @@ class QueueUnbind(Method):
     CLASS_ID = 50
     METHOD_ID = 50
     INDEX = 0x00320032
+    IDS = (50, 50)
     NAME = "queue.unbind"
     SYNCHRONOUS = True
     HAS_CONTENT = False
@@ -1928,6 +1967,7 @@ class QueueUnbindOk(Method):
     CLASS_ID = 50
     METHOD_ID = 51
     INDEX = 0x00320033
+    IDS = (50, 51)
     NAME = "queue.unbind-ok"
     SYNCHRONOUS = False
     HAS_CONTENT = False
@@ -1955,6 +1995,7 @@ class BasicQos(Method):
     CLASS_ID = 60
     METHOD_ID = 10
     INDEX = 0x003C000A
+    IDS = (60, 10)
     NAME = "basic.qos"
     SYNCHRONOUS = True
     HAS_CONTENT = False
@@ -1996,6 +2037,7 @@ class BasicQosOk(Method):
     CLASS_ID = 60
     METHOD_ID = 11
     INDEX = 0x003C000B
+    IDS = (60, 11)
     NAME = "basic.qos-ok"
     SYNCHRONOUS = False
     HAS_CONTENT = False
@@ -2023,6 +2065,7 @@ class BasicConsume(Method):
     CLASS_ID = 60
     METHOD_ID = 20
     INDEX = 0x003C0014
+    IDS = (60, 20)
     NAME = "basic.consume"
     SYNCHRONOUS = True
     HAS_CONTENT = False
@@ -2108,6 +2151,7 @@ class BasicConsumeOk(Method):
     CLASS_ID = 60
     METHOD_ID = 21
     INDEX = 0x003C0015
+    IDS = (60, 21)
     NAME = "basic.consume-ok"
     SYNCHRONOUS = False
     HAS_CONTENT = False
@@ -2146,6 +2190,7 @@ class BasicCancel(Method):
     CLASS_ID = 60
     METHOD_ID = 30
     INDEX = 0x003C001E
+    IDS = (60, 30)
     NAME = "basic.cancel"
     SYNCHRONOUS = True
     HAS_CONTENT = False
@@ -2193,6 +2238,7 @@ class BasicCancelOk(Method):
     CLASS_ID = 60
     METHOD_ID = 31
     INDEX = 0x003C001F
+    IDS = (60, 31)
     NAME = "basic.cancel-ok"
     SYNCHRONOUS = False
     HAS_CONTENT = False
@@ -2231,6 +2277,7 @@ class BasicPublish(Method):
     CLASS_ID = 60
     METHOD_ID = 40
     INDEX = 0x003C0028
+    IDS = (60, 40)
     NAME = "basic.publish"
     SYNCHRONOUS = False
     HAS_CONTENT = True
@@ -2294,6 +2341,7 @@ class BasicReturn(Method):
     CLASS_ID = 60
     METHOD_ID = 50
     INDEX = 0x003C0032
+    IDS = (60, 50)
     NAME = "basic.return"
     SYNCHRONOUS = False
     HAS_CONTENT = True
@@ -2353,6 +2401,7 @@ class BasicDeliver(Method):
     CLASS_ID = 60
     METHOD_ID = 60
     INDEX = 0x003C003C
+    IDS = (60, 60)
     NAME = "basic.deliver"
     SYNCHRONOUS = False
     HAS_CONTENT = True
@@ -2416,6 +2465,7 @@ class BasicGet(Method):
     CLASS_ID = 60
     METHOD_ID = 70
     INDEX = 0x003C0046
+    IDS = (60, 70)
     NAME = "basic.get"
     SYNCHRONOUS = True
     HAS_CONTENT = False
@@ -2467,6 +2517,7 @@ class BasicGetOk(Method):
     CLASS_ID = 60
     METHOD_ID = 71
     INDEX = 0x003C0047
+    IDS = (60, 71)
     NAME = "basic.get-ok"
     SYNCHRONOUS = False
     HAS_CONTENT = True
@@ -2527,6 +2578,7 @@ class BasicGetEmpty(Method):
     CLASS_ID = 60
     METHOD_ID = 72
     INDEX = 0x003C0048
+    IDS = (60, 72)
     NAME = "basic.get-empty"
     SYNCHRONOUS = False
     HAS_CONTENT = False
@@ -2565,6 +2617,7 @@ class BasicAck(Method):
     CLASS_ID = 60
     METHOD_ID = 80
     INDEX = 0x003C0050
+    IDS = (60, 80)
     NAME = "basic.ack"
     SYNCHRONOUS = False
     HAS_CONTENT = False
@@ -2604,6 +2657,7 @@ class BasicReject(Method):
     CLASS_ID = 60
     METHOD_ID = 90
     INDEX = 0x003C005A
+    IDS = (60, 90)
     NAME = "basic.reject"
     SYNCHRONOUS = False
     HAS_CONTENT = False
@@ -2643,6 +2697,7 @@ class BasicRecoverAsync(Method):
     CLASS_ID = 60
     METHOD_ID = 100
     INDEX = 0x003C0064
+    IDS = (60, 100)
     NAME = "basic.recover-async"
     SYNCHRONOUS = False
     HAS_CONTENT = False
@@ -2680,6 +2735,7 @@ class BasicRecover(Method):
     CLASS_ID = 60
     METHOD_ID = 110
     INDEX = 0x003C006E
+    IDS = (60, 110)
     NAME = "basic.recover"
     SYNCHRONOUS = True
     HAS_CONTENT = False
@@ -2717,6 +2773,7 @@ class BasicRecoverOk(Method):
     CLASS_ID = 60
     METHOD_ID = 111
     INDEX = 0x003C006F
+    IDS = (60, 111)
     NAME = "basic.recover-ok"
     SYNCHRONOUS = False
     HAS_CONTENT = False
@@ -2744,6 +2801,7 @@ class BasicNack(Method):
     CLASS_ID = 60
     METHOD_ID = 120
     INDEX = 0x003C0078
+    IDS = (60, 120)
     NAME = "basic.nack"
     SYNCHRONOUS = False
     HAS_CONTENT = False
@@ -2788,6 +2846,7 @@ class TxSelect(Method):
     CLASS_ID = 90
     METHOD_ID = 10
     INDEX = 0x005A000A
+    IDS = (90, 10)
     NAME = "tx.select"
     SYNCHRONOUS = True
     HAS_CONTENT = False
@@ -2815,6 +2874,7 @@ class TxSelectOk(Method):
     CLASS_ID = 90
     METHOD_ID = 11
     INDEX = 0x005A000B
+    IDS = (90, 11)
     NAME = "tx.select-ok"
     SYNCHRONOUS = False
     HAS_CONTENT = False
@@ -2842,6 +2902,7 @@ class TxCommit(Method):
     CLASS_ID = 90
     METHOD_ID = 20
     INDEX = 0x005A0014
+    IDS = (90, 20)
     NAME = "tx.commit"
     SYNCHRONOUS = True
     HAS_CONTENT = False
@@ -2869,6 +2930,7 @@ class TxCommitOk(Method):
     CLASS_ID = 90
     METHOD_ID = 21
     INDEX = 0x005A0015
+    IDS = (90, 21)
     NAME = "tx.commit-ok"
     SYNCHRONOUS = False
     HAS_CONTENT = False
@@ -2896,6 +2958,7 @@ class TxRollback(Method):
     CLASS_ID = 90
     METHOD_ID = 30
     INDEX = 0x005A001E
+    IDS = (90, 30)
     NAME = "tx.rollback"
     SYNCHRONOUS = True
     HAS_CONTENT = False
@@ -2923,6 +2986,7 @@ class TxRollbackOk(Method):
     CLASS_ID = 90
     METHOD_ID = 31
     INDEX = 0x005A001F
+    IDS = (90, 31)
     NAME = "tx.rollback-ok"
     SYNCHRONOUS = False
     HAS_CONTENT = False
@@ -2950,6 +3014,7 @@ class ConfirmSelect(Method):
     CLASS_ID = 85
     METHOD_ID = 10
     INDEX = 0x0055000A
+    IDS = (85, 10)
     NAME = "confirm.select"
     SYNCHRONOUS = True
     HAS_CONTENT = False
@@ -2987,6 +3052,7 @@ class ConfirmSelectOk(Method):
     CLASS_ID = 85
     METHOD_ID = 11
     INDEX = 0x0055000B
+    IDS = (85, 11)
     NAME = "confirm.select-ok"
     SYNCHRONOUS = False
     HAS_CONTENT = False

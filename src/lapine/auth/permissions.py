@@ -22,9 +22,9 @@ from typing import Any
 
 import re2
 
+from lapine.amqp.constants import ACCESS_REFUSED
 from lapine.amqp.errors import ChannelError
 
-ACCESS_REFUSED = 403
 KINDS = ("configure", "write", "read")
 
 

@@ -34,3 +34,8 @@ class OrderedBarriers:
         while waiting and waiting[0][0] == 0:
             callback = waiting.popleft()[1]
             callback()  # type: ignore[operator]
+
+    def clear(self) -> None:
+        """A writer failed: the barriers waiting will never complete (their confirms are nacked
+        instead), and must not hold back the ones that come after it recovers."""
+        self._waiting.clear()

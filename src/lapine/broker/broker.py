@@ -9,14 +9,16 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from lapine.amqp.constants import CONNECTION_FORCED
 from lapine.amqp.errors import ConnectionError
 from lapine.auth.permissions import Permission, Permissions
 from lapine.auth.users import Users
-from lapine.broker.barriers import OrderedBarriers
+from lapine.broker.barriers import Barrier, OrderedBarriers
 from lapine.broker.churn import Churn
-from lapine.broker.connection import default_cluster_name, server_properties
+from lapine.broker.delayed import DelayedMessages
 from lapine.broker.message_sizes import MessageSizes
 from lapine.broker.scheduler import ManualScheduler, Scheduler
+from lapine.broker.server_identity import default_cluster_name, server_properties
 from lapine.broker.stats import MessageStats
 from lapine.broker.vhost import VirtualHost
 from lapine.config import Config
@@ -26,9 +28,9 @@ if TYPE_CHECKING:
     from lapine.broker.persistence import Persistence
     from lapine.mqtt.connection import MqttConnection
     from lapine.store import Store
+    from lapine.store.delayed import DelayStore
     from lapine.store.stream import StreamHome
 
-CONNECTION_FORCED = 320
 log = logging.getLogger("lapine.broker")
 
 
@@ -56,7 +58,7 @@ class Broker:
         # Node-wide counters that must never go backwards: objects opened and closed, the sizes
         # of published messages, and what deleted vhosts had counted.
         self.churn = Churn()
-        self.dead_lettered: Counter[tuple[str, str]] = Counter()
+        self.dead_lettered: Counter[tuple[str, str, str]] = Counter()
         self.message_sizes = MessageSizes()
         self.deleted_vhosts_stats = MessageStats()
         # Resource alarms in effect, "memory" and/or "disk": kept by server/alarms.py; publishers
@@ -72,6 +74,8 @@ class Broker:
         # Message counters of the protocols beside AMQP, by RabbitMQ's protocol label ("mqtt311",
         # "mqtt50", ...) then by rabbit_global_counters' name ("received", ...): for Prometheus.
         self.protocol_counters: dict[str, Counter[str]] = {}
+        # What x-delayed-message exchanges hold (in memory until attach_delay_store).
+        self.delayed = DelayedMessages(self)
         self.add_vhost(self.config.default_vhost)
         self.users.add(self.config.default_user, self.config.default_pass, ["administrator"])
         self.permissions.set(Permission(self.config.default_user, self.config.default_vhost))
@@ -81,6 +85,7 @@ class Broker:
         if vhost is None:
             vhost = self.vhosts[name] = VirtualHost(name, self.scheduler)
             vhost.persistence = self.persistence
+            vhost.delayed = self.delayed
             vhost.churn = self.churn
             vhost.dead_lettered = self.dead_lettered
             if persist and self.persistence is not None:
@@ -98,21 +103,41 @@ class Broker:
             vhost.persistence = self.persistence
         self.persistence.recover()
 
+    def attach_delay_store(self, store: DelayStore) -> None:
+        """Keep delayed messages in ``store`` and take up those it holds (after attach_store)."""
+        self.delayed.attach(store)
+
     def submit_barrier(self, callback: Callable[[], None]) -> None:
-        """Run ``callback`` once everything submitted so far is on disk: the store's writes and
-        the appends to stream logs (requires a store)."""
+        """Run ``callback`` once everything submitted so far is on disk: the store's writes, the
+        delayed-message store's (while it has any) and the appends to stream logs (requires a
+        store). A publisher confirm waits for all of them, and confirms keep their order."""
         store = self.store
         assert store is not None
-        logs = self.streams.take_dirty() if self.streams is not None else []
-        if not logs and not self._barriers.waiting:
+        parts: list[Barrier] = [store.submit_barrier]
+        delayed = self.delayed.store
+        if not delayed.idle() and delayed.failed is None:
+            parts.append(delayed.submit_barrier)
+        if self.streams is not None:
+            parts.extend(log.barrier for log in self.streams.take_dirty())
+        if len(parts) == 1 and not self._barriers.waiting:
             store.submit_barrier(callback)
             return
-        self._barriers.submit([store.submit_barrier, *(log.barrier for log in logs)], callback)
+        self._barriers.submit(parts, callback)
 
     def store_failed(self, error: BaseException) -> None:
         """The store cannot write: nothing more is confirmed, and the operator must hear of it."""
         log.error("storage failure, persistent messages are no longer accepted safely: %s", error)
         self.store_error = error
+        self._barriers.clear()  # they would wait for ever: the channels nack what they covered
+        for connection in list(self.connections):
+            for channel in list(connection.channels.values()):
+                channel.store_failed()
+
+    def delay_store_failed(self, error: BaseException) -> None:
+        """delayed.db cannot be written: the confirms waiting for it are nacks, and delayed
+        messages are refused from now on (broker/delayed.py)."""
+        log.error("delayed messages can no longer be stored: %s", error)
+        self._barriers.clear()  # they would wait for ever: the channels nack what they covered
         for connection in list(self.connections):
             for channel in list(connection.channels.values()):
                 channel.store_failed()

@@ -12,39 +12,37 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lapine.amqp import spec
+from lapine.amqp.constants import (
+    ACCESS_REFUSED,
+    COMMAND_INVALID,
+    NO_ROUTE,
+    NOT_ALLOWED,
+    NOT_FOUND,
+    NOT_IMPLEMENTED,
+    PRECONDITION_FAILED,
+)
 from lapine.amqp.errors import ChannelError, ConnectionError
-from lapine.amqp.frames import content_frames, decode_publish, encode_deliver_frames
+from lapine.amqp.frames import content_frames, encode_deliver_frames
 from lapine.amqp.properties import malformed_properties, properties_are_valid
-from lapine.broker import direct_reply_to, names
+from lapine.broker import direct_reply_to, names, publish_checks
+from lapine.broker.acknowledgements import Acknowledgements, Delivery
 from lapine.broker.consumer import Consumer
+from lapine.broker.content_assembly import ContentAssembly
 from lapine.broker.exchange import Exchange
 from lapine.broker.message import Message
+from lapine.broker.publish_checks import INSPECT_FLAGS_HIGH, REPLY_TO_FLAG_HIGH, USER_ID_FLAG
+from lapine.broker.publisher_confirms import PublisherConfirms
 from lapine.broker.queue import Queue, QueuedMessage
 from lapine.broker.queue_types.declare_arguments import consume_problem
 from lapine.broker.stats import MessageStats
+from lapine.broker.transaction import Transactions
 
 if TYPE_CHECKING:
     from lapine.auth.permissions import TopicPermission
     from lapine.broker.connection import Connection
-    from lapine.broker.scheduler import Timer
 
 log = logging.getLogger("lapine.channel")
 
-ACCESS_REFUSED = 403
-NOT_FOUND = 404
-PRECONDITION_FAILED = 406
-FRAME_ERROR = 501
-COMMAND_INVALID = 503
-UNEXPECTED_FRAME = 505
-NOT_ALLOWED = 530
-NOT_IMPLEMENTED = 540
-INTERNAL_ERROR = 541
-
-# Property-flag bits, read straight from the raw content header (user-id in the low byte; the
-# others in the high one) so that properties are decoded only when one of them is set.
-_USER_ID_FLAG = 0x0010
-_REPLY_TO_FLAG_HIGH = 0x02
-_INSPECT_FLAGS_HIGH = 0x23  # headers (for CC/BCC), reply-to, expiration
 
 # The methods that may write durable exchanges, queues or bindings (broker/persistence.py).
 _DEFINITION_METHODS = (
@@ -58,25 +56,13 @@ _DEFINITION_METHODS = (
     spec.QueueDelete.INDEX,
 )
 
-# RabbitMQ's words (rabbit_command_assembler) for content frames out of order.
-NO_METHOD = "expected method frame, got non method frame instead"
-_NO_HEADER = "expected content header for class 60, got non content header frame instead"
-_NO_BODY = "expected content body, got non content body frame instead"
 
 
-class Delivery:
-    """A message handed out with an ack expected: where it came from, and to whom."""
+class Channel(ContentAssembly, PublisherConfirms, Acknowledgements, Transactions):
+    """One channel; its parts are in content_assembly.py (the publish in progress),
+    publisher_confirms.py, acknowledgements.py (unacked deliveries, the consumer timeout) and
+    transaction.py."""
 
-    __slots__ = ("consumer", "delivered_at", "entry", "queue")
-
-    def __init__(self, entry: QueuedMessage, queue: Queue, consumer: Consumer | None, delivered_at: float) -> None:
-        self.entry = entry
-        self.queue = queue
-        self.consumer = consumer
-        self.delivered_at = delivered_at
-
-
-class Channel:
     def __init__(self, connection: Connection, channel_id: int) -> None:
         self.connection = connection
         self.vhost = connection.vhost
@@ -85,30 +71,16 @@ class Channel:
         self.closed = False
         self.active = True
         self.consumers: dict[str, Consumer] = {}
-        # Consumers with room of their own whose turn came while this channel could take no
-        # deliveries (socket full, global prefetch used up), in that order: back to their queues
-        # once it can.
-        self._parked: dict[Consumer, None] = {}
         self._max_consumers = connection.broker.config.consumer_max_per_channel
-        self.unacked: dict[int, Delivery] = {}
-        self._next_delivery_tag = 1
         self.prefetch_count = 0  # applies to consumers created after it (global=false)
-        self.prefetch_global = 0  # shared by the whole channel (global=true)
         self.last_queue_name = ""
-        # Publisher confirms: sequence numbers of publishes, and how far the client has been told.
-        self.confirm_mode = False
-        self.publish_seq = 0
-        self.confirmed_seq = 0
-        self._nacks: list[int] = []
-        self._confirm_requested = 0
-        self._durable_since_flush = False
-        self._confirms_waiting = 0
-        self.tx: Transaction | None = None
+        self._init_acknowledgements()
+        self._init_confirms()
+        self._init_transactions()
+        self._init_assembly(connection.broker.config.max_message_size)
         self.stats = MessageStats()
         self._now = self.vhost.scheduler.time
-        self._max_message_size = connection.broker.config.max_message_size
         self._message_sizes = connection.broker.message_sizes
-        self._timeout_timer: Timer | None = None
         self.reply_to: direct_reply_to.ReplyConsumer | None = None
         # Exchanges this channel may publish to, valid while the permissions' version holds.
         self._permissions = connection.broker.permissions
@@ -116,12 +88,6 @@ class Channel:
         # Of those, the topic exchanges whose topic permission limits this user's routing keys.
         self._topic_write: dict[str, TopicPermission] = {}
         self._publish_version = -1
-        # Content assembly for the publish in progress.
-        self._publish: tuple[str, str, bool] | None = None
-        self._header: bytes | None = None
-        self._body: list[bytes] = []
-        self._body_size = 0
-        self._body_remaining = 0
         self.handlers: dict[int, Callable[[Any], None]] = {
             spec.ChannelFlow.INDEX: self.on_flow,
             spec.ExchangeDeclare.INDEX: self.on_exchange_declare,
@@ -266,84 +232,6 @@ class Channel:
                 error.class_id, error.method_id = method.CLASS_ID, method.METHOD_ID
             raise
 
-    # --- content assembly (the publish hot path) ---------------------------------------------
-
-    def _content_expected(self) -> None:
-        """A frame other than the content header or body that the publish in progress needs."""
-        if self._header is None:
-            raise ConnectionError(UNEXPECTED_FRAME, _NO_HEADER, 60, 40)
-        raise ConnectionError(UNEXPECTED_FRAME, _NO_BODY, 60, 40)
-
-    def publish_whole(self, method_payload: bytes, header: bytes, body: bytes) -> None:
-        """A publish whose header and body came in the same read: no assembly state needed."""
-        if self._publish is not None:
-            self._content_expected()
-        exchange, routing_key, mandatory, immediate = decode_publish(method_payload)
-        if immediate:
-            raise ConnectionError(NOT_IMPLEMENTED, "immediate=true", 60, 40)
-        if len(body) > self._max_message_size:
-            self._refuse_size(len(body))
-        self.publish(Message(exchange, routing_key, header, body), mandatory)
-
-    def _refuse_size(self, body_size: int) -> None:
-        raise ChannelError(
-            PRECONDITION_FAILED,
-            f"message size {body_size} is larger than configured max size {self._max_message_size}",
-            60,
-            40,
-        )
-
-    def start_publish(self, exchange: str, routing_key: str, mandatory: bool, immediate: bool) -> None:
-        if self._publish is not None:
-            self._content_expected()
-        if immediate:
-            raise ConnectionError(NOT_IMPLEMENTED, "immediate=true", 60, 40)
-        self._publish = (exchange, routing_key, mandatory)
-
-    def on_header(self, payload: bytes) -> None:
-        if self._publish is None:
-            raise ConnectionError(UNEXPECTED_FRAME, NO_METHOD)
-        if self._header is not None:
-            self._content_expected()
-        if payload[:2] != b"\x00\x3c":
-            class_id = int.from_bytes(payload[:2], "big")
-            raise ConnectionError(
-                UNEXPECTED_FRAME, f"expected content header for class 60, got one for class {class_id} instead", 60, 40
-            )
-        body_size = int.from_bytes(payload[4:12], "big")
-        if body_size > self._max_message_size:
-            self._publish = None
-            self._refuse_size(body_size)
-        self._header = bytes(payload)
-        self._body_size = body_size
-        self._body_remaining = body_size
-        self._body = []
-        if body_size == 0:
-            self._finish_publish()
-
-    def on_body(self, payload: bytes) -> None:
-        if self._publish is None:
-            raise ConnectionError(UNEXPECTED_FRAME, NO_METHOD)
-        if self._header is None:
-            self._content_expected()
-        self._body.append(bytes(payload))
-        self._body_remaining -= len(payload)
-        if self._body_remaining <= 0:
-            if self._body_remaining < 0:
-                raise ConnectionError(FRAME_ERROR, f"body frames exceed the declared body size {self._body_size}")
-            self._finish_publish()
-
-    def _finish_publish(self) -> None:
-        exchange_name, routing_key, mandatory = self._publish  # type: ignore[misc]
-        header = self._header
-        body = self._body[0] if len(self._body) == 1 else b"".join(self._body)
-        self._publish = None
-        self._header = None
-        self._body = []
-        assert header is not None
-        message = Message(exchange_name, routing_key, header, body)
-        self.publish(message, mandatory)
-
     def publish(self, message: Message, mandatory: bool) -> None:
         exchange = self._publish_exchanges.get(message.exchange)
         if exchange is None or exchange.deleted or self._publish_version != self._permissions.version:
@@ -353,10 +241,10 @@ class Channel:
             # Consumers get the header as it came: one that does not parse is refused here.
             raise malformed_properties(header)
         # Properties matter here only when one of these flags is set; most messages skip it all.
-        if header[12] & _INSPECT_FLAGS_HIGH or header[13] & _USER_ID_FLAG:
+        if header[12] & INSPECT_FLAGS_HIGH or header[13] & USER_ID_FLAG:
             self._inspect_properties(message)
         if self._topic_write and exchange.name in self._topic_write:
-            self._authorize_topic_write(self._topic_write[exchange.name], message)
+            publish_checks.check_topic_write(self._permissions, self._topic_write[exchange.name], message)
         self.stats.publish += 1
         self._message_sizes.observe(len(message.body))
         if self.confirm_mode:
@@ -382,16 +270,7 @@ class Channel:
             self._publish_version = self._permissions.version
         self._topic_write.pop(name, None)
         self.authorize("write", "exchange", name)
-        exchange = self.vhost.exchanges.get(name)
-        if exchange is None:
-            raise ChannelError(NOT_FOUND, f"no exchange '{name}' in vhost '{self.vhost.name}'", 60, 40)
-        if exchange.internal:
-            raise ChannelError(
-                ACCESS_REFUSED,
-                f"cannot publish to internal exchange '{exchange.name}' in vhost '{self.vhost.name}'",
-                60,
-                40,
-            )
+        exchange = publish_checks.publish_exchange(self.vhost, name)
         self._publish_exchanges[name] = exchange
         topic = self._topic_permission(exchange)
         if topic is not None:
@@ -399,14 +278,7 @@ class Channel:
         return exchange
 
     def _topic_permission(self, exchange: Exchange) -> TopicPermission | None:
-        if exchange.type != "topic":
-            return None
-        return self._permissions.topic.get((self.connection.username, self.vhost.name, exchange.name))
-
-    def _authorize_topic_write(self, topic: TopicPermission, message: Message) -> None:
-        """Every routing key of the message, CC and BCC ones too (as current RabbitMQ checks)."""
-        for key in (message.routing_key, *(message.cc or ()), *(message.bcc or ())):
-            self._permissions.check_topic(topic, "write", key)
+        return publish_checks.topic_permission(self._permissions, self.connection.username, exchange)
 
     def _authorize_topic_read(self, exchange: Exchange | None, routing_key: str) -> None:
         """A binding from a topic exchange: its routing key against the user's read pattern there."""
@@ -415,17 +287,12 @@ class Channel:
             self._permissions.check_topic(topic, "read", routing_key)
 
     def _inspect_properties(self, message: Message) -> None:
-        """The properties the broker acts on at publish: user-id, expiration, CC/BCC, reply-to."""
-        header = message.header_payload
-        if header[13] & _USER_ID_FLAG:
-            self._check_user_id(message)
-        if message.has_expiration:
-            message.ttl = self._expiration(message)
-        if message.may_name_recipients:
-            _take_recipients(message)
-        if header[12] & _REPLY_TO_FLAG_HIGH and message.properties.reply_to == direct_reply_to.QUEUE:
+        """The properties the broker acts on at publish: user-id, expiration, CC/BCC, and the
+        direct reply-to a request names."""
+        publish_checks.inspect_properties(message, self.connection.username)
+        if message.header_payload[12] & REPLY_TO_FLAG_HIGH and message.properties.reply_to == direct_reply_to.QUEUE:
             if self.reply_to is None:
-                raise ChannelError(PRECONDITION_FAILED, "fast reply consumer does not exist", 60, 40)
+                raise ChannelError(PRECONDITION_FAILED, "fast reply consumer does not exist", *spec.BasicPublish.IDS)
             self.reply_to.rewrite(message)
 
     def route_and_enqueue(self, exchange: Exchange, message: Message, mandatory: bool) -> bool:
@@ -442,7 +309,7 @@ class Channel:
                 self.stats.return_unroutable += 1
                 self.send_content(
                     spec.BasicReturn(
-                        reply_code=312,
+                        reply_code=NO_ROUTE,
                         reply_text="NO_ROUTE",
                         exchange=message.exchange,
                         routing_key=message.routing_key,
@@ -453,89 +320,11 @@ class Channel:
                 self.stats.drop_unroutable += 1
         return accepted
 
-    def _expiration(self, message: Message) -> int | None:
-        """The expiration property as milliseconds, refused as RabbitMQ refuses it."""
-        text = message.properties.expiration
-        if text is None:
-            return None
-        try:
-            ttl = int(text) if text.strip() == text and text.lstrip("-").isdigit() else None
-        except ValueError:
-            ttl = None
-        if ttl is None:
-            raise ChannelError(PRECONDITION_FAILED, f"invalid expiration '{text}': no_integer", 60, 40)
-        if ttl < 0:
-            raise ChannelError(PRECONDITION_FAILED, f"invalid expiration '{text}': {{value_negative,{ttl}}}", 60, 40)
-        return ttl
-
-    def _check_user_id(self, message: Message) -> None:
-        user_id = message.properties.user_id
-        username = self.connection.username
-        if user_id is not None and user_id != username:
-            raise ChannelError(
-                PRECONDITION_FAILED,
-                f"user_id property set to '{user_id}' but authenticated user was '{username}'",
-                60,
-                40,
-            )
-
-    def flush_confirms(self) -> None:
-        """Confirm everything published since the last flush: at once, or, when a persistent
-        message went to a durable queue (or an earlier confirm still waits), once the store says
-        all of it is on disk. Confirms stay in order either way."""
-        upto = self.publish_seq
-        if upto <= self._confirm_requested:
-            return
-        self._confirm_requested = upto
-        nacks, self._nacks = self._nacks, []
-        store = self.connection.broker.store
-        if store is not None and store.failed is not None and (self._durable_since_flush or self._confirms_waiting):
-            # The disk failed: what needed it is nacked, never confirmed as if it were safe, and the
-            # barriers still waiting will never complete.
-            self._durable_since_flush = False
-            self._confirms_waiting = 0
-            first = self.confirmed_seq + 1
-            self._confirm_through(upto, sorted({*nacks, *range(first, upto + 1)}))
-            return
-        if store is not None and (self._durable_since_flush or self._confirms_waiting):
-            self._durable_since_flush = False
-            self._confirms_waiting += 1
-            self.connection.broker.submit_barrier(lambda: self._confirms_durable(upto, nacks))
-            return
-        self._confirm_through(upto, nacks)
-
-    def store_failed(self) -> None:
-        """The store died: confirms waiting for it will never come, so the publisher hears nack."""
-        if self._confirms_waiting and not self.closed:
-            self._confirms_waiting = 0
-            first = self.confirmed_seq + 1
-            self._confirm_through(self._confirm_requested, list(range(first, self._confirm_requested + 1)))
-
-    def _confirms_durable(self, upto: int, nacks: list[int]) -> None:
-        self._confirms_waiting -= 1
-        if not self.closed:
-            self._confirm_through(upto, nacks)
-
-    def _confirm_through(self, upto: int, nacks: list[int]) -> None:
-        """basic.ack (multiple where it can) up to ``upto``, with a basic.nack for each refused one."""
-        first = self.confirmed_seq + 1
-        if upto < first:
-            return
-        self.stats.confirm += upto - self.confirmed_seq
-        self.confirmed_seq = upto
-        for nacked in nacks:
-            if nacked > first:
-                self.send_method(spec.BasicAck(delivery_tag=nacked - 1, multiple=nacked - 1 > first))
-            self.send_method(spec.BasicNack(delivery_tag=nacked, multiple=False, requeue=False))
-            first = nacked + 1
-        if upto >= first:
-            self.send_method(spec.BasicAck(delivery_tag=upto, multiple=upto > first))
-
     # --- channel class -----------------------------------------------------------------------
 
     def on_flow(self, method: spec.ChannelFlow) -> None:
         if not method.active:
-            raise ConnectionError(NOT_IMPLEMENTED, "active=false", 20, 20)
+            raise ConnectionError(NOT_IMPLEMENTED, "active=false", *spec.ChannelFlow.IDS)
         self.send_method(spec.ChannelFlowOk(active=True))
 
     def on_access_request(self, method: spec.AccessRequest) -> None:
@@ -687,7 +476,7 @@ class Channel:
 
     def on_basic_qos(self, method: spec.BasicQos) -> None:
         if method.prefetch_size:
-            raise ConnectionError(NOT_IMPLEMENTED, f"prefetch_size!=0 ({method.prefetch_size})", 60, 10)
+            raise ConnectionError(NOT_IMPLEMENTED, f"prefetch_size!=0 ({method.prefetch_size})", *spec.BasicQos.IDS)
         if method.global_:
             self.prefetch_global = method.prefetch_count
             self.refill()
@@ -698,7 +487,7 @@ class Channel:
     def on_basic_consume(self, method: spec.BasicConsume) -> None:
         tag = method.consumer_tag or names.consumer_tag()
         if tag in self.consumers or (self.reply_to is not None and self.reply_to.tag == tag):
-            raise ConnectionError(NOT_ALLOWED, f"attempt to reuse consumer tag '{tag}'", 60, 20)
+            raise ConnectionError(NOT_ALLOWED, f"attempt to reuse consumer tag '{tag}'", *spec.BasicConsume.IDS)
         if 0 < self._max_consumers <= len(self.consumers):
             # RabbitMQ's consumer_max_per_channel, checked as it does, before the queue is looked at.
             raise ConnectionError(
@@ -823,218 +612,6 @@ class Channel:
         )
         return content_frames(self.id, method, 60, message.raw_properties, message.body, self.connection.frame_max)
 
-    # --- basic class: acknowledgements -------------------------------------------------------
-
-    def _take_deliveries(self, delivery_tag: int, multiple: bool) -> list[tuple[int, Delivery]]:
-        """Remove and return the deliveries a tag names, or fail as RabbitMQ does."""
-        unacked = self.unacked
-        if multiple:
-            taken = []
-            for tag in list(unacked) if delivery_tag == 0 else unacked:
-                if delivery_tag and tag > delivery_tag:
-                    break
-                taken.append((tag, unacked[tag]))
-            for tag, _delivery in taken:
-                del unacked[tag]
-            if not taken and delivery_tag > self._next_delivery_tag - 1:
-                raise ChannelError(PRECONDITION_FAILED, f"unknown delivery tag {delivery_tag}")
-            return taken
-        delivery = unacked.pop(delivery_tag, None)
-        if delivery is None:
-            raise ChannelError(PRECONDITION_FAILED, f"unknown delivery tag {delivery_tag}")
-        return [(delivery_tag, delivery)]
-
-    def on_basic_ack(self, method: spec.BasicAck) -> None:
-        taken = self._take_deliveries(method.delivery_tag, method.multiple)
-        if self.tx is not None:
-            self.tx.settlements.append((taken, False, True))
-            return
-        self._settle(taken, requeue=False, acked=True)
-
-    def on_basic_reject(self, method: spec.BasicReject) -> None:
-        self._reject(self._take_deliveries(method.delivery_tag, False), method.requeue)
-
-    def on_basic_nack(self, method: spec.BasicNack) -> None:
-        self._reject(self._take_deliveries(method.delivery_tag, method.multiple), method.requeue)
-
-    def _reject(self, taken: list[tuple[int, Delivery]], requeue: bool) -> None:
-        if self.tx is not None:
-            self.tx.settlements.append((taken, requeue, False))
-            return
-        self._settle(taken, requeue=requeue)
-
-    def _settle(self, taken: list[tuple[int, Delivery]], *, requeue: bool, acked: bool = False) -> None:
-        """Acked, rejected or requeued: free the consumers' windows, and let the queues of the
-        consumers whose window opened dispatch (no other consumer can take more than before)."""
-        if acked:
-            self.stats.ack += len(taken)
-        touched: dict[Queue, list[QueuedMessage]] = {}
-        opened: dict[Queue, None] = {}
-        for _tag, delivery in taken:
-            consumer = delivery.consumer
-            if consumer is not None:
-                consumer.unacked -= 1
-                if not (consumer.in_ring or consumer.parked or consumer.cancelled):
-                    self._window_opened(consumer, opened)
-            touched.setdefault(delivery.queue, []).append(delivery.entry)
-        if self._parked:
-            self._unpark_all(opened)
-        for queue, entries in touched.items():
-            if queue.deleted:
-                continue
-            if requeue:
-                queue.requeue(entries)
-            elif acked:
-                queue.settled(entries)
-                queue.stats.ack += len(entries)
-            else:
-                queue.rejected(entries)
-        for queue in opened:
-            queue.dispatch_opened()
-
-    def _window_opened(self, consumer: Consumer, opened: dict[Queue, None]) -> None:
-        """The consumer had left its queue's ring with a full window; an ack opened it."""
-        if consumer.window_full():
-            return
-        if not self.can_deliver():
-            self.park(consumer)
-        elif consumer.queue.take_back(consumer):
-            opened[consumer.queue] = None
-
-    def can_deliver(self) -> bool:
-        """Deliveries may go out on this channel: open, its socket taking them, global prefetch not used up."""
-        return (
-            self.active and not self.closed and (not self.prefetch_global or len(self.unacked) < self.prefetch_global)
-        )
-
-    def park(self, consumer: Consumer) -> None:
-        consumer.parked = True
-        self._parked[consumer] = None
-
-    def unpark(self, consumer: Consumer) -> None:
-        consumer.parked = False
-        self._parked.pop(consumer, None)
-
-    def _unpark_all(self, opened: dict[Queue, None]) -> None:
-        """The channel can deliver again: its parked consumers go back to their queues' rings,
-        in the order they were parked."""
-        if not self.can_deliver():
-            return
-        parked, self._parked = self._parked, {}
-        for consumer in parked:
-            consumer.parked = False
-            if consumer.queue.take_back(consumer):
-                opened[consumer.queue] = None
-
-    def refill(self) -> None:
-        """The channel can deliver again (its socket drained, a larger global prefetch): the
-        queues of its parked consumers dispatch."""
-        if not self._parked:
-            return
-        opened: dict[Queue, None] = {}
-        self._unpark_all(opened)
-        for queue in opened:
-            queue.dispatch_opened()
-
-    def on_basic_recover(self, method: spec.BasicRecover) -> None:
-        self._recover(method.requeue)
-        self.send_method(spec.BasicRecoverOk())
-
-    def on_basic_recover_async(self, method: spec.BasicRecoverAsync) -> None:
-        self._recover(method.requeue)
-
-    def _recover(self, requeue: bool) -> None:
-        if not requeue:
-            raise ConnectionError(NOT_IMPLEMENTED, "requeue=false", 60, 110)
-        taken = list(self.unacked.items())
-        self.unacked.clear()
-        self._settle(taken, requeue=True)
-
-    # --- tx and confirm classes --------------------------------------------------------------
-
-    def on_tx_select(self, method: spec.TxSelect) -> None:
-        if self.confirm_mode:
-            raise ChannelError(PRECONDITION_FAILED, "cannot switch from confirm to tx mode")
-        if self.tx is None:
-            self.tx = Transaction()
-        self.send_method(spec.TxSelectOk())
-
-    def on_tx_commit(self, method: spec.TxCommit) -> None:
-        tx = self.tx
-        if tx is None:
-            raise ChannelError(PRECONDITION_FAILED, "channel is not transactional")
-        self.tx = None
-        durable = False
-        try:
-            for exchange, message, mandatory in tx.publishes:
-                if not exchange.deleted:
-                    self.route_and_enqueue(exchange, message, mandatory)
-                    durable = durable or message.durably_written
-            for taken, requeue, acked in tx.settlements:
-                self._settle(taken, requeue=requeue, acked=acked)
-        finally:
-            self.tx = Transaction()
-        store = self.connection.broker.store
-        if durable and store is not None and store.failed is not None:
-            raise ConnectionError(INTERNAL_ERROR, f"the transaction cannot be made durable: {store.failed}", 90, 20)
-        if durable and store is not None:
-            # commit-ok means the transaction's messages are on disk, as in RabbitMQ.
-            self.connection.broker.submit_barrier(
-                lambda: None if self.closed else self.send_method(spec.TxCommitOk())
-            )
-            return
-        self.send_method(spec.TxCommitOk())
-
-    def on_tx_rollback(self, method: spec.TxRollback) -> None:
-        tx = self.tx
-        if tx is None:
-            raise ChannelError(PRECONDITION_FAILED, "channel is not transactional")
-        # Settlements are undone: those deliveries are unacked again, in tag order.
-        restored = dict(self.unacked)
-        for taken, _requeue, _acked in tx.settlements:
-            restored.update(taken)
-        self.unacked = dict(sorted(restored.items()))
-        self.tx = Transaction()
-        self.send_method(spec.TxRollbackOk())
-
-    def on_confirm_select(self, method: spec.ConfirmSelect) -> None:
-        if self.tx is not None:
-            raise ChannelError(PRECONDITION_FAILED, "cannot switch from tx to confirm mode")
-        self.confirm_mode = True
-        if not method.nowait:
-            self.send_method(spec.ConfirmSelectOk())
-
-    # --- consumer timeout ----------------------------------------------------------------------
-
-    def _timeout_of(self, delivery: Delivery) -> int:
-        queue_timeout = delivery.queue.consumer_timeout
-        return queue_timeout if queue_timeout is not None else self.connection.broker.config.consumer_timeout
-
-    def _watch_timeouts(self) -> None:
-        """Check, when the oldest delivery falls due, that it has been acknowledged in time."""
-        if not self.unacked or self.closed:
-            self._timeout_timer = None
-            return
-        oldest = next(iter(self.unacked.values()))
-        due = oldest.delivered_at + self._timeout_of(oldest) / 1000
-        self._timeout_timer = self.vhost.scheduler.call_later(max(due - self._now(), 0.0), self._timeouts_due)
-
-    def _timeouts_due(self) -> None:
-        self._timeout_timer = None
-        if self.closed or self.closing or not self.unacked:
-            return
-        oldest = next(iter(self.unacked.values()))
-        timeout = self._timeout_of(oldest)
-        if self._now() - oldest.delivered_at >= timeout / 1000:
-            error = ChannelError(
-                PRECONDITION_FAILED,
-                f"delivery acknowledgement on channel {self.id} timed out. Timeout value used: {timeout} ms. "
-                "This timeout value can be configured, see consumers doc guide to learn more",
-            )
-            self.connection.close_channel_with_error(self, error)
-            return
-        self._watch_timeouts()
-
     # --- closing -----------------------------------------------------------------------------
 
     def shutdown(self) -> None:
@@ -1054,37 +631,9 @@ class Channel:
         consumers = list(self.consumers.values())
         self.consumers.clear()
         # Requeue while still registered but closed (no room): nothing comes back to this channel.
-        self._settle(taken, requeue=True)
+        self._settle(taken, requeue=True, failed=True)
         for consumer in consumers:
             consumer.queue.remove_consumer(consumer)
         # The vhost keeps what closed channels counted, so its totals never go backwards.
         self.vhost.stats.add(self.stats)
         self.connection.broker.churn.channel_closed += 1
-
-
-def _take_recipients(message: Message) -> None:
-    """Sender-selected distribution: CC and BCC header keys add routing keys; BCC is removed."""
-    properties = message.properties
-    headers = properties.headers or {}
-    message.cc = _keys(headers.get("CC"))
-    message.bcc = _keys(headers.get("BCC"))
-    if "BCC" in headers:
-        properties.headers = {k: v for k, v in headers.items() if k != "BCC"}
-        message.header_payload = message.header_payload[:12] + properties.encode()
-
-
-def _keys(value: Any) -> list[str] | None:
-    if not isinstance(value, list):
-        return None
-    return [key for key in value if isinstance(key, str)] or None
-
-
-class Transaction:
-    """What a tx channel has done since its last commit or rollback."""
-
-    __slots__ = ("publishes", "settlements")
-
-    def __init__(self) -> None:
-        self.publishes: list[tuple[Exchange, Message, bool]] = []
-        # (deliveries, requeue, acked): an ack, or a reject/nack with or without requeue.
-        self.settlements: list[tuple[list[tuple[int, Delivery]], bool, bool]] = []

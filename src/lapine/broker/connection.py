@@ -10,20 +10,29 @@ asyncio layer (lapine.server.protocol) only moves bytes and runs timers: it is w
 from __future__ import annotations
 
 import logging
-import platform
-import socket
 from collections.abc import Callable
-from enum import Enum
 from typing import TYPE_CHECKING, Any
 
-from lapine import __version__
 from lapine.amqp import spec
 from lapine.amqp.codec import frame_description
+from lapine.amqp.constants import (
+    ACCESS_REFUSED,
+    CHANNEL_ERROR,
+    CONNECTION_FORCED,
+    INTERNAL_ERROR,
+    NOT_ALLOWED,
+    UNEXPECTED_FRAME,
+)
 from lapine.amqp.errors import AMQPError, ChannelError, ConnectionError
 from lapine.amqp.frames import PROTOCOL_HEADER, FrameReader, FrameReaderError, decode_publish, method_frame
 from lapine.auth import sasl
-from lapine.broker import flow
-from lapine.broker.channel import NO_METHOD, Channel
+from lapine.broker import flow, handshake
+from lapine.broker.channel import Channel
+from lapine.broker.content_assembly import NO_METHOD
+from lapine.broker.handshake import State
+from lapine.broker.output_buffer import OutputBuffer
+from lapine.broker.read_gate import Pause, ReadGate
+from lapine.broker.server_identity import connection_start
 from lapine.log_text import one_line
 
 if TYPE_CHECKING:
@@ -33,42 +42,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lapine.connection")
 
-ACCESS_REFUSED = 403
-CHANNEL_ERROR = 504
-COMMAND_INVALID = 503
-UNEXPECTED_FRAME = 505
-NOT_ALLOWED = 530
-INTERNAL_ERROR = 541
-CONNECTION_FORCED = 320
 
 _PUBLISH_IDS = b"\x00\x3c\x00\x28"  # basic.publish: class 60, method 40
-# Output gathered for one socket write; past it, deliveries to this connection wait a tick.
-OUTPUT_PER_TICK = 256 * 1024
 # Output a client may leave unread beyond one message of the largest size, before its requests wait.
 OUTPUT_SLACK = 4 * 1024 * 1024
 _HANDSHAKE_FRAME_MAX = 131072
-
-
-class State(Enum):
-    AWAIT_HEADER = "awaiting protocol header"
-    AWAIT_START_OK = "awaiting connection.start-ok"
-    AWAIT_TUNE_OK = "awaiting connection.tune-ok"
-    AWAIT_OPEN = "awaiting connection.open"
-    OPEN = "open"
-    CLOSING = "closing"  # connection.close sent, waiting for close-ok
-    CLOSED = "closed"
-
-
-# How RabbitMQ names the connection's states in its error texts.
-_RABBIT_STATE_NAMES = {
-    State.AWAIT_HEADER: "starting",
-    State.AWAIT_START_OK: "starting",
-    State.AWAIT_TUNE_OK: "tuning",
-    State.AWAIT_OPEN: "opening",
-    State.OPEN: "running",
-    State.CLOSING: "closing",
-    State.CLOSED: "closed",
-}
 
 
 class Connection:
@@ -86,7 +64,6 @@ class Connection:
         self.peer_host, self.peer_port = peer[0], peer[1]
         self.wakeup = wakeup
         self.state = State.AWAIT_HEADER
-        self.output: list[bytes] = []
         self.finished = False  # the transport should close once output is written
         self._header = b""
         self.reader = FrameReader(_HANDSHAKE_FRAME_MAX)
@@ -106,10 +83,6 @@ class Connection:
         self.auth_mechanism = ""
         self.connected_at = broker.scheduler.wall_time()
         self.bytes_received = 0
-        self.writable = True
-        self.output_size = 0
-        self._socket_full = False
-        self._output_full = False
         self.bytes_sent = 0
         # Set on every publish; the asyncio layer reads and clears it to block publishers (alarms).
         self.published = False
@@ -122,76 +95,76 @@ class Connection:
         # credit is used up (or the output is over its limit, below).
         self.credit = flow.Credit()
         self.held: list[tuple[int, int, Any]] | None = None
-        # Output not yet taken by the socket (the transport's buffer, told by the asyncio layer).
-        # Past ``output_limit`` with ours, requests wait: a client that does not read what we send
-        # cannot make us buffer without bound (basic.get after basic.get of a big message).
-        # Deliveries stop much earlier (``writable``), so this is reached only by replies.
-        self.output_pending = 0
-        self.output_limit = config.max_message_size + OUTPUT_SLACK
-        # Set when the next frame must wait: out of credit, or too much output unread.
-        self._hold_next = False
-        # Answers to definition changes waiting for the store (answer_when_durable).
+        # Shut while the next frame must wait: out of credit (FLOW), too much output unread
+        # (UNREAD), an answer waiting for the store (ANSWER).
+        self.input_gate = ReadGate()
+        # What we send; past its unread limit, requests wait (the client does not read us).
+        self.out = OutputBuffer(
+            wakeup, self._writable_changed, config.max_message_size + OUTPUT_SLACK, self._unread_output
+        )
+        # The hot path calls the buffer's own method, with no call of ours in between.
+        self.send: Callable[[bytes], None] = self.out.send
+        # Answers waiting for the store (answer_when_durable, a page read): ANSWER while any.
         self._store_waits = 0
+        # What runs each method the handshake's table lets through on channel 0.
+        self._connection_handlers: dict[type[spec.Method], Callable[[Any], None]] = {
+            spec.ConnectionStartOk: self._start_ok,
+            spec.ConnectionTuneOk: self._tune_ok,
+            spec.ConnectionOpen: self._open,
+            spec.ConnectionUpdateSecret: self._update_secret,
+            spec.ConnectionBlocked: self._ignored,
+            spec.ConnectionUnblocked: self._ignored,
+            spec.ConnectionClose: self._close_received,
+            spec.ConnectionCloseOk: self._close_ok_received,
+        }
 
     def __repr__(self) -> str:
         return f"<Connection {self.name} {self.state.value}>"
 
     # --- output ------------------------------------------------------------------------------
 
-    def send(self, data: bytes) -> None:
-        if not self.output:
-            self.wakeup()
-        self.output.append(data)
-        self.output_size += len(data)
-        if self.output_size > OUTPUT_PER_TICK:
-            if not self._output_full:
-                # Enough for one write: deliveries wait for the next loop tick, so that one busy
-                # consumer's burst neither starves other sockets nor builds one giant buffer.
-                self._output_full = True
-                self._update_writable()
-            if self.output_size + self.output_pending > self.output_limit:
-                self._hold_next = True
-
     def send_method(self, channel_id: int, method: spec.Method) -> None:
         self.send(method_frame(channel_id, method))
 
     def send_method_at(self, position: int, channel_id: int, method: spec.Method) -> None:
         """A method sent ahead of what was output since ``len(self.output)`` was ``position``."""
-        data = method_frame(channel_id, method)
-        if position >= len(self.output):
-            self.send(data)
-            return
-        self.output.insert(position, data)
-        self.output_size += len(data)
+        self.out.insert(position, method_frame(channel_id, method))
+
+    @property
+    def output(self) -> list[bytes]:
+        """The pieces gathered for the next write."""
+        return self.out.pieces
+
+    @property
+    def output_size(self) -> int:
+        return self.out.size
+
+    @property
+    def writable(self) -> bool:
+        return self.out.writable
 
     def take_output(self) -> bytes:
-        data = b"".join(self.output)
-        self.output.clear()
-        self.output_size = 0
-        return data
+        return self.out.take()
 
     def output_written(self) -> None:
         """The transport took our output: deliveries held back for this tick may go on."""
-        if self._output_full:
-            self._output_full = False
-            self._update_writable()
+        self.out.written()
 
     def set_writable(self, writable: bool) -> None:
         """Back-pressure from the socket: consumers on this connection get no more deliveries
         until it drains; then each of their queues dispatches again."""
-        self._socket_full = not writable
-        self._update_writable()
+        self.out.set_socket_writable(writable)
 
-    def _update_writable(self) -> None:
-        writable = not (self._socket_full or self._output_full)
-        if writable == self.writable:
-            return
-        self.writable = writable
+    def _writable_changed(self, writable: bool) -> None:
         for channel in list(self.channels.values()):
             channel.active = writable
         if writable:
             for channel in list(self.channels.values()):
                 channel.refill()
+
+    def _unread_output(self) -> None:
+        """The client leaves too much of our output unread: the next frame waits."""
+        self.input_gate.pause(Pause.UNREAD)
 
     def send_blocked(self, reason: str) -> None:
         """Tell the client it is blocked by a resource alarm (only if it understands it)."""
@@ -251,12 +224,14 @@ class Connection:
 
     def set_output_pending(self, size: int) -> None:
         """What the transport still has to write; below the limit, held requests may go on."""
-        self.output_pending = size
-        if self.output_over_limit():
-            self._hold_next = True
+        self.out.set_pending(size)
 
     def output_over_limit(self) -> bool:
-        return self.output_size + self.output_pending > self.output_limit
+        return self.out.over_unread_limit()
+
+    @property
+    def output_limit(self) -> int:
+        return self.out.unread_limit
 
     def grant_credit(self, trickle: bool = False) -> None:
         """A new event-loop tick (or, with ``trickle``, the retry timer): credit again."""
@@ -269,27 +244,22 @@ class Connection:
         The event loop goes on meanwhile: the store's barrier calls back."""
         store = self.broker.store
         assert store is not None
-        answers = self.output[position:]
-        del self.output[position:]
-        self.output_size -= sum(len(data) for data in answers)
+        answers = self.out.cut(position)
         self.hold_input()
         store.submit_barrier(lambda: self._durable(answers))
 
     def hold_input(self) -> None:
         """An answer waits for the store: input after it waits too, until resume_input."""
         self._store_waits += 1
-        self._hold_next = True
+        self.input_gate.pause(Pause.ANSWER)
 
     def resume_input(self) -> None:
         self._store_waits -= 1
         if not self._store_waits and self.state is not State.CLOSED:
-            self._hold_next = self.credit.exhausted or self.output_over_limit()
+            self.input_gate.resume(Pause.ANSWER)
+            self._recheck_input()
             # The transport side flushes, and then lets what input waited go on.
             self.wakeup()
-
-    @property
-    def waits_for_store(self) -> bool:
-        return self._store_waits > 0
 
     def run_guarded(self, act: Callable[[], None]) -> None:
         """Act for this connection outside its input (a store's callback), with input's guard."""
@@ -305,9 +275,9 @@ class Connection:
     def release_held(self) -> None:
         """Held frames go on, if there is credit, our output is under its limit and no answer
         waits for the store."""
-        self._hold_next = self.credit.exhausted or self.output_over_limit() or self._store_waits > 0
+        self._recheck_input()
         held = self.held
-        if held is None or self._hold_next or self.state is State.CLOSED:
+        if held is None or self.input_gate.reasons or self.state is State.CLOSED:
             return
         self.held = None
         self._guarded(self._frames_received, held)
@@ -315,16 +285,24 @@ class Connection:
     def charge(self, queue: Queue) -> None:
         """A message of ours went into ``queue``, which is behind (broker/flow.py)."""
         if self.credit.charge(queue):
-            self._hold_next = True
+            self.input_gate.pause(Pause.FLOW)
 
     @property
     def in_flow(self) -> bool:
         """Held by credit flow within the last few seconds: RabbitMQ's state "flow"."""
         return self.broker.scheduler.time() - self.credit.held_at < flow.FLOW_STATE_SECONDS
 
+    def _recheck_input(self) -> None:
+        """The input gate's FLOW and UNREAD as the credit and the output stand now (ANSWER
+        goes with the store's answers)."""
+        gate = self.input_gate
+        gate.pause_while(Pause.FLOW, self.credit.exhausted)
+        gate.pause_while(Pause.UNREAD, self.out.over_unread_limit())
+
     def _hold(self, frames: list[tuple[int, int, Any]], index: int) -> None:
         """Out of credit or output room: the rest of this read waits for the next tick."""
         self.held = frames[index:]
+        self._recheck_input()  # what the server side reads to know what will open the gate
         if self.credit.exhausted:
             self.credit.held_at = self.broker.scheduler.time()
             self.broker.flow_holds += 1
@@ -346,16 +324,17 @@ class Connection:
             self.send(PROTOCOL_HEADER)
             self._finish()
             return b""
-        self.state = State.AWAIT_START_OK
-        self.send_method(0, self._start_method())
+        self.state = handshake.header_received(self.state)
+        self.send_method(0, connection_start(self.broker.server_properties()))
         return data[needed:]
 
     def _frames_received(self, frames: list[tuple[int, int, Any]]) -> None:
         channels = self.channels
+        waits = self.input_gate.reasons
         index = 0
         count = len(frames)
         while index < count:
-            if self._hold_next:
+            if waits:
                 self._hold(frames, index)
                 return
             frame_type, channel_id, payload = frames[index]
@@ -414,13 +393,7 @@ class Connection:
         if channel_id == 0:
             self._connection_method(method)
             return
-        if self.state is not State.OPEN:
-            raise ConnectionError(
-                CHANNEL_ERROR,
-                f"expected 'connection.open', got '{method.NAME}'",
-                method.CLASS_ID,
-                method.METHOD_ID,
-            )
+        handshake.check_channel_method(self.state, method)
         channel = self.channels.get(channel_id)
         if channel is None:
             self._open_channel(channel_id, method)
@@ -456,7 +429,7 @@ class Connection:
         self.send_method(channel_id, spec.ChannelOpenOk())
 
     def _second_open(self, channel_id: int) -> None:
-        raise ConnectionError(CHANNEL_ERROR, "second 'channel.open' seen", 20, 10)
+        raise ConnectionError(CHANNEL_ERROR, "second 'channel.open' seen", *spec.ChannelOpen.IDS)
 
     def _channel_close(self, channel: Channel) -> None:
         channel.shutdown()
@@ -480,45 +453,34 @@ class Connection:
     # --- connection class (channel 0) --------------------------------------------------------
 
     def _connection_method(self, method: spec.Method) -> None:
+        """A method on channel 0: the handshake's table says whether it may come now and which
+        state it leads to once it succeeded (one that fails has closed the connection)."""
         state = self.state
-        if isinstance(method, spec.ConnectionClose):
-            self._shutdown_channels()
-            self.send_method(0, spec.ConnectionCloseOk())
-            self._finish()
-        elif isinstance(method, spec.ConnectionCloseOk):
-            self._finish()
-        elif state is State.AWAIT_START_OK and isinstance(method, spec.ConnectionStartOk):
-            self._start_ok(method)
-        elif state is State.AWAIT_TUNE_OK and isinstance(method, spec.ConnectionTuneOk):
-            self._tune_ok(method)
-        elif state is State.AWAIT_OPEN and isinstance(method, spec.ConnectionOpen):
-            self._open(method)
-        elif state is State.OPEN and isinstance(method, spec.ConnectionUpdateSecret):
-            self.send_method(0, spec.ConnectionUpdateSecretOk())
-        elif state is State.OPEN and isinstance(method, spec.ConnectionBlocked | spec.ConnectionUnblocked):
-            return
-        else:
-            raise ConnectionError(
-                CHANNEL_ERROR,
-                f"unexpected method in connection state {_RABBIT_STATE_NAMES[state]}",
-                method.CLASS_ID,
-                method.METHOD_ID,
-            )
+        target = handshake.next_state(state, method)
+        self._connection_handlers[type(method)](method)
+        if self.state is state:
+            self.state = target
 
-    def _start_method(self) -> spec.ConnectionStart:
-        return spec.ConnectionStart(
-            version_major=0,
-            version_minor=9,
-            server_properties=self.broker.server_properties(),
-            mechanisms=sasl.MECHANISMS,
-            locales=b"en_US",
-        )
+    def _close_received(self, method: spec.Method) -> None:
+        self._shutdown_channels()
+        self.send_method(0, spec.ConnectionCloseOk())
+        self._finish()
+
+    def _close_ok_received(self, method: spec.Method) -> None:
+        self._finish()
+
+    def _update_secret(self, method: spec.Method) -> None:
+        self.send_method(0, spec.ConnectionUpdateSecretOk())
+
+    def _ignored(self, method: spec.Method) -> None:
+        """connection.blocked and unblocked are the server's to send: from a client, ignored."""
 
     def _start_ok(self, method: spec.ConnectionStartOk) -> None:
         self.client_properties = method.client_properties or {}
         mechanism = method.mechanism
         if mechanism not in ("PLAIN", "AMQPLAIN"):
-            raise ConnectionError(ACCESS_REFUSED, f"unsupported authentication mechanism '{mechanism}'", 10, 11)
+            text = f"unsupported authentication mechanism '{mechanism}'"
+            raise ConnectionError(ACCESS_REFUSED, text, *spec.ConnectionStartOk.IDS)
         credentials = sasl.parse_response(mechanism, bytes(method.response))
         user = None
         if credentials is not None:
@@ -544,7 +506,6 @@ class Connection:
             return
         self.username = user.name
         self.auth_mechanism = mechanism
-        self.state = State.AWAIT_TUNE_OK
         config = self.broker.config
         self.send_method(
             0,
@@ -557,7 +518,6 @@ class Connection:
         self.channel_max = _negotiate("channel_max", method.channel_max, config.channel_max, 1)
         self.heartbeat = method.heartbeat
         self.reader.frame_max = self.frame_max
-        self.state = State.AWAIT_OPEN
 
     def _open(self, method: spec.ConnectionOpen) -> None:
         node_limit = self.broker.config.connection_max
@@ -567,14 +527,13 @@ class Connection:
             )
         vhost = self.broker.vhosts.get(method.virtual_host)
         if vhost is None:
-            raise ConnectionError(NOT_ALLOWED, f"vhost {method.virtual_host} not found", 10, 40)
+            raise ConnectionError(NOT_ALLOWED, f"vhost {method.virtual_host} not found", *spec.ConnectionOpen.IDS)
         self._check_vhost_connection_limit(vhost)
         if not self.broker.permissions.can_access(self.username, vhost.name):
             raise ConnectionError(
                 NOT_ALLOWED, f"access to vhost '{vhost.name}' refused for user '{self.username}'", 10, 40
             )
         self.vhost = vhost
-        self.state = State.OPEN
         self.broker.connections.add(self)
         self.broker.churn.connection_created += 1
         self.send_method(0, spec.ConnectionOpenOk())
@@ -688,29 +647,3 @@ def _negotiate(field: str, client: int, server: int, minimum: int) -> int:
         )
     return client or server
 
-
-def server_properties(cluster_name: str) -> dict[str, Any]:
-    """What connection.start tells a client about us; the capabilities are RabbitMQ's."""
-    return {
-        "capabilities": {
-            "publisher_confirms": True,
-            "exchange_exchange_bindings": True,
-            "basic.nack": True,
-            "consumer_cancel_notify": True,
-            "connection.blocked": True,
-            "consumer_priorities": True,
-            "authentication_failure_close": True,
-            "per_consumer_qos": True,
-            "direct_reply_to": True,
-        },
-        "cluster_name": cluster_name,
-        "copyright": "Copyright (c) the Lapine developers",
-        "information": "Licensed under the MIT License",
-        "platform": f"Python {platform.python_version()}",
-        "product": "Lapine",
-        "version": __version__,
-    }
-
-
-def default_cluster_name() -> str:
-    return f"lapine@{socket.gethostname()}"

@@ -10,6 +10,8 @@ prefetch is used up), or nowhere while its own window is full (its next ack brin
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -22,6 +24,7 @@ class Consumer:
         "arguments",
         "cancelled",
         "channel",
+        "deliver",
         "exclusive",
         "in_ring",
         "no_ack",
@@ -61,6 +64,9 @@ class Consumer:
         self.in_ring = False
         self.parked = False
         self.cancelled = False
+        # Take the message (the queue has already counted it as handed out): the channel numbers
+        # and sends it. Bound once, so that a delivery costs no call of this object's own.
+        self.deliver: Callable[[QueuedMessage, Queue], None] = partial(channel.deliver, self)
 
     def has_room(self) -> bool:
         channel = self.channel
@@ -75,9 +81,6 @@ class Consumer:
     def window_full(self) -> bool:
         """Its own prefetch is used up (whatever its channel's state)."""
         return not self.no_ack and 0 < self.prefetch <= self.unacked
-
-    def deliver(self, entry: QueuedMessage, queue: Queue) -> None:
-        self.channel.deliver(self, entry, queue)
 
     def wait_for_room(self) -> None:
         self.channel.park(self)

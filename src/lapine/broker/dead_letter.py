@@ -30,7 +30,8 @@ def dead_letter(vhost: VirtualHost, queue: Queue, entries: list[QueuedMessage], 
     exchange = vhost.exchanges.get(exchange_name) if exchange_name is not None else None
     # Counted as RabbitMQ counts them (messages_dead_lettered_*): "disabled" when the message is
     # dropped for want of a dead-letter exchange, as it is when that exchange is missing.
-    vhost.dead_lettered[(reason, "at_most_once" if exchange is not None else "disabled")] += len(entries)
+    strategy = "at_most_once" if exchange is not None else "disabled"
+    vhost.dead_lettered[(vhost.queue_type_of(queue).module, reason, strategy)] += len(entries)
     if exchange is None or exchange_name is None:
         return
     for entry in entries:
@@ -50,6 +51,46 @@ def dead_letter(vhost: VirtualHost, queue: Queue, entries: list[QueuedMessage], 
                 exchange.stats.publish_out += 1
                 target.stats.publish += 1
                 target.publish(copy)
+
+
+def forward_at_least_once(
+    vhost: VirtualHost, queue: Queue, entry: QueuedMessage, reason: str, settled: set[str]
+) -> bool:
+    """At-least-once dead-lettering (a quorum queue's x-dead-letter-strategy): one attempt to
+    hand a dead message to every queue its dead-letter exchange routes it to. ``settled`` names
+    the queues that have it already (kept by the caller between attempts). True once every target
+    took it: only then may the source let it go. A target that refuses it (overflow
+    reject-publish), a missing exchange or no route leave it with the source for the next try."""
+    exchange_name = queue.dead_letter_exchange
+    exchange = vhost.exchanges.get(exchange_name) if exchange_name is not None else None
+    if exchange is None or exchange_name is None:
+        return False
+    original = entry.message
+    copy, deaths = _dead_lettered_copy(original, queue, reason, exchange_name, vhost.scheduler.wall_time())
+    keys = [queue.dead_letter_routing_key] if queue.dead_letter_routing_key is not None else original_keys(original)
+    targets: dict[Queue, None] = {}
+    for key in keys:
+        copy.routing_key = key
+        for target in vhost.route(exchange, copy):
+            targets[target] = None
+    copy.routing_key = keys[0]
+    copy.cc = original.cc
+    if not targets:
+        return False
+    done = True
+    for target in targets:
+        if target.name in settled or _is_cycle(target.name, deaths):
+            continue
+        exchange.stats.publish_out += 1
+        target.stats.publish += 1
+        if target.publish(copy):
+            settled.add(target.name)
+        else:
+            done = False
+    if done:
+        exchange.stats.publish_in += 1
+        vhost.dead_lettered[(vhost.queue_type_of(queue).module, "confirmed", "at_least_once")] += 1
+    return done
 
 
 def original_keys(message: Message) -> list[str]:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from lapine.amqp import spec
+from lapine.amqp.constants import PRECONDITION_FAILED
 from lapine.amqp.errors import ChannelError
 from lapine.broker import names
 from lapine.broker.message import Message
@@ -22,7 +24,6 @@ if TYPE_CHECKING:
 
 QUEUE = "amq.rabbitmq.reply-to"
 PREFIX = QUEUE + "."
-PRECONDITION_FAILED = 406
 
 
 class ReplyConsumer:
@@ -48,9 +49,9 @@ class ReplyConsumer:
 
 def start(channel: Channel, tag: str, no_ack: bool) -> ReplyConsumer:
     if not no_ack:
-        raise ChannelError(PRECONDITION_FAILED, "reply consumer cannot acknowledge", 60, 20)
+        raise ChannelError(PRECONDITION_FAILED, "reply consumer cannot acknowledge", *spec.BasicConsume.IDS)
     if channel.reply_to is not None:
-        raise ChannelError(PRECONDITION_FAILED, "reply consumer already set", 60, 20)
+        raise ChannelError(PRECONDITION_FAILED, "reply consumer already set", *spec.BasicConsume.IDS)
     consumer = ReplyConsumer(channel, tag)
     channel.vhost.reply_consumers[consumer.name] = consumer
     return consumer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from lapine.broker.exchanges import router_for
+from lapine.broker.exchanges import delayed, router_for
 from lapine.broker.policies import Policy, effective
 from lapine.broker.stats import MessageStats
 
@@ -24,7 +24,9 @@ class Exchange:
         internal: bool = False,
         arguments: dict[str, Any] | None = None,
     ) -> None:
-        router_type = router_for(type_name)
+        # An x-delayed-message exchange routes with the router of its x-delayed-type.
+        self.delayed_type = delayed.routing_type(type_name, arguments or {})
+        router_type = router_for(self.delayed_type or type_name)
         if router_type is None:
             raise ValueError(type_name)
         self.vhost = vhost

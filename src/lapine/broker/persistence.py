@@ -1,11 +1,10 @@
 """The seam between the broker model and the store: what is written when, and recovery at start.
 
 The model calls these hooks as its durable state changes; each turns the change into a store
-operation. Nothing blocks the event loop on the disk: durable exchanges, queues and bindings are
-submitted and counted in ``writes``, and whoever answers for them (the AMQP connection's
-declare-ok, the HTTP API's response) waits for a store barrier once ``writes`` moved. Users,
-vhosts, permissions and policies, changed only by operators, are committed before the hook
-returns. Message operations are batched by the store, and publisher confirms wait for a barrier
+operation. Nothing blocks the event loop on the disk: durable exchanges, queues and bindings,
+vhosts, users, permissions and policies are submitted and counted in ``writes``, and whoever
+answers for them (the AMQP connection's declare-ok, the HTTP API's response) waits for a store
+barrier once ``writes`` moved. Message operations are batched by the store, and publisher confirms wait for a barrier
 too (see Channel.flush_confirms).
 """
 
@@ -13,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from lapine.auth.permissions import Permission, TopicPermission
@@ -58,74 +57,81 @@ class Persistence:
     def _submitted(self) -> None:
         self.writes += 1
 
+    def _submit(self, write: Callable[..., None], *args: Any) -> None:
+        """A definition write: submitted and counted; its answer waits for a barrier."""
+        write(*args, _written)
+        self._submitted()
+
     # --- vhosts, users, permissions, policies ------------------------------------------------
 
     def vhost_added(self, vhost: VirtualHost) -> None:
         """A new vhost, or new metadata for one: the store's row is replaced."""
         metadata = vhost.metadata
         queue_type = None if metadata.default_queue_type == "undefined" else metadata.default_queue_type
-        self.store.put_vhost(VHostDef(vhost.name, metadata.description, list(metadata.tags), queue_type))
+        definition = VHostDef(vhost.name, metadata.description, list(metadata.tags), queue_type)
+        self._submit(self.store.put_vhost, definition)
 
     def vhost_limits_changed(self, vhost: VirtualHost) -> None:
         """Kept as RabbitMQ keeps them: the vhost's runtime parameter vhost-limits/limits."""
         if vhost.limits:
-            self.store.put_parameter(ParameterDef(vhost.name, VHOST_LIMITS_COMPONENT, "limits", dict(vhost.limits)))
+            limits = ParameterDef(vhost.name, VHOST_LIMITS_COMPONENT, "limits", dict(vhost.limits))
+            self._submit(self.store.put_parameter, limits)
         else:
-            self.store.delete_parameter(vhost.name, VHOST_LIMITS_COMPONENT, "limits")
+            self._submit(self.store.delete_parameter, vhost.name, VHOST_LIMITS_COMPONENT, "limits")
 
     def vhost_deleted(self, name: str) -> None:
-        self.store.delete_vhost(name)
+        self._submit(self.store.delete_vhost, name)
 
     def user_changed(self, user: User) -> None:
-        self.store.put_user(UserDef(user.name, user.password_hash, user.hashing_algorithm, list(user.tags)))
+        definition = UserDef(user.name, user.password_hash, user.hashing_algorithm, list(user.tags))
+        self._submit(self.store.put_user, definition)
 
     def user_deleted(self, name: str) -> None:
-        self.store.delete_user(name)
+        self._submit(self.store.delete_user, name)
 
     def permission_set(self, permission: Permission) -> None:
-        self.store.put_permission(
-            PermissionDef(permission.user, permission.vhost, permission.configure, permission.write, permission.read)
+        self._submit(
+            self.store.put_permission,
+            PermissionDef(permission.user, permission.vhost, permission.configure, permission.write, permission.read),
         )
 
     def permission_cleared(self, user: str, vhost: str) -> None:
-        self.store.delete_permission(user, vhost)
+        self._submit(self.store.delete_permission, user, vhost)
 
     def topic_permission_set(self, p: TopicPermission) -> None:
-        self.store.put_topic_permission(TopicPermissionDef(p.user, p.vhost, p.exchange, p.write, p.read))
+        definition = TopicPermissionDef(p.user, p.vhost, p.exchange, p.write, p.read)
+        self._submit(self.store.put_topic_permission, definition)
 
     def topic_permission_cleared(self, p: TopicPermission) -> None:
-        self.store.delete_topic_permission(p.user, p.vhost, p.exchange)
+        self._submit(self.store.delete_topic_permission, p.user, p.vhost, p.exchange)
 
     def policy_set(self, policy: Policy) -> None:
-        self.store.put_policy(
-            PolicyDef(policy.vhost, policy.name, policy.pattern, policy.apply_to, policy.definition, policy.priority)
+        self._submit(
+            self.store.put_policy,
+            PolicyDef(policy.vhost, policy.name, policy.pattern, policy.apply_to, policy.definition, policy.priority),
         )
 
     def policy_cleared(self, vhost: str, name: str) -> None:
-        self.store.delete_policy(vhost, name)
+        self._submit(self.store.delete_policy, vhost, name)
 
     # --- exchanges, queues, bindings ---------------------------------------------------------
 
     def exchange_declared(self, exchange: Exchange) -> None:
         if exchange.durable:
-            self.store.put_exchange(
-                ExchangeDef(
-                    exchange.vhost.name,
-                    exchange.name,
-                    exchange.type,
-                    durable=True,
-                    auto_delete=exchange.auto_delete,
-                    internal=exchange.internal,
-                    arguments=dict(exchange.arguments),
-                ),
-                _written,
+            definition = ExchangeDef(
+                exchange.vhost.name,
+                exchange.name,
+                exchange.type,
+                durable=True,
+                auto_delete=exchange.auto_delete,
+                internal=exchange.internal,
+                arguments=dict(exchange.arguments),
             )
-            self._submitted()
+            self._submit(self.store.put_exchange, definition)
 
     def exchange_deleted(self, exchange: Exchange) -> None:
         if exchange.durable:
-            self.store.delete_exchange(exchange.vhost.name, exchange.name, _written)
-            self._submitted()
+            self._submit(self.store.delete_exchange, exchange.vhost.name, exchange.name)
 
     def queue_declared(self, queue: Queue) -> None:
         """Every queue gets a store id: durable ones are written, any may page its backlog out."""
@@ -154,13 +160,11 @@ class Persistence:
 
     def bound(self, source: Exchange, destination: Queue | Exchange, routing_key: str, arguments: Any) -> None:
         if source.durable and destination.durable:
-            self.store.put_binding(_binding(source, destination, routing_key, arguments), _written)
-            self._submitted()
+            self._submit(self.store.put_binding, _binding(source, destination, routing_key, arguments))
 
     def unbound(self, source: Exchange, destination: Queue | Exchange, routing_key: str, arguments: Any) -> None:
         if source.durable and destination.durable:
-            self.store.delete_binding(_binding(source, destination, routing_key, arguments), _written)
-            self._submitted()
+            self._submit(self.store.delete_binding, _binding(source, destination, routing_key, arguments))
 
     # --- start -------------------------------------------------------------------------------
 

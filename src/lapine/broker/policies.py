@@ -21,7 +21,7 @@ import re2
 from lapine.broker import names
 from lapine.broker.arguments import MAX_EXPIRY
 
-APPLY_TO = ("all", "queues", "exchanges", "classic_queues")
+APPLY_TO = ("all", "queues", "exchanges", "classic_queues", "quorum_queues")
 
 # Policy keys and the queue or exchange argument each stands for.
 QUEUE_KEYS = {
@@ -52,8 +52,9 @@ class Policy:
     apply_to: str = "all"
     _compiled: Any = field(default=None, repr=False, compare=False)
 
-    def matches(self, name: str, kind: str) -> bool:
-        if kind == "queue" and self.apply_to not in ("all", "queues", "classic_queues"):
+    def matches(self, name: str, kind: str, queue_type: str = "classic") -> bool:
+        """Does it apply to this object? (a queue of ``queue_type``, or an exchange)"""
+        if kind == "queue" and self.apply_to not in ("all", "queues", f"{queue_type}_queues"):
             return False
         if kind == "exchange" and self.apply_to not in ("all", "exchanges"):
             return False
@@ -159,6 +160,7 @@ VALUE_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "consumer-timeout": (_integer(0, MAX_EXPIRY), "consumer timeout"),
     "dead-letter-exchange": (_text, "dead letter exchange name"),
     "dead-letter-routing-key": (_text, "dead letter routing key"),
+    "dead-letter-strategy": (_one_of("at-most-once", "at-least-once"), "dead letter strategy"),
     "message-ttl": (_integer(0, MAX_EXPIRY), "message TTL"),
     "expires": (_integer(1, MAX_EXPIRY), "queue expiry"),
     "max-length": (_integer(0), "maximum length"),
@@ -223,9 +225,9 @@ class Policies:
     def __iter__(self) -> Iterator[Policy]:
         return iter(sorted(self.by_name.values(), key=lambda p: p.name))
 
-    def for_object(self, name: str, kind: str) -> Policy | None:
+    def for_object(self, name: str, kind: str, queue_type: str = "classic") -> Policy | None:
         best: Policy | None = None
         for policy in self.by_name.values():
-            if policy.matches(name, kind) and (best is None or policy.priority > best.priority):
+            if policy.matches(name, kind, queue_type) and (best is None or policy.priority > best.priority):
                 best = policy
         return best

@@ -9,6 +9,7 @@ messages in memory only, and a queue type that lives elsewhere only has to speak
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Protocol
 
@@ -57,9 +58,14 @@ class QueueHost(Protocol):
 
     name: str
     scheduler: Scheduler
+    # Messages dead-lettered, by (queue type module, reason, strategy), as RabbitMQ counts them.
+    dead_lettered: Counter[tuple[str, str, str]]
 
     def dead_letter(self, queue: Queue, entries: list[QueuedMessage], reason: str) -> None:
         """Messages died in ``queue``: republish them to its dead-letter exchange, if any."""
+
+    def dead_letter_at_least_once(self, queue: Queue, entry: QueuedMessage, reason: str, settled: set[str]) -> bool:
+        """One attempt to hand a dead message to every target queue; True once all have it."""
 
     def queue_unused(self, queue: Queue) -> None:
         """An auto-delete queue lost its last consumer, or x-expires ran out: remove it."""

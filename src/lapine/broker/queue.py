@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from lapine.amqp.constants import PRECONDITION_FAILED
 from lapine.amqp.errors import ChannelError
 from lapine.broker.consumer_ring import ConsumerRing
 from lapine.broker.message import Message
 from lapine.broker.policies import Policy, effective
 from lapine.broker.ports import MEMORY_ONLY, MessageStorage
-from lapine.broker.ready import make_ready, sorted_by_seq
+from lapine.broker.ready import Ready, make_ready, sorted_by_seq
 from lapine.broker.stats import MessageStats
 
 if TYPE_CHECKING:
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
     from lapine.store.base import StoredMessage
 
 
-PRECONDITION_FAILED = 406
 
 
 class QueuedMessage:
@@ -59,6 +59,10 @@ def _str_setting(settings: dict[str, Any], key: str) -> str | None:
 class Queue:
     # Its queue type's x-queue-type name (broker/queue_types).
     type_name = "classic"
+    # What it holds each message in (a queue type may keep more per message).
+    entry_class: type[QueuedMessage] = QueuedMessage
+    # Written to the store as they arrive: a durable queue's persistent messages, or every one.
+    writes_every_message = False
 
     def __init__(
         self,
@@ -96,7 +100,7 @@ class Queue:
         self._unused_timer: Timer | None = None
         max_priority = _int_setting(self.arguments, "x-max-priority")
         self.max_priority = max_priority or 0
-        self.ready = make_ready(max_priority)
+        self.ready: Ready = self._make_ready(max_priority)
         self.single_active_consumer = self.arguments.get("x-single-active-consumer") is True
         # Where messages are written (broker/ports.py): persistent ones of a durable queue, and past
         # ``window`` ready messages the backlog, which then lives on disk only (``paged`` of them,
@@ -114,6 +118,9 @@ class Queue:
     def __repr__(self) -> str:
         return f"<Queue {self.name!r} in vhost {self.vhost.name!r}>"
 
+    def _make_ready(self, max_priority: int | None) -> Ready:
+        return make_ready(max_priority)
+
     def apply_settings(self, policy: Policy | None = None) -> None:
         """(Re)read the settings that arguments and the policy give, arguments first."""
         self.policy = policy
@@ -123,7 +130,7 @@ class Queue:
         self.expires = _int_setting(settings, "x-expires")
         self.max_length = _int_setting(settings, "x-max-length")
         self.max_length_bytes = _int_setting(settings, "x-max-length-bytes")
-        self.overflow = _str_setting(settings, "x-overflow") or "drop-head"
+        self.overflow = self._overflow_mode(settings, policy)
         self.dead_letter_exchange = _str_setting(settings, "x-dead-letter-exchange")
         self.dead_letter_routing_key = _str_setting(settings, "x-dead-letter-routing-key")
         self.consumer_timeout = _int_setting(settings, "x-consumer-timeout")
@@ -131,6 +138,10 @@ class Queue:
         self.touch()
         if not self.deleted:
             self._enforce_limits()
+
+    def _overflow_mode(self, settings: dict[str, Any], policy: Policy | None) -> str:
+        """x-overflow, or the policy's overflow when the queue has none (arguments win)."""
+        return _str_setting(settings, "x-overflow") or "drop-head"
 
     @property
     def message_count(self) -> int:
@@ -173,6 +184,8 @@ class Queue:
 
     def _forget(self, entries: list[QueuedMessage]) -> None:
         """Entries left the queue for good: remove the stored ones from disk."""
+        if self.storage is MEMORY_ONLY:
+            return
         seqs = [entry.seq for entry in entries if entry.stored]
         if seqs:
             self.storage.ack(seqs)
@@ -231,7 +244,7 @@ class Queue:
                 stored.header,
                 stored.body,
             )
-            entry = QueuedMessage(message, stored.seq, stored.delivered)
+            entry = self.entry_class(message, stored.seq, stored.delivered)
             if stored.expires is not None:
                 entry.expires_at = max(now + (stored.expires - wall) / 1000, 1e-9)
                 self._expiring = True
@@ -247,7 +260,9 @@ class Queue:
         self._maybe_page_in()
 
     def _maybe_page_in(self) -> None:
-        if self.paged and len(self.ready) <= self.window // 2:
+        # Deliveries awaiting their ack count too: a consumer with no prefetch limit would
+        # otherwise pull the whole backlog off the disk into memory. Its acks page in the rest.
+        if self.paged and len(self.ready) <= self.window // 2 and self.unacked_count < self.window:
             self._page_in()
 
     def _handed_out(self, entry: QueuedMessage, no_ack: bool) -> None:
@@ -269,9 +284,7 @@ class Queue:
 
     def publish(self, message: Message) -> bool:
         """Enqueue a message; False when the queue refuses it (overflow reject-publish)."""
-        if self._limited and self._is_full(message) and self.overflow != "drop-head":
-            if self.overflow == "reject-publish-dlx":
-                self.vhost.dead_letter(self, [QueuedMessage(message, -1)], "maxlen")
+        if self._limited and self.overflow != "drop-head" and self._refuses(message):
             return False
         seq = self._next_seq
         self._next_seq = seq + 1
@@ -279,7 +292,7 @@ class Queue:
         if self.message_ttl is not None and (ttl is None or self.message_ttl < ttl):
             ttl = self.message_ttl
         stored = False
-        if self.durable and message.persistent:
+        if self.durable and (message.persistent or self.writes_every_message):
             self._write(message, seq, ttl, persistent=True)
             message.durably_written = True
             stored = True
@@ -295,9 +308,9 @@ class Queue:
                 self._enforce_limits()
             return True
         if ttl is None:
-            entry = QueuedMessage(message, seq)
+            entry = self.entry_class(message, seq)
         else:
-            entry = QueuedMessage(message, seq, expires_at=self.vhost.scheduler.time() + ttl / 1000)
+            entry = self.entry_class(message, seq, expires_at=self.vhost.scheduler.time() + ttl / 1000)
             self._expiring = True
         entry.stored = stored
         self._loaded_upto = seq
@@ -320,8 +333,11 @@ class Queue:
                 self.expire()
         return True
 
-    def requeue(self, entries: list[QueuedMessage]) -> None:
-        """Put entries back where they were, by publish order, flagged redelivered."""
+    def requeue(self, entries: list[QueuedMessage], *, delivery_failed: bool = False) -> None:
+        """Put entries back where they were, by publish order, flagged redelivered.
+
+        ``delivery_failed``: they come back because their consumer's channel went away, not
+        because the client asked (a queue type may count those)."""
         back = sorted_by_seq(entries)
         if not back:
             return
@@ -333,8 +349,18 @@ class Queue:
         if self._limited:
             self._enforce_limits()
         self.dispatch()
+        if self.paged:
+            self._maybe_page_in()
 
     # --- limits ------------------------------------------------------------------------------
+
+    def _refuses(self, message: Message) -> bool:
+        """overflow reject-publish(-dlx): a full queue refuses what would take it over its limit."""
+        if not self._is_full(message):
+            return False
+        if self.overflow == "reject-publish-dlx":
+            self.vhost.dead_letter(self, [QueuedMessage(message, -1)], "maxlen")
+        return True
 
     def _is_full(self, incoming: Message) -> bool:
         if self.max_length is not None and len(self.ready) + self.paged >= self.max_length:
@@ -462,8 +488,10 @@ class Queue:
             self._maybe_page_in()
 
     def _dispatch_single(self) -> None:
-        """Single active consumer: only the first consumer (by priority, then arrival) gets any."""
-        consumer = self.consumers[0]
+        """Single active consumer: only the active one gets any."""
+        consumer = self._single_active()
+        if consumer is None:
+            return
         while self.ready:
             if not consumer.has_room():
                 self._without_room(consumer)
@@ -487,18 +515,19 @@ class Queue:
         if consumer.cancelled or self.deleted:
             return False
         if self.single_active_consumer:
-            return self.consumers[0] is consumer
+            # Its ack may also hand the queue over to another consumer (a queue type's rule).
+            return self._single_active() is not None
         if not consumer.in_ring:
             self._ring.append(consumer)
         return True
 
     def get(self, no_ack: bool) -> QueuedMessage | None:
-        """basic.get: the head message; with no_ack it is gone, else it awaits settle/requeue."""
+        """basic.get: the head message; with no_ack it is gone, else it awaits settle/requeue.
+
+        Only what is in memory: while the head is on disk, wait_for_page brings it in first."""
         self.touch()
         if self._expiring:
             self.expire()
-        if not self.ready and self.paged and self.storage.failed is None:
-            self._page_in_now()
         if not self.ready:
             return None
         entry = self._take_head()
@@ -516,16 +545,24 @@ class Queue:
         """Delivered messages were acked: they are no longer the queue's."""
         self.unacked_count -= len(entries)
         self._forget(entries)
+        if self.paged:
+            self._maybe_page_in()
 
     def rejected(self, entries: list[QueuedMessage]) -> None:
         """Rejected or nacked without requeue: gone, or dead-lettered with reason rejected."""
         self.unacked_count -= len(entries)
         self.vhost.dead_letter(self, entries, "rejected")
         self._forget(entries)
+        if self.paged:
+            self._maybe_page_in()
+
+    def _stores_only_ready(self) -> bool:
+        """Does the store hold nothing of this queue but ready messages? (then a purge empties it)"""
+        return not self.unacked_count
 
     def purge(self) -> int:
         count = len(self.ready) + self.paged
-        if not self.unacked_count:
+        if self._stores_only_ready():
             self.storage.purge()
         else:
             # Unacked deliveries stay on disk (a requeue brings them back): drop the ready
@@ -600,4 +637,9 @@ class Queue:
         """With single active consumer, the one that gets the messages."""
         if not self.single_active_consumer or not self.consumers:
             return None
+        return self.consumers[0]
+
+    def _single_active(self) -> Subscriber | None:
+        """With single active consumer (and consumers), who gets messages now: the first by
+        priority, then arrival. None when nobody may, for now (a queue type's rule)."""
         return self.consumers[0]

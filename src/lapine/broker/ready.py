@@ -113,6 +113,114 @@ class PriorityReady:
             yield from level
 
 
+# A quorum queue's message priorities (rabbit_fifo_pq): 0 to 31, 4 for a message without one.
+QUORUM_MAX_PRIORITY = 31
+QUORUM_DEFAULT_PRIORITY = 4
+_PRIORITY_FLAG_HIGH = 0x08  # basic properties flag 0x0800, in the high byte
+
+
+def quorum_priority(entry: QueuedMessage) -> int:
+    """The message's priority property, clamped to 0..31; 4 without one (read only when set)."""
+    header = entry.message.header_payload
+    if len(header) <= 12 or not header[12] & _PRIORITY_FLAG_HIGH:
+        return QUORUM_DEFAULT_PRIORITY
+    priority = entry.message.properties.priority
+    if priority is None:
+        return QUORUM_DEFAULT_PRIORITY
+    return max(0, min(priority, QUORUM_MAX_PRIORITY))
+
+
+class ReturnsFirstReady:
+    """A quorum queue's ready messages (rabbit_fifo): messages handed back by consumers wait in
+    ``returns``, in the order they came back, and go out before any other; then the others by
+    priority, highest first (strictly, as RabbitMQ 4.3), FIFO within one. Messages without a
+    priority (4) are ``messages``; the other levels exist only while they hold something."""
+
+    def __init__(self) -> None:
+        self.returns: deque[QueuedMessage] = deque()
+        self.messages: deque[QueuedMessage] = deque()
+        self.others: dict[int, deque[QueuedMessage]] = {}
+
+    def _levels(self) -> list[deque[QueuedMessage]]:
+        """Every level in delivery order (returns first)."""
+        others = self.others
+        higher = [others[p] for p in sorted(others, reverse=True) if p > QUORUM_DEFAULT_PRIORITY]
+        lower = [others[p] for p in sorted(others, reverse=True) if p < QUORUM_DEFAULT_PRIORITY]
+        return [self.returns, *higher, self.messages, *lower]
+
+    def _drop_empty(self) -> None:
+        for priority in [p for p, level in self.others.items() if not level]:
+            del self.others[priority]
+
+    def push(self, entry: QueuedMessage) -> None:
+        priority = quorum_priority(entry)
+        if priority == QUORUM_DEFAULT_PRIORITY:
+            self.messages.append(entry)
+        else:
+            self.others.setdefault(priority, deque()).append(entry)
+
+    def push_default(self, entry: QueuedMessage) -> None:
+        """At the tail of the default priority, whatever the message's own (a re-enqueue)."""
+        self.messages.append(entry)
+
+    def head(self) -> QueuedMessage | None:
+        if self.returns:
+            return self.returns[0]
+        if not self.others:
+            return self.messages[0] if self.messages else None
+        for level in self._levels():
+            if level:
+                return level[0]
+        return None
+
+    def tail(self) -> QueuedMessage | None:
+        for level in reversed(self._levels()):
+            if level:
+                return level[-1]
+        return None
+
+    def pop_head(self) -> QueuedMessage:
+        if self.returns:
+            return self.returns.popleft()
+        if not self.others:
+            return self.messages.popleft()
+        for level in self._levels():
+            if level:
+                entry = level.popleft()
+                self._drop_empty()
+                return entry
+        raise IndexError("pop from an empty queue")
+
+    def pop_tail(self) -> QueuedMessage:
+        for level in reversed(self._levels()):
+            if level:
+                entry = level.pop()
+                self._drop_empty()
+                return entry
+        raise IndexError("pop from an empty queue")
+
+    def put_back(self, entries: list[QueuedMessage]) -> None:
+        self.returns.extend(entries)
+
+    def clear(self) -> None:
+        self.returns.clear()
+        self.messages.clear()
+        self.others.clear()
+
+    def __len__(self) -> int:
+        return len(self.returns) + len(self.messages) + sum(map(len, self.others.values()))
+
+    def __bool__(self) -> bool:
+        return bool(self.returns) or bool(self.messages) or bool(self.others)
+
+    def __iter__(self) -> Iterator[QueuedMessage]:
+        for level in self._levels():
+            yield from level
+
+
+Ready = FifoReady | PriorityReady | ReturnsFirstReady
+
+
 def make_ready(max_priority: int | None) -> FifoReady | PriorityReady:
     return PriorityReady(max_priority) if max_priority else FifoReady()
 

@@ -349,7 +349,7 @@ class StreamQueue(Queue):
     def rejected(self, entries: list[QueuedMessage]) -> None:
         self.unacked_count -= len(entries)
 
-    def requeue(self, entries: list[QueuedMessage]) -> None:
+    def requeue(self, entries: list[QueuedMessage], *, delivery_failed: bool = False) -> None:
         self.unacked_count -= len(entries)
 
     def purge(self) -> int:

@@ -11,12 +11,21 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from lapine.amqp.constants import (
+    ACCESS_REFUSED,
+    COMMAND_INVALID,
+    INTERNAL_ERROR,
+    NOT_FOUND,
+    PRECONDITION_FAILED,
+    RESOURCE_LOCKED,
+)
 from lapine.amqp.errors import ChannelError, ConnectionError
 from lapine.broker import arguments as args
 from lapine.broker import dead_letter, names
 from lapine.broker.churn import Churn
 from lapine.broker.exchange import Exchange
-from lapine.broker.exchanges import router_for
+from lapine.broker.exchanges import delayed as delayed_type
+from lapine.broker.exchanges import is_exchange_type, router_for
 from lapine.broker.flow import is_behind
 from lapine.broker.message import Message
 from lapine.broker.policies import Policies, Policy
@@ -28,18 +37,13 @@ from lapine.store import StoreError
 
 if TYPE_CHECKING:
     from lapine.broker.connection import Connection
+    from lapine.broker.delayed import DelayedMessages
     from lapine.broker.direct_reply_to import ReplyConsumer
     from lapine.broker.flow import Publisher
     from lapine.broker.persistence import Persistence
     from lapine.broker.queue import QueuedMessage
     from lapine.broker.scheduler import Scheduler
 
-ACCESS_REFUSED = 403
-NOT_FOUND = 404
-RESOURCE_LOCKED = 405
-PRECONDITION_FAILED = 406
-COMMAND_INVALID = 503
-INTERNAL_ERROR = 541
 
 STANDARD_EXCHANGES = (
     ("amq.direct", "direct"),
@@ -68,14 +72,17 @@ class VirtualHost:
         self.scheduler = scheduler
         self.metadata = VhostMetadata()
         self.stats = MessageStats()
-        # The broker's, once the vhost is one of its own; dead_lettered is (reason, strategy) -> messages.
+        # The broker's, once the vhost is one of its own; dead_lettered is (queue type module, reason,
+        # strategy) -> messages.
         self.churn = Churn()
-        self.dead_lettered: Counter[tuple[str, str]] = Counter()
+        self.dead_lettered: Counter[tuple[str, str, str]] = Counter()
         self.policies = Policies()
         # RabbitMQ's vhost limits: "max-connections", "max-queues" (negative: none; 0: nothing allowed).
         self.limits: dict[str, int] = {}
         # Set by the broker once a store is attached; every hook below is skipped without one.
         self.persistence: Persistence | None = None
+        # The broker's delayed messages, once the vhost is one of its own (x-delayed-message).
+        self.delayed: DelayedMessages | None = None
         self.exchanges: dict[str, Exchange] = {}
         self.queues: dict[str, Queue] = {}
         # The connection that owns each exclusive queue: the queue goes when it closes.
@@ -145,13 +152,18 @@ class VirtualHost:
             existing = self.exchanges.get(name)
             if existing is None:
                 raise ChannelError(ACCESS_REFUSED, f"exchange name '{name}' contains reserved prefix 'amq.*'")
-        if router_for(type_name) is None:
+        if not is_exchange_type(type_name):
             raise ConnectionError(COMMAND_INVALID, f"unknown exchange type '{type_name}'")
         arguments = dict(arguments or {})
         existing = self.exchanges.get(name)
         if existing is not None:
             self._check_exchange_equivalence(existing, type_name, durable, auto_delete, internal, arguments)
             return existing
+        if type_name == delayed_type.TYPE_NAME:
+            # As the plugin: checked when the exchange is made, its type as a declare's would be.
+            routing = delayed_type.declared_routing_type(arguments)
+            if router_for(routing) is None:
+                raise ConnectionError(COMMAND_INVALID, f"unknown exchange type '{routing}'")
         exchange = Exchange(
             self,
             name,
@@ -213,6 +225,8 @@ class VirtualHost:
     def _remove_exchange(self, exchange: Exchange) -> None:
         exchange.deleted = True
         self.exchanges.pop(exchange.name, None)
+        if exchange.delayed_type is not None and self.delayed is not None:
+            self.delayed.exchange_deleted(exchange)
         if self.persistence is not None:
             # The store drops the bindings from and to it with it.
             self.persistence.exchange_deleted(exchange)
@@ -281,7 +295,7 @@ class VirtualHost:
         )
         self.queues[name] = queue
         self.churn.queue_created += 1
-        policy = self.policies.for_object(name, "queue")
+        policy = self.policies.for_object(name, "queue", queue.type_name)
         if policy is not None:
             queue.apply_settings(policy)
         if self.persistence is not None:
@@ -337,7 +351,7 @@ class VirtualHost:
             self, name, durable=True, exclusive=False, auto_delete=auto_delete, arguments=dict(arguments)
         )
         self.queues[name] = queue
-        policy = self.policies.for_object(name, "queue")
+        policy = self.policies.for_object(name, "queue", queue.type_name)
         if policy is not None:
             queue.apply_settings(policy)
         return queue
@@ -394,6 +408,9 @@ class VirtualHost:
     def dead_letter(self, queue: Queue, entries: list[QueuedMessage], reason: str) -> None:
         dead_letter.dead_letter(self, queue, entries, reason)
 
+    def dead_letter_at_least_once(self, queue: Queue, entry: QueuedMessage, reason: str, settled: set[str]) -> bool:
+        return dead_letter.forward_at_least_once(self, queue, entry, reason, settled)
+
     # --- policies ----------------------------------------------------------------------------
 
     def set_policy(self, policy: Policy) -> None:
@@ -413,7 +430,7 @@ class VirtualHost:
     def reapply_policies(self) -> None:
         """A policy changed: every queue and exchange looks up the one that now applies."""
         for queue in list(self.queues.values()):
-            queue.apply_settings(self.policies.for_object(queue.name, "queue"))
+            queue.apply_settings(self.policies.for_object(queue.name, "queue", queue.type_name))
         for exchange in self.exchanges.values():
             if exchange.name and not exchange.name.startswith("amq."):
                 exchange.apply_settings(self.policies.for_object(exchange.name, "exchange"))
@@ -483,8 +500,25 @@ class VirtualHost:
                 publisher.charge(queue)
         return True, accepted
 
+    def publish_released(self, exchange: Exchange, message: Message) -> None:
+        """A delayed message is due: routed now through its exchange, with no publisher to tell
+        (its publish was counted when it came)."""
+        queues = self._route_now(exchange, message)
+        exchange.stats.publish_out += len(queues)
+        self.stats.publish_out += len(queues)
+        for queue in queues:
+            queue.stats.publish += 1
+            queue.publish(message)
+
     def route(self, exchange: Exchange, message: Message) -> list[Queue]:
         """The queues a message goes to, each once, for its routing key and any CC/BCC keys."""
+        if exchange.delayed_type is not None and self.delayed is not None and self.delayed.hold(exchange, message):
+            # Held: the exchange routed it nowhere for now, so its alternate exchange gets it, as
+            # in RabbitMQ (rabbit_exchange:route1 tries it for any exchange that routes to none).
+            return self._route_held(exchange, message)
+        return self._route_now(exchange, message)
+
+    def _route_now(self, exchange: Exchange, message: Message) -> list[Queue]:
         if message.cc is None and message.bcc is None:
             return self._route_with_alternates(exchange, message)
         found: dict[Queue, None] = {}
@@ -495,11 +529,25 @@ class VirtualHost:
         message.routing_key = original
         return list(found)
 
+    def _route_held(self, exchange: Exchange, message: Message) -> list[Queue]:
+        if exchange.alternate_exchange is None:
+            return []
+        found: dict[Queue, None] = {}
+        original = message.routing_key
+        for key in (original, *(message.cc or ()), *(message.bcc or ())):
+            message.routing_key = key
+            found.update(dict.fromkeys(self._route_alternates(exchange, message, [])))
+        message.routing_key = original
+        return list(found)
+
     def _route_with_alternates(self, exchange: Exchange, message: Message) -> list[Queue]:
         """Routing through one exchange; unroutable messages try its alternate exchanges."""
         queues = self._route_from(exchange, message)
         if queues or exchange.alternate_exchange is None:
             return queues
+        return self._route_alternates(exchange, message, queues)
+
+    def _route_alternates(self, exchange: Exchange, message: Message, queues: list[Queue]) -> list[Queue]:
         seen = {exchange}
         while not queues and exchange.alternate_exchange is not None:
             alternate = self.exchanges.get(exchange.alternate_exchange)
@@ -544,6 +592,12 @@ class VirtualHost:
                     queues[destination] = None
                 elif isinstance(destination, Exchange) and destination not in seen_exchanges:
                     seen_exchanges.add(destination)
+                    if (
+                        destination.delayed_type is not None
+                        and self.delayed is not None
+                        and self.delayed.hold(destination, message, all_keys=False)
+                    ):
+                        continue  # it routes there when due
                     pending.append(destination)
         return list(queues)
 

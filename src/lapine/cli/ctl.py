@@ -421,7 +421,8 @@ def _add_change_commands(commands: Any) -> None:
     sub = commands.add_parser("set_policy", help="set a policy: NAME PATTERN DEFINITION(JSON)")
     _vhost_option(sub)
     sub.add_argument("--priority", type=int, default=0)
-    sub.add_argument("--apply-to", default="all", choices=["all", "queues", "exchanges", "classic_queues"])
+    apply_to = ["all", "queues", "exchanges", "classic_queues", "quorum_queues"]
+    sub.add_argument("--apply-to", default="all", choices=apply_to)
     for field in ("name", "pattern", "definition"):
         sub.add_argument(field)
     sub = commands.add_parser("clear_policy")

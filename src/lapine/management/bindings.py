@@ -16,7 +16,7 @@ from urllib.parse import quote, unquote
 from aiohttp import web
 
 from lapine.amqp.errors import AMQPError
-from lapine.broker.definitions import bindings_of
+from lapine.broker.definitions_format import bindings_of
 from lapine.broker.exchange import Exchange
 from lapine.broker.queue import Queue
 from lapine.broker.vhost import VirtualHost

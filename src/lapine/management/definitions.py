@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from lapine.broker import definitions
+from lapine.broker import definitions, definitions_format
 from lapine.management.auth import require_admin, vhost_from_path
 from lapine.management.context import broker_of
 from lapine.management.http import ApiError, bad_request, json_response, no_content
@@ -25,13 +25,13 @@ def _download_headers(request: web.Request) -> dict[str, str]:
 
 async def export_all(request: web.Request) -> web.Response:
     require_admin(request)
-    return json_response(definitions.export_definitions(broker_of(request)), headers=_download_headers(request))
+    return json_response(definitions_format.export_definitions(broker_of(request)), headers=_download_headers(request))
 
 
 async def export_vhost(request: web.Request) -> web.Response:
     require_admin(request)
     vhost = vhost_from_path(request)
-    data = definitions.export_definitions(broker_of(request), vhost.name)
+    data = definitions_format.export_definitions(broker_of(request), vhost.name)
     return json_response(data, headers=_download_headers(request))
 
 
@@ -59,7 +59,7 @@ async def import_vhost(request: web.Request) -> web.Response:
 
 def _apply(request: web.Request, data: Any, vhost: str | None) -> None:
     try:
-        definitions.import_definitions(broker_of(request), data, vhost)
+        definitions_format.import_definitions(broker_of(request), data, vhost)
     except definitions.DefinitionError as error:
         if error.kind == "not_found":
             raise ApiError(404, "not_found", error.reason) from None

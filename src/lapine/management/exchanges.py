@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from lapine.amqp.errors import AMQPError
-from lapine.broker import names
+from lapine.broker import names, publish_checks
 from lapine.broker.broker import Broker
 from lapine.broker.exchange import Exchange
 from lapine.broker.message import Message
@@ -58,6 +58,9 @@ def exchange_info(request: web.Request, exchange: Exchange) -> dict[str, Any]:
     }
     policy = getattr(exchange, "policy", None)
     info["policy"] = policy.name if policy is not None else None
+    if exchange.delayed_type is not None:
+        # The delayed-message plugin's exchange info item.
+        info["messages_delayed"] = broker_of(request).delayed.messages_delayed(exchange)
     values = counters.of(exchange.stats)
     if counters.any_activity(values, counters.EXCHANGE_FIELDS):
         info["message_stats"] = sampler_of(request).details(exchange, values, counters.EXCHANGE_FIELDS)
@@ -156,11 +159,14 @@ async def publish(request: web.Request) -> web.Response:
         raise ApiError(503, "service_unavailable", f"publishing is blocked: {blocked_reason(broker.alarms)}")
     try:
         check(request, vhost, "write", "exchange", name)
-        exchange = vhost.exchange(name)
-        if exchange.internal:
-            raise bad_request(f"cannot publish to internal exchange '{name}' in vhost '{vhost.name}'")
-        check_topic_write(request, vhost, exchange, routing_key)
-        message = _message(name, routing_key, properties, payload)
+        exchange = publish_checks.publish_exchange(vhost, name)
+        message = Message(name, routing_key, header_payload(properties, len(payload)), payload)
+        user = user_of(request).name
+        # As a channel's publish: user-id, expiration and CC/BCC, then the topic permission.
+        publish_checks.inspect_properties(message, user)
+        topic = publish_checks.topic_permission(broker.permissions, user, exchange)
+        if topic is not None:
+            publish_checks.check_topic_write(broker.permissions, topic, message)
         routed, accepted = route(vhost, exchange, message)
     except AMQPError as error:
         raise bad_request(f"{error.reply_code} {error.reply_text}") from None
@@ -191,26 +197,6 @@ async def _on_disk(broker: Broker) -> bool:
         if store.failed is not None:
             return False
     return bool(written.result())
-
-
-def check_topic_write(request: web.Request, vhost: VirtualHost, exchange: Exchange, routing_key: str) -> None:
-    """The user's topic permission on a topic exchange, as a channel's publish checks it."""
-    if exchange.type != "topic":
-        return
-    permissions = broker_of(request).permissions
-    topic = permissions.topic.get((user_of(request).name, vhost.name, exchange.name))
-    if topic is not None:
-        permissions.check_topic(topic, "write", routing_key)
-
-
-def _message(exchange: str, routing_key: str, properties: dict[str, Any], payload: bytes) -> Message:
-    message = Message(exchange, routing_key, header_payload(properties, len(payload)), payload)
-    expiration = properties.get("expiration")
-    if expiration is not None:
-        if not expiration.isdigit():
-            raise bad_request(f"invalid expiration '{expiration}'")
-        message.ttl = int(expiration)
-    return message
 
 
 def route(vhost: VirtualHost, exchange: Exchange, message: Message) -> tuple[bool, bool]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from lapine.amqp.constants import ACCESS_REFUSED
 from lapine.amqp.errors import AMQPError
 from lapine.broker.message import Message
 from lapine.management.auth import check, vhost_from_path
@@ -16,7 +17,6 @@ from lapine.management.http import ApiError, bad_request, json_response
 from lapine.management.messages import header_payload
 
 ALIVENESS_QUEUE = "aliveness-test"
-ACCESS_REFUSED = 403
 
 
 def ok(**extra: object) -> web.Response:

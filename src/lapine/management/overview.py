@@ -9,7 +9,7 @@ from aiohttp import web
 from lapine import __version__
 from lapine.broker.churn import FIELDS as CHURN_FIELDS
 from lapine.broker.definitions import RABBITMQ_COMPATIBLE_VERSION
-from lapine.broker.exchanges import router_for
+from lapine.broker.exchanges import delayed, router_for
 from lapine.management import counters
 from lapine.management.auth import is_monitor, require_admin, user_of, visible_vhosts
 from lapine.management.context import broker_of, node_of, sampler_of
@@ -21,11 +21,14 @@ EXCHANGE_TYPES = ("direct", "fanout", "headers", "topic")
 
 
 def exchange_types() -> list[dict[str, object]]:
-    return [
+    types: list[dict[str, object]] = [
         {"name": name, "description": f"AMQP {name} exchange, as per the AMQP specification", "enabled": True}
         for name in EXCHANGE_TYPES
         if router_for(name) is not None
     ]
+    # As the rabbitmq_delayed_message_exchange plugin registers it.
+    types.append({"name": delayed.TYPE_NAME, "description": delayed.DESCRIPTION, "enabled": True})
+    return types
 
 
 def listeners(request: web.Request) -> list[dict[str, object]]:

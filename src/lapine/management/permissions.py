@@ -8,14 +8,14 @@ from typing import Any
 from aiohttp import web
 
 from lapine.auth.permissions import Permission, TopicPermission
-from lapine.broker import definitions
+from lapine.broker import definitions, definitions_format
 from lapine.management.auth import require_admin
 from lapine.management.context import broker_of
 from lapine.management.http import bad_request, created, listing, no_content, not_found, one, read_json, require_keys
 
 
 def permission_info(permission: Permission) -> dict[str, Any]:
-    return definitions.permission_definition(permission)
+    return definitions_format.permission_definition(permission)
 
 
 async def list_permissions(request: web.Request) -> web.Response:
@@ -60,7 +60,7 @@ async def delete_permission(request: web.Request) -> web.Response:
 
 
 def topic_permission_info(permission: TopicPermission) -> dict[str, Any]:
-    return definitions.topic_permission_definition(permission)
+    return definitions_format.topic_permission_definition(permission)
 
 
 async def list_topic_permissions(request: web.Request) -> web.Response:

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from lapine.broker import definitions
+from lapine.broker import definitions, definitions_format
 from lapine.broker.policies import erlang_term
 from lapine.management.auth import is_policymaker, user_of, vhost_from_path, visible_vhosts
 from lapine.management.context import broker_of
@@ -31,7 +31,7 @@ def require_policymaker(request: web.Request) -> None:
 async def list_policies(request: web.Request) -> web.Response:
     require_policymaker(request)
     vhosts = [vhost_from_path(request)] if "vhost" in request.match_info else visible_vhosts(request)
-    return listing(request, [definitions.policy_definition(p) for v in vhosts for p in v.policies])
+    return listing(request, [definitions_format.policy_definition(p) for v in vhosts for p in v.policies])
 
 
 async def get_policy(request: web.Request) -> web.Response:
@@ -39,7 +39,7 @@ async def get_policy(request: web.Request) -> web.Response:
     policy = vhost_from_path(request).policies.by_name.get(request.match_info["name"])
     if policy is None:
         raise not_found()
-    return one(request, definitions.policy_definition(policy))
+    return one(request, definitions_format.policy_definition(policy))
 
 
 async def put_policy(request: web.Request) -> web.Response:

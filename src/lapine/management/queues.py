@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -232,7 +233,7 @@ async def get_messages(request: web.Request) -> web.Response:
     shown = False
     try:
         for _ in range(max(count, 0)):
-            entry = queue.get(no_ack=False)
+            entry = await _next_message(queue)
             if entry is None:
                 break
             taken.append(entry)
@@ -243,6 +244,24 @@ async def get_messages(request: web.Request) -> web.Response:
             queue.requeue(taken)
     _settle(vhost, queue, taken, requeue=ackmode.endswith("requeue_true"), acked=ackmode.startswith("ack"))
     return json_response(answers)
+
+
+async def _next_message(queue: Queue) -> QueuedMessage | None:
+    """The queue's head, awaited while it is on disk only: a page read lands it, off the loop."""
+    while (landed := _page_read(queue)) is not None:
+        await landed
+    return queue.get(no_ack=False)
+
+
+def _page_read(queue: Queue) -> asyncio.Future[None] | None:
+    """Set when the page read that brings the queue's head in lands; None if none is needed."""
+    landed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def land() -> None:
+        if not landed.done():
+            landed.set_result(None)
+
+    return landed if queue.wait_for_page(land) else None
 
 
 def _int(value: Any, name: str) -> int:

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiohttp import web
 
-from lapine.broker import definitions
+from lapine.broker import definitions, definitions_format
 from lapine.management.auth import require_admin
 from lapine.management.context import broker_of
 from lapine.management.http import bad_request, created, listing, no_content, not_found, one, read_json
@@ -14,7 +14,7 @@ from lapine.management.permissions import permission_info, topic_permission_info
 
 
 def user_info(user: Any) -> dict[str, Any]:
-    return definitions.user_definition(user)
+    return definitions_format.user_definition(user)
 
 
 async def list_users(request: web.Request) -> web.Response:

@@ -25,6 +25,8 @@ from lapine.amqp.errors import AMQPError, ChannelError
 from lapine.broker import flow
 from lapine.broker.connection import State
 from lapine.broker.consumer import Consumer
+from lapine.broker.output_buffer import OutputBuffer
+from lapine.broker.read_gate import Pause, ReadGate
 from lapine.mqtt import convert, topics
 from lapine.mqtt import packets as p
 from lapine.mqtt.codec import PacketReader, encode
@@ -46,8 +48,6 @@ WILL_QUEUE_MARGIN_MS = 5000
 SUBSCRIPTION_OPTIONS = "x-mqtt-subscription-opts"
 UINT_MAX = 0xFFFFFFFF
 CONSUMER_TAG = "mqtt"
-# Output gathered for one socket write; past it, deliveries wait for the next loop tick (as AMQP's).
-OUTPUT_PER_TICK = 256 * 1024
 # CONNACK return codes of MQTT 3.x for the MQTT 5 reason codes CONNECT can fail with.
 _V3_CONNACK = {
     p.UNSUPPORTED_PROTOCOL_VERSION: p.CONNACK_UNACCEPTABLE_PROTOCOL_VERSION,
@@ -78,8 +78,6 @@ class Delivery:
 
 class MqttConnection:
     protocol = "MQTT"
-    # Its subscriptions' queues and bindings are written without holding its input.
-    waits_for_store = False
 
     def __init__(
         self,
@@ -102,7 +100,9 @@ class MqttConnection:
         self.reader = PacketReader(
             config.mqtt_max_packet_size_unauthenticated, config.mqtt_max_packet_size_authenticated
         )
-        self.output: list[bytes] = []
+        # What we send; past one tick's share, deliveries wait (``active``).
+        self.out = OutputBuffer(wakeup, self._writable_changed)
+        self._send_data = self.out.send  # bound once: every delivery goes through it
         self.finished = False
         self.output_delay = 0.0
         self.state = State.AWAIT_HEADER
@@ -125,9 +125,6 @@ class MqttConnection:
         self.blocked = False
         # What a queue reads from a consumer's channel.
         self.active = True
-        self.output_size = 0
-        self._socket_full = False
-        self._output_full = False
         self.closed = False
         self.prefetch_global = 0
         self.id = 0
@@ -150,7 +147,9 @@ class MqttConnection:
         # Credit flow: past its credit a publisher's packets wait (``held``) for the next tick.
         self.credit = flow.Credit()
         self.held: list[p.Packet] | None = None
-        self._hold_next = False
+        # Shut while the next packet must wait: out of credit (FLOW). Its subscriptions' queues
+        # and bindings are written without holding its input.
+        self.input_gate = ReadGate()
         self._pubacks_waiting = 0  # batches of PUBACKs waiting for the store
         self._resumed: list[tuple[Queue, int]] = []
         self._write_checked = -1  # the permissions' version the write check passed for
@@ -186,35 +185,34 @@ class MqttConnection:
     # --- output ------------------------------------------------------------------------------
 
     def send(self, packet: p.Packet) -> None:
-        if not self.output:
-            self.wakeup()
-        self.output.append(encode(packet, self.level))
+        self._send_data(encode(packet, self.level))
+
+    @property
+    def output(self) -> list[bytes]:
+        """The pieces gathered for the next write."""
+        return self.out.pieces
+
+    @property
+    def output_size(self) -> int:
+        return self.out.size
 
     def take_output(self) -> bytes:
-        data = b"".join(self.output)
-        self.output.clear()
-        self.output_size = 0
-        return data
+        return self.out.take()
 
     def output_written(self) -> None:
         """The transport wrote what we had: deliveries held back by a full tick may go on."""
-        if self._output_full:
-            self._output_full = False
-            self._update_active()
+        self.out.written()
 
     def set_writable(self, writable: bool) -> None:
         """The socket's buffer filled up or drained: deliveries wait in the queues meanwhile."""
-        self._socket_full = not writable
-        self._update_active()
+        self.out.set_socket_writable(writable)
 
-    def _update_active(self) -> None:
+    def _writable_changed(self, writable: bool) -> None:
         """Queues hand us messages only while neither the socket nor this tick's output is full:
         a backlog waits in its queue (and on disk), not in our output."""
-        active = not (self._socket_full or self._output_full)
-        if active != self.active:
-            self.active = active
-            if active:
-                self._refill()
+        self.active = writable
+        if writable:
+            self._refill()
 
     def _finish(self) -> None:
         self.finished = True
@@ -232,17 +230,18 @@ class MqttConnection:
         self._guarded(lambda: self._received(self.reader.feed(data)))
 
     def _received(self, packets: list[p.Packet]) -> None:
-        if self.held is not None or self._hold_next:
+        if self.held is not None or self.input_gate.reasons:
             self._hold(packets)  # still out of credit: these wait, in order, behind the held ones
         else:
             self._run(packets)
 
     def _run(self, packets: list[p.Packet]) -> None:
+        waits = self.input_gate.reasons
         for index, packet in enumerate(packets):
             self._handle(packet)
             if self.finished:
                 return
-            if self._hold_next and index + 1 < len(packets):
+            if waits and index + 1 < len(packets):
                 self._hold(packets[index + 1 :])
                 return
 
@@ -251,7 +250,7 @@ class MqttConnection:
     def charge(self, queue: Queue) -> None:
         """A message of ours went into ``queue``, which is behind."""
         if self.credit.charge(queue):
-            self._hold_next = True
+            self.input_gate.pause(Pause.FLOW)
 
     @property
     def in_flow(self) -> bool:
@@ -269,9 +268,9 @@ class MqttConnection:
 
     def release_held(self) -> None:
         """Packets held for credit go on, while there is credit."""
-        self._hold_next = self.credit.exhausted
+        self.input_gate.pause_while(Pause.FLOW, self.credit.exhausted)
         held = self.held
-        if held is None or self._hold_next or self.finished:
+        if held is None or self.input_gate.reasons or self.finished:
             return
         self.held = None
         self._guarded(lambda: self._run(held))
@@ -282,7 +281,7 @@ class MqttConnection:
             work()
         except UnsupportedProtocolVersion as error:
             log.error("MQTT connection %s: %s", self.name, error)
-            self.output.append(encode(p.ConnAck(False, p.CONNACK_UNACCEPTABLE_PROTOCOL_VERSION), p.MQTT_3_1_1))
+            self.out.send(encode(p.ConnAck(False, p.CONNACK_UNACCEPTABLE_PROTOCOL_VERSION), p.MQTT_3_1_1))
             self._finish()
         except PacketTooLarge as error:
             log.error("MQTT connection %s: %s", self.name, error)
@@ -857,13 +856,7 @@ class MqttConnection:
             if packet.packet_id is not None:
                 self._settle(packet.packet_id)
             return
-        if not self.output:
-            self.wakeup()
-        self.output.append(data)
-        self.output_size += len(data)
-        if self.output_size > OUTPUT_PER_TICK and not self._output_full:
-            self._output_full = True
-            self._update_active()
+        self._send_data(data)
 
     def _alias_outbound(self, packet: p.Publish) -> bool:
         """A topic already sent with an alias goes as the alias alone; new ones get the next alias
@@ -1015,7 +1008,8 @@ class MqttConnection:
         self.credit.forget()
         self.held = None
         for queue, entries in back.items():
-            queue.requeue(entries)
+            # The session's connection is gone: to a quorum queue these deliveries failed.
+            queue.requeue(entries, delivery_failed=True)
         for queue in list(self.exclusive_queues):
             if not queue.deleted:
                 self.vhost.delete_queue(queue)

@@ -14,12 +14,12 @@ from collections.abc import Callable
 
 from lapine import __version__
 from lapine.broker.broker import Broker
-from lapine.broker.connection import default_cluster_name
 from lapine.broker.consumer import Consumer
 from lapine.broker.definitions import RABBITMQ_COMPATIBLE_VERSION
 from lapine.broker.message_sizes import BOUNDS
 from lapine.broker.ports import Subscriber
 from lapine.broker.queue import Queue
+from lapine.broker.server_identity import default_cluster_name
 from lapine.management import counters, system
 from lapine.management.queues import unacked_bytes
 from lapine.mqtt.connection import MqttConnection
@@ -232,11 +232,24 @@ def node_families(broker: Broker, started_at: float, endpoint: str) -> list[Fami
     return families
 
 
-# (reason, help): RabbitMQ's classic queues dead-letter at most once, or drop ("disabled").
+# (reason, help): RabbitMQ's classic queues dead-letter at most once, or drop ("disabled"); quorum
+# queues also at least once, count confirmed at-least-once dead letters, and have a delivery limit.
 DEAD_LETTER_COUNTERS = (
     ("expired", "Total number of messages dead-lettered due to message TTL exceeded"),
     ("maxlen", "Total number of messages dead-lettered due to overflow drop-head or reject-publish-dlx"),
     ("rejected", "Total number of messages dead-lettered due to basic.reject or basic.nack"),
+    ("delivery_limit", "Total number of messages dead-lettered due to delivery-limit exceeded"),
+    ("confirmed", "Total number of messages dead-lettered and confirmed by target queues"),
+)
+# (queue type, strategy, its reasons): the series RabbitMQ's rabbit_global_counters sets up.
+_CLASSIC_REASONS = ("expired", "maxlen", "rejected")
+_QUORUM_REASONS = ("expired", "maxlen", "rejected", "delivery_limit")
+DEAD_LETTER_SERIES = (
+    ("rabbit_classic_queue", "at_most_once", _CLASSIC_REASONS),
+    ("rabbit_classic_queue", "disabled", _CLASSIC_REASONS),
+    ("rabbit_quorum_queue", "at_least_once", ("confirmed", "expired", "rejected", "delivery_limit")),
+    ("rabbit_quorum_queue", "at_most_once", _QUORUM_REASONS),
+    ("rabbit_quorum_queue", "disabled", _QUORUM_REASONS),
 )
 
 
@@ -268,9 +281,10 @@ def global_families(broker: Broker) -> list[Family]:
     ]
     for reason, text in DEAD_LETTER_COUNTERS:
         family = Family(f"rabbitmq_global_messages_dead_lettered_{reason}_total", "counter", text)
-        for strategy in ("at_most_once", "disabled"):
-            count = broker.dead_lettered[(reason, strategy)]
-            family.add(count, queue_type="rabbit_classic_queue", dead_letter_strategy=strategy)
+        for queue_type, strategy, reasons in DEAD_LETTER_SERIES:
+            if reason in reasons:
+                count = broker.dead_lettered[(queue_type, reason, strategy)]
+                family.add(count, queue_type=queue_type, dead_letter_strategy=strategy)
         families.append(family)
     return families
 

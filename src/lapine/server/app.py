@@ -23,6 +23,7 @@ from lapine.server.mqtt_protocol import MqttProtocol
 from lapine.server.protocol import AMQPProtocol
 from lapine.server.timers import LoopScheduler
 from lapine.store import SqliteStore, default_data_dir
+from lapine.store.delayed_sqlite import SqliteDelayStore
 from lapine.store.stream import StreamHome
 
 log = logging.getLogger("lapine")
@@ -39,6 +40,7 @@ class Server:
         # The management API/UI and Prometheus listeners, on this same event loop.
         self.http = HttpServices(self.broker)
         self.store: SqliteStore | None = None
+        self.delay_store: SqliteDelayStore | None = None
         self.streams: StreamHome | None = None
         # AMQPS, when a certificate is configured: its listener and port once started.
         self._tls_listener: asyncio.Server | None = None
@@ -148,7 +150,17 @@ class Server:
         self.streams = StreamHome(self.store.path.parent / "streams", loop.call_soon_threadsafe, loop.call_soon)
         try:
             self.broker.attach_store(self.store, self.streams)
+            # Delayed messages (x-delayed-message exchanges) in delayed.db beside it.
+            self.delay_store = SqliteDelayStore(
+                self.store.path.parent, notify=loop.call_soon_threadsafe, on_error=self.broker.delay_store_failed
+            )
+            self.broker.attach_delay_store(self.delay_store)
         except BaseException:
+            if self.delay_store is not None:
+                self.delay_store.close()
+                self.delay_store = None
+            self.streams.close()
+            self.streams = None
             self.store.close()
             raise
 
@@ -162,6 +174,9 @@ class Server:
         self.alarms.stop()
         await self.http.stop()
         await self.mqtt.stop()
+        # Nothing is released while the broker closes: it would go to queues nobody reads, and
+        # the stores close under it.
+        self.broker.delayed.stop()
         self.broker.close_all("shutdown")
         # Let the close frames reach the clients and their close-ok come back.
         for _ in range(50):
@@ -173,6 +188,9 @@ class Server:
         self.mqtt.abort_all()
         self.mqtt.close()
         self._listener = None
+        if self.delay_store is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.delay_store.close)
+            self.delay_store = None
         if self.streams is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.streams.close)
             self.streams = None

@@ -14,11 +14,14 @@ from abc import ABC, abstractmethod
 from typing import Any, Protocol
 
 from lapine.broker import flow
-from lapine.server.read_gate import Pause, ReadGate
+from lapine.broker.read_gate import Pause, ReadGate
 from lapine.server.throttle import PublisherThrottle
 
 # Bytes read from one socket in one event-loop iteration before the others get their turn.
 READ_PER_TICK = 64 * 1024
+# Held for these, a connection goes on when called back (the client reads, the store answers),
+# not at the next tick.
+_WAITS_FOR_CALLBACK = frozenset({Pause.UNREAD, Pause.ANSWER})
 
 
 class HeldReader(Protocol):
@@ -27,14 +30,16 @@ class HeldReader(Protocol):
     held: Any  # what was read and waits (frames, packets), or None
     credit: flow.Credit
     published: bool  # set on every publish; read and cleared here (alarms, the store)
-    output: list[bytes]  # gathered since the last write
     output_delay: float  # seconds to hold the output back (a refused login); reset here
     bytes_sent: int
     finished: bool  # close the socket once the output is written
 
+    # Why what was read waits (Pause.FLOW, UNREAD, ANSWER): what will let it go on.
+    input_gate: ReadGate
+
     @property
-    def waits_for_store(self) -> bool:
-        """An answer waits for the store; its callback sends it and wakes this side up."""
+    def output(self) -> list[bytes]:
+        """Gathered since the last write."""
 
     def grant_credit(self, trickle: bool = False) -> None: ...
 
@@ -66,10 +71,6 @@ class FairProtocol(asyncio.Protocol, ABC):
     @abstractmethod
     def _reader(self) -> HeldReader | None:
         """The sans-IO connection, once there is one."""
-
-    def _client_not_reading(self) -> bool:
-        """Held because the client does not read what we send (not for lack of credit)."""
-        return False
 
     def _wrote(self, transport: asyncio.Transport) -> None:
         """Output was just handed to the transport."""
@@ -125,7 +126,7 @@ class FairProtocol(asyncio.Protocol, ABC):
         self._published()
         if reader.held is None:
             self.gate.resume(Pause.HELD)
-        elif self._client_not_reading() or reader.waits_for_store:
+        elif not reader.input_gate.reasons.isdisjoint(_WAITS_FOR_CALLBACK):
             pass  # resume_writing, or the flush after the store's answer, calls again
         elif reader.credit.granted:
             self._tick_soon()  # out of credit: more next tick, as the queues hand out

@@ -37,9 +37,6 @@ class AMQPProtocol(FairProtocol):
     def _reader(self) -> Connection | None:
         return self.connection
 
-    def _client_not_reading(self) -> bool:
-        return self.connection is not None and self.connection.output_over_limit()
-
     # --- asyncio callbacks -------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

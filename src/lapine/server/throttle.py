@@ -7,9 +7,9 @@ Two reasons stop us reading from a publisher:
   draining. A blocked connection is not read from at all, and a client that announced the
   ``connection.blocked`` capability is told so, with RabbitMQ's reason text ("low on memory",
   "low on disk", "low on disk & memory"); connection.unblocked follows when every alarm clears.
-* The store's write backlog (RabbitMQ's credit flow): while more than ``STORE_BACKLOG_HIGH``
-  operations wait for the disk, a publishing connection is paused, silently as RabbitMQ's
-  "flow" state is, until the backlog is back under ``STORE_BACKLOG_LOW``.
+* The store's write backlog, delayed.db's included (RabbitMQ's credit flow): while more than
+  ``STORE_BACKLOG_HIGH`` operations wait for the disk, a publishing connection is paused,
+  silently as RabbitMQ's "flow" state is, until the backlog is back under ``STORE_BACKLOG_LOW``.
 
 Pausing reading is what bounds memory: the publisher's bytes wait in its socket buffers and then in
 the client, not in the broker.
@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from lapine.server.read_gate import Pause, ReadGate
+from lapine.broker.read_gate import Pause, ReadGate
 
 if TYPE_CHECKING:
     from lapine.broker.broker import Broker
@@ -58,8 +58,7 @@ class PublisherThrottle:
             if not self._blocked_sent and self.connection.client_capability("connection.blocked"):
                 self._blocked_sent = True
                 self.connection.send_blocked(blocked_reason(self.broker.alarms))
-        store = self.broker.store
-        if store is not None and not self.flow and store.backlog > STORE_BACKLOG_HIGH:
+        if not self.flow and self._backlog() > STORE_BACKLOG_HIGH:
             self.flow = True
             self.gate.pause(Pause.STORE)
             self._timer = asyncio.get_running_loop().call_later(STORE_RECHECK, self._recheck_store)
@@ -74,9 +73,13 @@ class PublisherThrottle:
             self.connection.send_unblocked()
         self.gate.resume(Pause.ALARM)
 
-    def _recheck_store(self) -> None:
+    def _backlog(self) -> int:
+        """Writes waiting for the disk: the store's, and delayed.db's (delayed messages)."""
         store = self.broker.store
-        if store is not None and store.backlog > STORE_BACKLOG_LOW:
+        return (store.backlog if store is not None else 0) + self.broker.delayed.store.backlog
+
+    def _recheck_store(self) -> None:
+        if self._backlog() > STORE_BACKLOG_LOW:
             self._timer = asyncio.get_running_loop().call_later(STORE_RECHECK, self._recheck_store)
             return
         self._timer = None

@@ -1,4 +1,4 @@
-"""Persistence: definitions and queued messages. The embedded default is SQLite (sqlite.py).
+"""Persistence: definitions and queued messages. The embedded default is SQLite (sqlite/).
 
 The broker talks to the Store interface (base.py, which states the threading contract); the data
 directory and its lock are in datadir.py. How the broker is meant to use it:
@@ -19,8 +19,8 @@ callback and send declare-ok from it (durable when the client hears back, withou
 loop); without one the call blocks for a commit. The store persists what it is given: bindings
 only when source and destination are both durable, as RabbitMQ does.
 
-Publishing: for a persistent message routed to a durable queue, ``enqueue`` (``enqueue_shared``
-when it goes to several) with ``message.exchange_bytes``, ``message.routing_key_bytes``,
+Publishing: for a persistent message routed to a durable queue, ``enqueue``, once per
+queue, with ``message.exchange_bytes``, ``message.routing_key_bytes``,
 ``header_payload`` and ``body``. For publisher confirms, collect the delivery tags that touched the
 store while handling one read from the socket and call ``submit_barrier`` once; send basic.ack
 (multiple) from its callback: the confirm then costs one group commit, and never comes before

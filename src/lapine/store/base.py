@@ -27,7 +27,7 @@ Threading contract (every implementation keeps it):
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -301,9 +301,6 @@ class Store(ABC):
     @abstractmethod
     def put_global_parameter(self, parameter: GlobalParameterDef, callback: Callback | None = None) -> None: ...
 
-    @abstractmethod
-    def delete_global_parameter(self, name: str, callback: Callback | None = None) -> None: ...
-
     # --- messages (never block) --------------------------------------------------------------
 
     @abstractmethod
@@ -329,20 +326,6 @@ class Store(ABC):
         restart; all others are stored only to page a backlog out of memory and are dropped at
         startup.
         """
-
-    @abstractmethod
-    def enqueue_shared(
-        self,
-        targets: Sequence[tuple[int, int, int | None]],
-        exchange: bytes,
-        routing_key: bytes,
-        header: bytes,
-        body: bytes,
-        *,
-        persistent: bool = True,
-    ) -> None:
-        """Store one message routed to several queues: ``targets`` are (queue_id, seq, expires).
-        A large body is then written once and shared."""
 
     @abstractmethod
     def ack(self, queue_id: int, seqs: Iterable[int]) -> None:

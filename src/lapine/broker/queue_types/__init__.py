@@ -11,9 +11,10 @@ from typing import Any
 
 from lapine.broker.queue_types.base import QueueType
 from lapine.broker.queue_types.classic import CLASSIC
+from lapine.broker.queue_types.quorum import QUORUM
 from lapine.broker.queue_types.stream import STREAM
 
-QUEUE_TYPES: dict[str, QueueType] = {CLASSIC.name: CLASSIC, STREAM.name: STREAM}
+QUEUE_TYPES: dict[str, QueueType] = {CLASSIC.name: CLASSIC, QUORUM.name: QUORUM, STREAM.name: STREAM}
 
 
 def requested_type_name(
@@ -31,4 +32,4 @@ def requested_type_name(
     return CLASSIC.name
 
 
-__all__ = ["CLASSIC", "QUEUE_TYPES", "STREAM", "QueueType", "requested_type_name"]
+__all__ = ["CLASSIC", "QUEUE_TYPES", "QUORUM", "STREAM", "QueueType", "requested_type_name"]

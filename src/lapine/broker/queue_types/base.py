@@ -11,13 +11,13 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
+from lapine.amqp.constants import PRECONDITION_FAILED
 from lapine.amqp.errors import ChannelError
 
 if TYPE_CHECKING:
     from lapine.broker.ports import QueueHost
     from lapine.broker.queue import Queue
 
-PRECONDITION_FAILED = 406
 
 
 class QueueType(ABC):

@@ -20,7 +20,7 @@ export const exchangeList = {
         <form class="form" id="add">
           <label>Virtual host</label><select name="vhost">${vhostOptions(ctx.vhosts, ctx.vhost || "/")}</select>
           <label>Name</label><input name="name" required>
-          <label>Type</label><select name="type"><option>direct</option><option>fanout</option><option>headers</option><option>topic</option></select>
+          <label>Type</label><select name="type"><option>direct</option><option>fanout</option><option>headers</option><option>topic</option><option>x-delayed-message</option></select>
           <label>Durability</label><select name="durable"><option value="true">Durable</option><option value="false">Transient</option></select>
           <label>Auto delete</label><select name="auto_delete"><option value="false">No</option><option value="true">Yes</option></select>
           <label>Internal</label><select name="internal"><option value="false">No</option><option value="true">Yes</option></select>
@@ -104,6 +104,8 @@ export function exchangePage(vhost, pathName) {
         ["Type", esc(x.type)], ["Features", badges(x) || '<span class="muted">none</span>'],
         ["Message rate in", rate(x.message_stats, "publish_in")], ["Message rate out", rate(x.message_stats, "publish_out")],
         ["Arguments", Object.keys(x.arguments).length ? `<span class="mono">${esc(JSON.stringify(x.arguments))}</span>` : '<span class="muted">none</span>'],
+        // x-delayed-message exchanges: the messages waiting for their x-delay.
+        ...("messages_delayed" in x ? [["Messages delayed", `<span id="messages-delayed">${esc(String(x.messages_delayed))}</span>`]] : []),
       ].map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`).join("");
       const rows = name ? await get(`${path}/bindings/source`) : [];
       this.bindings.render(rows);

@@ -5,7 +5,7 @@ import { api, get, seg } from "./api.js";
 import { adminTabs } from "./page-admin.js";
 import { Table, esc, formValues, notify, num, parseArguments, vhostOptions } from "./ui.js";
 
-const APPLY_TO = { all: "Exchanges and queues", queues: "Queues", classic_queues: "Classic queues", exchanges: "Exchanges" };
+const APPLY_TO = { all: "Exchanges and queues", queues: "Queues", classic_queues: "Classic queues", quorum_queues: "Quorum queues", exchanges: "Exchanges" };
 
 // The definition keys Lapine knows, offered as shortcuts under the definition box.
 const KEYS = {

@@ -19,6 +19,7 @@ export const queueList = {
       <section class="card"><details><summary>Add a new queue</summary>
         <form class="form" id="add">
           <label>Virtual host</label><select name="vhost">${vhostOptions(ctx.vhosts, ctx.vhost || "/")}</select>
+          <label>Type</label><select name="type"><option value="classic">Classic</option><option value="quorum">Quorum</option></select>
           <label>Name</label><input name="name" required>
           <label>Type</label><select name="type"><option value="classic">Classic</option><option value="stream">Stream</option></select>
           <label>Durability</label><select name="durable"><option value="true">Durable</option><option value="false">Transient</option></select>
@@ -120,6 +121,7 @@ export function queuePage(vhost, name) {
       renderChart(root.querySelector("#chart"), series, ["Ready", "Unacked"]);
       root.querySelector("#details").innerHTML = [
         ["Type", esc(q.type)], ["Features", badges(q) || '<span class="muted">none</span>'], ["State", stateCell(q.state)],
+        ...replicated(q),
         ["Ready", num(q.messages_ready)], ["Unacked", num(q.messages_unacknowledged)], ["Total", num(q.messages)],
         ["Message bytes", bytes(q.message_bytes)], ["Consumers", num(q.consumers)],
         ["Incoming", rate(q.message_stats, "publish")], ["Deliver / get", rate(q.message_stats, "deliver_get")],
@@ -131,6 +133,15 @@ export function queuePage(vhost, name) {
       this.bindings.render(await get(`${path}/bindings`));
     },
   };
+}
+
+// What a quorum queue adds: its leader and members (one node here) and its delivery limit.
+function replicated(q) {
+  if (!q.members) return [];
+  const rows = [["Leader", esc(q.leader)], ["Members", esc(q.members.join(", "))], ["Online", esc(q.online.join(", "))]];
+  if (q.delivery_limit !== undefined) rows.push(["Delivery limit", q.delivery_limit < 0 ? "none" : num(q.delivery_limit)]);
+  if (q.messages_dlx) rows.push(["Dead letters held", num(q.messages_dlx)]);
+  return rows;
 }
 
 async function purge(vhost, name) {
