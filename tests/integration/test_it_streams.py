@@ -373,3 +373,34 @@ def test_a_filter_gets_the_messages_with_its_values(
         arguments={"x-stream-offset": "first", "x-stream-filter": ["blue"], "x-stream-match-unfiltered": True},
     )
     assert [b for _m, p, b in both if p.headers.get("x-stream-filter-value") in ("blue", None)] == [b"b1", b"plain"]
+
+
+# --- aio-pika ---------------------------------------------------------------------------------
+
+
+async def test_aio_pika_reads_a_stream_from_an_offset(aio_connection: Any, names: Names) -> None:
+    import asyncio
+
+    import aio_pika
+
+    channel = await aio_connection.channel()  # publisher confirms on by default
+    q = names.queue("stream")
+    queue = await channel.declare_queue(q, durable=True, arguments={"x-queue-type": "stream"})
+    for i in range(5):
+        await channel.default_exchange.publish(aio_pika.Message(b"a%d" % i), routing_key=q)
+    reader = await aio_connection.channel()
+    await reader.set_qos(prefetch_count=2)
+    stream = await reader.get_queue(q, ensure=False)
+    got: list[tuple[int, bytes]] = []
+    done = asyncio.Event()
+
+    async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        got.append((message.headers["x-stream-offset"], message.body))
+        await message.ack()
+        if len(got) == 3:
+            done.set()
+
+    await stream.consume(on_message, arguments={"x-stream-offset": 2})
+    await asyncio.wait_for(done.wait(), 5)
+    assert got == [(2, b"a2"), (3, b"a3"), (4, b"a4")]
+    assert queue.name == q

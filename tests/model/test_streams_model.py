@@ -188,3 +188,24 @@ def test_if_unused_and_if_empty_do_not_keep_a_stream(client: ModelClient) -> Non
     publish(client, [b"a"])
     client.call(1, spec.QueueDelete(queue="s", if_empty=True), spec.QueueDeleteOk)
     assert "s" not in client.broker.vhosts["/"].queues
+
+
+def test_a_consumer_behind_the_recent_messages_reads_the_log_in_batches(
+    monkeypatch: pytest.MonkeyPatch, client: ModelClient
+) -> None:
+    import lapine.broker.stream_queue as stream_queue
+
+    monkeypatch.setattr(stream_queue, "TAIL_MESSAGES", 50)
+    monkeypatch.setattr(stream_queue, "READ_BATCH", 20)
+    monkeypatch.setattr(stream_queue, "READ_AHEAD", 10)
+    declare_stream(client)
+    publish(client, [b"%d" % i for i in range(300)])
+    consume(client, prefetch=7, **{"x-stream-offset": "first"})
+    got = client.deliveries()
+    while len(got) < 300:
+        client.ack(int(got[-1].method.delivery_tag), multiple=True)
+        more = client.deliveries()
+        assert more, f"stalled at {len(got)}"
+        got += more
+    assert offsets_of(got) == list(range(300))
+    assert [d.body for d in got] == [b"%d" % i for i in range(300)]

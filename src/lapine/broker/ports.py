@@ -105,6 +105,9 @@ class MessageStorage(Protocol):
     def open_log(self, *, max_segment_bytes: int, filter_size: int) -> StreamLog:
         """A stream's log (broker/stream_queue.py): on disk with a store, else in memory."""
 
+    def drop_log(self, log: StreamLog) -> None:
+        """The stream was deleted: its log and its files go."""
+
 
 class MemoryOnly:
     """The storage of a queue in a broker without a store: nothing is written, nothing pages."""
@@ -136,6 +139,9 @@ class MemoryOnly:
         return StreamLog(
             MemorySegmentFiles(), InlineWorker(), max_segment_bytes=max_segment_bytes, filter_size=filter_size
         )
+
+    def drop_log(self, log: StreamLog) -> None:
+        log.destroy()
 
 
 MEMORY_ONLY = MemoryOnly()

@@ -67,3 +67,8 @@ class StoreQueueStorage:
         return self.streams.open(
             self.queue_id, restored=self.restored, max_segment_bytes=max_segment_bytes, filter_size=filter_size
         )
+
+    def drop_log(self, log: StreamLog) -> None:
+        if self.streams is not None:
+            self.streams.forget(log)
+        log.destroy()

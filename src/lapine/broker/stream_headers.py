@@ -8,8 +8,12 @@ into the raw properties once then, and every delivery sends those bytes unchange
 from __future__ import annotations
 
 import struct
+from typing import TYPE_CHECKING
 
 from lapine.amqp.spec import BasicProperties
+
+if TYPE_CHECKING:
+    from lapine.broker.message import Message
 
 OFFSET_HEADER = "x-stream-offset"
 FILTER_VALUE_HEADER = "x-stream-filter-value"
@@ -70,11 +74,11 @@ def with_long_offset(header_payload: bytes, offset: int) -> bytes:
     return header_payload[:pos] + _U32.pack(len(table)) + table + header_payload[pos + 4 + size :]
 
 
-def filter_value(header_payload: bytes, properties: BasicProperties) -> bytes | None:
-    """The message's x-stream-filter-value (a string), if it has one."""
-    if FILTER_VALUE_HEADER.encode() not in header_payload:
+def filter_value(message: Message) -> bytes | None:
+    """The message's x-stream-filter-value (a string), if it has one (properties decoded only then)."""
+    if FILTER_VALUE_HEADER.encode() not in message.header_payload:
         return None
-    value = (properties.headers or {}).get(FILTER_VALUE_HEADER)
+    value = (message.properties.headers or {}).get(FILTER_VALUE_HEADER)
     if isinstance(value, str):
         return value.encode("utf-8", "surrogateescape")
     if isinstance(value, bytes):

@@ -37,6 +37,7 @@ TAIL_BYTES = 8 << 20  # recent messages kept in memory for consumers near the en
 TAIL_MESSAGES = 50_000
 READ_BATCH = 2000  # messages per read from the log for a consumer behind the tail
 READ_BYTES = 4 << 20  # and at most this many body bytes (the first message always comes)
+READ_AHEAD = READ_BATCH // 2  # buffered messages left when the next read is asked for
 RETENTION_INTERVAL = 10.0  # seconds: x-max-age applies without new publishes too
 
 
@@ -124,7 +125,6 @@ class StreamQueue(Queue):
         self._runnable: dict[Cursor, None] = {}  # cursors whose consumer may have room again
         self._tail: deque[tuple[int, bytes | None, Message]] = deque()
         self._tail_bytes = 0
-        self._durable_log = False
         self._retention_timer: Timer | None = None
         self.log = self._open(MEMORY_ONLY)
         self._schedule_retention()
@@ -169,7 +169,6 @@ class StreamQueue(Queue):
     def attach_storage(self, storage: MessageStorage, window: int) -> None:
         self.storage = storage
         self.log = self._open(storage)
-        self._durable_log = storage is not MEMORY_ONLY and getattr(storage, "streams", None) is not None
         self._schedule_retention()
 
     def _schedule_retention(self) -> None:
@@ -239,7 +238,7 @@ class StreamQueue(Queue):
     def publish(self, message: Message) -> bool:
         log = self.log
         header = message.header_payload
-        value = stream_headers.filter_value(header, message.properties) if len(header) > 14 else None
+        value = stream_headers.filter_value(message)
         offset = log.next_offset
         stored = Message(
             message.exchange, message.routing_key, stream_headers.with_offset(header, offset), message.body
@@ -249,7 +248,7 @@ class StreamQueue(Queue):
         self._tail_bytes += len(message.body)
         while len(tail) > 1 and (self._tail_bytes > TAIL_BYTES or len(tail) > TAIL_MESSAGES):
             self._tail_bytes -= len(tail.popleft()[2].body)
-        if self._durable_log:
+        if log.durable:
             message.durably_written = True
         log.append(
             stored.exchange_bytes,
@@ -291,6 +290,8 @@ class StreamQueue(Queue):
             if cursor.buffer:
                 buffered, message = cursor.buffer.popleft()
                 self._deliver(consumer, buffered, message)
+                if len(cursor.buffer) == READ_AHEAD and not cursor.reading:
+                    self._read_ahead(cursor, committed)
                 continue
             offset = cursor.offset
             if offset is None or cursor.reading or offset > committed:
@@ -311,6 +312,13 @@ class StreamQueue(Queue):
         consumer.unacked += 1
         self.unacked_count += 1
         consumer.deliver(QueuedMessage(message, offset), self)
+
+    def _read_ahead(self, cursor: Cursor, committed: int) -> None:
+        """Half the buffer is left: the next read goes now, so that it lands before the rest is out."""
+        offset = cursor.offset
+        tail = self._tail
+        if offset is not None and offset <= committed and (not tail or offset < tail[0][0]):
+            self._read(cursor, offset)
 
     def _read(self, cursor: Cursor, offset: int) -> None:
         cursor.reading = True
@@ -350,10 +358,7 @@ class StreamQueue(Queue):
             if self._retention_timer is not None:
                 self._retention_timer.cancel()
                 self._retention_timer = None
-            streams = getattr(self.storage, "streams", None)
-            if streams is not None:
-                streams.forget(self.log)
-            self.log.destroy()
+            self.storage.drop_log(self.log)
         return 0
 
     def get(self, no_ack: bool) -> QueuedMessage | None:

@@ -55,6 +55,7 @@ class StreamHome:
             max_segment_bytes=max_segment_bytes,
             filter_size=filter_size,
             schedule=self._schedule,
+            durable=True,
         )
         log.on_dirty = lambda: self._dirty.__setitem__(log, None)
         self.logs[log] = None

@@ -119,8 +119,10 @@ class StreamLog:
         max_segment_bytes: int = DEFAULT_MAX_SEGMENT_BYTES,
         filter_size: int = DEFAULT_SIZE,
         schedule: Callable[[Callable[[], None]], object] | None = None,
+        durable: bool = False,
     ) -> None:
-        """Open the log in ``files`` (a torn tail is cut). ``schedule(fn)`` runs ``fn`` on the owner
+        """Open the log in ``files`` (a torn tail is cut). ``durable``: its commits are on disk,
+        so that a publisher confirm waits for them. ``schedule(fn)`` runs ``fn`` on the owner
         thread later in this loop turn, to hand the turn's batch over at once; without it each
         append is handed over at once (inline logs)."""
         self.files = files
@@ -128,6 +130,7 @@ class StreamLog:
         self.max_segment_bytes = max_segment_bytes
         self.filter_size = filter_size
         self._schedule = schedule
+        self.durable = durable
         # The I/O thread's own state (read and changed by jobs only, after this constructor).
         self._segments: list[Segment] = []
         self._open_segments()
