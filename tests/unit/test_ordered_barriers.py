@@ -1,4 +1,5 @@
-"""Barriers over the store and stream logs complete in submission order, whichever part is last."""
+"""Barriers over the store, delayed.db and stream logs complete in submission order, whichever part
+is last; a failed writer's barriers are cleared so that later ones go on."""
 
 from __future__ import annotations
 
@@ -41,3 +42,15 @@ def test_parts_that_complete_at_once_complete_the_barrier_at_once() -> None:
     done: list[int] = []
     barriers.submit([lambda callback: callback(), lambda callback: callback()], lambda: done.append(1))
     assert done == [1]
+
+
+def test_after_a_writer_fails_later_barriers_are_not_held_back() -> None:
+    store = Writer()
+    barriers = OrderedBarriers()
+    done: list[str] = []
+    barriers.submit([store.barrier], lambda: done.append("lost"))
+    store.waiting.clear()  # the failed store never calls it back
+    barriers.clear()
+    barriers.submit([store.barrier], lambda: done.append("after recovery"))
+    store.complete()
+    assert done == ["after recovery"]

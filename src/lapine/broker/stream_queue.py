@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from lapine.amqp.codec import Timestamp
+from lapine.amqp.constants import NOT_IMPLEMENTED, PRECONDITION_FAILED
 from lapine.amqp.errors import ChannelError, ConnectionError
 from lapine.broker import stream_headers
 from lapine.broker.message import Message
@@ -31,8 +32,6 @@ if TYPE_CHECKING:
     from lapine.broker.scheduler import Timer
     from lapine.store.stream import StreamLog
 
-PRECONDITION_FAILED = 406
-NOT_IMPLEMENTED = 540
 TAIL_BYTES = 8 << 20  # recent messages kept in memory for consumers near the end
 TAIL_MESSAGES = 50_000
 READ_BATCH = 2000  # messages per read from the log for a consumer behind the tail
