@@ -27,10 +27,15 @@ CHILD = textwrap.dedent(
         log = StreamLog(DiskSegmentFiles(sys.argv[1]), ThreadWorker(loop.call_soon_threadsafe),
                         max_segment_bytes=int(sys.argv[2]), schedule=loop.call_soon)
         print("R", log.next_offset, flush=True)
+        # At most this many records per run, so that the checks stay quick on a slow machine.
+        stop_at = log.next_offset + 40000
         while True:
-            for _ in range(300):
-                offset = log.next_offset
-                log.append(b"", b"s", b"h", body(offset), None, 0)
+            if log.next_offset < stop_at:
+                for _ in range(300):
+                    offset = log.next_offset
+                    log.append(b"", b"s", b"h", body(offset), None, 0)
+            else:
+                await asyncio.sleep(0.01)
             log.barrier(lambda upto=log.next_offset: print("C", upto, flush=True))
             await asyncio.sleep(0)
 
