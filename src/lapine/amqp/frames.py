@@ -46,6 +46,7 @@ _CONTENT_HEADER = struct.Struct(">HHQ")
 _END_AND_HEADER = struct.Struct(">BBHI")
 # basic.deliver frame header and payload up to the consumer tag's length octet.
 _DELIVER_HEAD = struct.Struct(">BHIHHB")
+_DELIVER_CLASS, _DELIVER_METHOD = spec.BasicDeliver.IDS
 _DELIVER_TAG = struct.Struct(">QBB")  # delivery tag, redelivered, exchange length
 _SHORT_LENGTH = tuple(bytes((n,)) for n in range(256))
 # Bound once: attribute lookups are a measurable share of a ~500 ns encode.
@@ -228,13 +229,13 @@ def encode_deliver_frames(
     size = len(body)
     if size and (size <= frame_max - 8 or not frame_max):
         return b"".join((
-            _deliver_head(1, channel, 16 + lct + lex + lrk, 60, 60, lct), consumer_tag,
+            _deliver_head(1, channel, 16 + lct + lex + lrk, _DELIVER_CLASS, _DELIVER_METHOD, lct), consumer_tag,
             _deliver_tag(delivery_tag, redelivered, lex), exchange, _SHORT_LENGTH[lrk], routing_key,
             _end_and_header(_FRAME_END, 2, channel, len(raw_header_payload)), raw_header_payload,
             _end_and_header(_FRAME_END, 3, channel, size), body, _END,
         ))  # fmt: skip
     parts: list[bytes | memoryview] = [
-        _deliver_head(1, channel, 16 + lct + lex + lrk, 60, 60, lct), consumer_tag,
+        _deliver_head(1, channel, 16 + lct + lex + lrk, _DELIVER_CLASS, _DELIVER_METHOD, lct), consumer_tag,
         _deliver_tag(delivery_tag, redelivered, lex), exchange, _SHORT_LENGTH[lrk], routing_key,
         _end_and_header(_FRAME_END, 2, channel, len(raw_header_payload)), raw_header_payload,
     ]  # fmt: skip

@@ -198,9 +198,12 @@ class Channel(ContentAssembly, PublisherConfirms, Acknowledgements, Transactions
         queue.settled([entry])
 
     def send_content(self, method: spec.Method, message: Message) -> None:
-        self.connection.send(
-            content_frames(self.id, method, 60, message.raw_properties, message.body, self.connection.frame_max)
-        )
+        self.connection.send(self._content_frames(method, message))
+
+    def _content_frames(self, method: spec.Method, message: Message) -> bytes:
+        """A basic method with the message's content, as the publisher sent its header."""
+        class_id, frame_max = spec.BasicProperties.CLASS_ID, self.connection.frame_max
+        return content_frames(self.id, method, class_id, message.raw_properties, message.body, frame_max)
 
     # --- method dispatch ---------------------------------------------------------------------
 
@@ -491,7 +494,7 @@ class Channel(ContentAssembly, PublisherConfirms, Acknowledgements, Transactions
         if 0 < self._max_consumers <= len(self.consumers):
             # RabbitMQ's consumer_max_per_channel, checked as it does, before the queue is looked at.
             raise ConnectionError(
-                NOT_ALLOWED, f"reached maximum ({self._max_consumers}) of consumers per channel", 60, 20
+                NOT_ALLOWED, f"reached maximum ({self._max_consumers}) of consumers per channel", *spec.BasicConsume.IDS
             )
         queue_name = self._queue_name(method.queue) if method.queue != direct_reply_to.QUEUE else method.queue
         if queue_name == direct_reply_to.QUEUE:
@@ -610,7 +613,7 @@ class Channel(ContentAssembly, PublisherConfirms, Acknowledgements, Transactions
             routing_key=message.routing_key,
             message_count=queue.message_count,
         )
-        return content_frames(self.id, method, 60, message.raw_properties, message.body, self.connection.frame_max)
+        return self._content_frames(method, message)
 
     # --- closing -----------------------------------------------------------------------------
 

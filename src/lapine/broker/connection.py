@@ -417,8 +417,7 @@ class Connection:
                 NOT_ALLOWED,
                 f"number of channels opened ({len(self.channels)}) has reached the negotiated "
                 f"channel_max ({self.channel_max})",
-                20,
-                10,
+                *spec.ChannelOpen.IDS,
             )
         channel = Channel(self, channel_id)
         self.broker.churn.channel_created += 1
@@ -496,8 +495,7 @@ class Connection:
             error = ConnectionError(
                 ACCESS_REFUSED,
                 f"Login was refused using authentication mechanism {mechanism}. For details see the broker logfile.",
-                10,
-                11,
+                *spec.ConnectionStartOk.IDS,
             )
             if self.client_capability("authentication_failure_close"):
                 self.close_with_error(error)
@@ -522,17 +520,15 @@ class Connection:
     def _open(self, method: spec.ConnectionOpen) -> None:
         node_limit = self.broker.config.connection_max
         if 0 < node_limit <= len(self.broker.connections):
-            raise ConnectionError(
-                NOT_ALLOWED, f"connection refused: node connection limit ({node_limit}) is reached", 10, 40
-            )
+            text = f"connection refused: node connection limit ({node_limit}) is reached"
+            raise ConnectionError(NOT_ALLOWED, text, *spec.ConnectionOpen.IDS)
         vhost = self.broker.vhosts.get(method.virtual_host)
         if vhost is None:
             raise ConnectionError(NOT_ALLOWED, f"vhost {method.virtual_host} not found", *spec.ConnectionOpen.IDS)
         self._check_vhost_connection_limit(vhost)
         if not self.broker.permissions.can_access(self.username, vhost.name):
-            raise ConnectionError(
-                NOT_ALLOWED, f"access to vhost '{vhost.name}' refused for user '{self.username}'", 10, 40
-            )
+            text = f"access to vhost '{vhost.name}' refused for user '{self.username}'"
+            raise ConnectionError(NOT_ALLOWED, text, *spec.ConnectionOpen.IDS)
         self.vhost = vhost
         self.broker.connections.add(self)
         self.broker.churn.connection_created += 1
@@ -546,8 +542,7 @@ class Connection:
                 NOT_ALLOWED,
                 f"access to vhost '{vhost.name}' refused for user '{self.username}': "
                 f"connection limit ({limit}) is reached",
-                10,
-                40,
+                *spec.ConnectionOpen.IDS,
             )
 
     # --- closing -----------------------------------------------------------------------------
@@ -635,15 +630,13 @@ def _negotiate(field: str, client: int, server: int, minimum: int) -> int:
         raise ConnectionError(
             NOT_ALLOWED,
             f"negotiated {field} = {client} is lower than the minimum allowed value ({minimum})",
-            10,
-            31,
+            *spec.ConnectionTuneOk.IDS,
         )
     if server and (client == 0 or client > server):
         raise ConnectionError(
             NOT_ALLOWED,
             f"negotiated {field} = {client} is higher than the maximum allowed value ({server})",
-            10,
-            31,
+            *spec.ConnectionTuneOk.IDS,
         )
     return client or server
 

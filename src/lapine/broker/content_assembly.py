@@ -58,8 +58,7 @@ class ContentAssembly:
         raise ChannelError(
             PRECONDITION_FAILED,
             f"message size {body_size} is larger than configured max size {self._max_message_size}",
-            60,
-            40,
+            *spec.BasicPublish.IDS,
         )
 
     def start_publish(self, exchange: str, routing_key: str, mandatory: bool, immediate: bool) -> None:
@@ -77,7 +76,8 @@ class ContentAssembly:
         if payload[:2] != b"\x00\x3c":
             class_id = int.from_bytes(payload[:2], "big")
             raise ConnectionError(
-                UNEXPECTED_FRAME, f"expected content header for class 60, got one for class {class_id} instead", 60, 40
+                UNEXPECTED_FRAME, f"expected content header for class 60, got one for class {class_id} instead",
+                *spec.BasicPublish.IDS,
             )
         body_size = int.from_bytes(payload[4:12], "big")
         if body_size > self._max_message_size:

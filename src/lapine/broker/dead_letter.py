@@ -134,7 +134,7 @@ def _dead_lettered_copy(
     headers["x-last-death-queue"] = queue.name
     headers["x-last-death-exchange"] = message.exchange
     properties.headers = headers
-    header_payload = encode_content_header(60, len(message.body), properties.encode())
+    header_payload = encode_content_header(BasicProperties.CLASS_ID, len(message.body), properties.encode())
     return Message(exchange_name, message.routing_key, header_payload, message.body), deaths
 
 

@@ -114,7 +114,7 @@ def with_counts(message: Message, acquired: int, delivered: int) -> Message:
     if delivered:
         headers["x-delivery-count"] = delivered
     properties.headers = headers
-    header_payload = encode_content_header(60, len(message.body), properties.encode())
+    header_payload = encode_content_header(BasicProperties.CLASS_ID, len(message.body), properties.encode())
     copy = Message(message.exchange, message.routing_key, header_payload, message.body)
     copy.cc = message.cc
     return copy
@@ -368,8 +368,7 @@ class QuorumQueue(Queue):
                     NOT_IMPLEMENTED,
                     f"cannot delete {self._resource}. queue.delete operations with {name} flag set are not "
                     "supported by quorum queues",
-                    50,
-                    40,
+                    *spec.QueueDelete.IDS,
                 )
 
     def type_info(self, node: str) -> dict[str, Any]:

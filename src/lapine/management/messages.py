@@ -50,7 +50,7 @@ def header_payload(properties: Mapping[str, Any], body_size: int) -> bytes:
     integer past 64 bits, a lone surrogate): such properties are the client's error, a 400.
     """
     try:
-        return encode_content_header(60, body_size, BasicProperties(**properties).encode())
+        return encode_content_header(BasicProperties.CLASS_ID, body_size, BasicProperties(**properties).encode())
     except (ValueError, struct.error) as error:
         raise bad_request(f"properties cannot be encoded: {error}") from None
 

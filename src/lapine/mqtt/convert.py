@@ -45,11 +45,11 @@ def to_message(exchange: str, publish: Publish, v5: bool) -> Message:
     """The AMQP message for a PUBLISH (its topic already resolved from any alias)."""
     body = publish.payload
     if not (v5 and publish.properties):
-        header = _CONTENT_HEADER.pack(60, 0, len(body)) + _PLAIN[publish.qos]
+        header = _CONTENT_HEADER.pack(BasicProperties.CLASS_ID, 0, len(body)) + _PLAIN[publish.qos]
         return MqttMessage(exchange, topics.to_amqp(publish.topic), header, body, publish.retain)
     properties = BasicProperties(delivery_mode=2 if publish.qos else 1)
     _map_properties(publish.properties, properties)
-    header = _CONTENT_HEADER.pack(60, 0, len(body)) + properties.encode()
+    header = _CONTENT_HEADER.pack(BasicProperties.CLASS_ID, 0, len(body)) + properties.encode()
     message = MqttMessage(exchange, topics.to_amqp(publish.topic), header, body, publish.retain)
     if properties.expiration is not None:
         message.ttl = int(properties.expiration)
