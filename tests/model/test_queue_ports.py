@@ -39,6 +39,7 @@ class Subscriber:
         self.unacked = 0
         self.window = window
         self.got: list[QueuedMessage] = []
+        self.sink = self  # it takes its deliveries itself
 
     def has_room(self) -> bool:
         return not self.cancelled and not self.window_full()
@@ -46,7 +47,7 @@ class Subscriber:
     def window_full(self) -> bool:
         return 0 < self.window <= self.unacked
 
-    def deliver(self, entry: QueuedMessage, queue: Queue) -> None:
+    def deliver(self, subscriber: Subscriber, entry: QueuedMessage, queue: Queue) -> None:
         self.got.append(entry)
 
     def wait_for_room(self) -> None:

@@ -1,7 +1,7 @@
 """A consumer: one basic.consume on one channel, with its own prefetch window.
 
-It is the queue's Subscriber (broker/ports.py): the queue asks it for room and hands it messages,
-and it passes them to its channel, which numbers and sends them.
+It is the queue's Subscriber (broker/ports.py): the queue asks it for room, then hands its
+messages to its channel (the consumer's sink), which numbers and sends them.
 
 Where it waits for its turn: in its queue's ring while it may have room (``in_ring``), parked on
 its channel while the channel cannot take deliveries (``parked``: the socket is full, or a global
@@ -10,13 +10,11 @@ prefetch is used up), or nowhere while its own window is full (its next ack brin
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from lapine.broker.channel import Channel
-    from lapine.broker.queue import Queue, QueuedMessage
+    from lapine.broker.queue import Queue
 
 
 class Consumer:
@@ -24,7 +22,6 @@ class Consumer:
         "arguments",
         "cancelled",
         "channel",
-        "deliver",
         "exclusive",
         "in_ring",
         "no_ack",
@@ -32,6 +29,7 @@ class Consumer:
         "prefetch",
         "priority",
         "queue",
+        "sink",
         "tag",
         "tag_bytes",
         "unacked",
@@ -64,9 +62,8 @@ class Consumer:
         self.in_ring = False
         self.parked = False
         self.cancelled = False
-        # Take the message (the queue has already counted it as handed out): the channel numbers
-        # and sends it. Bound once, so that a delivery costs no call of this object's own.
-        self.deliver: Callable[[QueuedMessage, Queue], None] = partial(channel.deliver, self)
+        # The queue hands messages straight to the channel, which numbers and sends them.
+        self.sink = channel
 
     def has_room(self) -> bool:
         channel = self.channel

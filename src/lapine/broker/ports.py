@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, Self, TypeVar
 
 if TYPE_CHECKING:
     from lapine.broker.message import Message
@@ -19,6 +19,16 @@ if TYPE_CHECKING:
     from lapine.broker.scheduler import Scheduler
     from lapine.store.base import StoredMessage
     from lapine.store.stream import StreamLog
+
+
+Taker = TypeVar("Taker", contravariant=True)
+
+
+class DeliverySink(Protocol[Taker]):
+    """Where a subscriber's deliveries go (a Consumer's channel), which numbers and sends them."""
+
+    def deliver(self, subscriber: Taker, entry: QueuedMessage, queue: Queue) -> None:
+        """Take the message for ``subscriber`` (the queue has already counted it as handed out)."""
 
 
 class Subscriber(Protocol):
@@ -40,8 +50,10 @@ class Subscriber(Protocol):
     def window_full(self) -> bool:
         """Its own prefetch is used up: only its own acks bring it back."""
 
-    def deliver(self, entry: QueuedMessage, queue: Queue) -> None:
-        """Take the message (the queue has already counted it as handed out)."""
+    @property
+    def sink(self) -> DeliverySink[Self]:
+        """Where its deliveries go. The queue calls ``sink.deliver(subscriber, ...)`` itself: a
+        delivery then costs one call, not a second through the subscriber (the hottest path)."""
 
     def wait_for_room(self) -> None:
         """It had room of its own but its channel cannot take deliveries now: it waits there."""

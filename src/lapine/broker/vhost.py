@@ -496,7 +496,9 @@ class VirtualHost:
             queue.stats.publish += 1
             if not queue.publish(message):
                 accepted = False
-            if publisher is not None and is_behind(queue):
+            # Without consumers, or holding nothing (its consumers took the message), a queue is
+            # not behind: the usual cases cost no call.
+            if publisher is not None and queue.consumers and (queue.ready or queue.paged) and is_behind(queue):
                 publisher.charge(queue)
         return True, accepted
 
