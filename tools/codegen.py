@@ -303,6 +303,11 @@ def decode_content_header_full(payload: bytes | memoryview) -> tuple[int, int, i
 def encode_content_header(class_id: int, body_size: int, raw_properties: bytes) -> bytes:
     """A content-header payload (weight 0) around property bytes kept from an earlier decode."""
     return _S_CONTENT_HEADER.pack(class_id, 0, body_size) + raw_properties
+
+
+def encode_basic_header(body_size: int, raw_properties: bytes) -> bytes:
+    """The content-header payload of a message: basic is the one class with content."""
+    return _S_CONTENT_HEADER.pack(BasicProperties.CLASS_ID, 0, body_size) + raw_properties
 '''
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from lapine.amqp.codec import Timestamp
-from lapine.amqp.spec import BasicProperties, encode_content_header
+from lapine.amqp.spec import BasicProperties, encode_basic_header
 from lapine.broker.message import Message
 
 if TYPE_CHECKING:
@@ -134,7 +134,7 @@ def _dead_lettered_copy(
     headers["x-last-death-queue"] = queue.name
     headers["x-last-death-exchange"] = message.exchange
     properties.headers = headers
-    header_payload = encode_content_header(BasicProperties.CLASS_ID, len(message.body), properties.encode())
+    header_payload = encode_basic_header(len(message.body), properties.encode())
     return Message(exchange_name, message.routing_key, header_payload, message.body), deaths
 
 

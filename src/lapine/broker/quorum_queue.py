@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from lapine.amqp import spec
 from lapine.amqp.constants import NOT_IMPLEMENTED, RESOURCE_LOCKED
 from lapine.amqp.errors import ChannelError, ConnectionError
-from lapine.amqp.spec import BasicProperties, encode_content_header
+from lapine.amqp.spec import BasicProperties, encode_basic_header
 from lapine.broker.message import Message
 from lapine.broker.queue import Queue, QueuedMessage
 from lapine.broker.ready import ReturnsFirstReady
@@ -114,7 +114,7 @@ def with_counts(message: Message, acquired: int, delivered: int) -> Message:
     if delivered:
         headers["x-delivery-count"] = delivered
     properties.headers = headers
-    header_payload = encode_content_header(BasicProperties.CLASS_ID, len(message.body), properties.encode())
+    header_payload = encode_basic_header(len(message.body), properties.encode())
     copy = Message(message.exchange, message.routing_key, header_payload, message.body)
     copy.cc = message.cc
     return copy

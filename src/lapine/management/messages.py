@@ -13,7 +13,7 @@ import struct
 from collections.abc import Mapping
 from typing import Any
 
-from lapine.amqp.spec import BasicProperties, encode_content_header
+from lapine.amqp.spec import BasicProperties, encode_basic_header
 from lapine.management.http import bad_request
 
 _INT_PROPERTIES = ("delivery_mode", "priority", "timestamp")
@@ -50,7 +50,7 @@ def header_payload(properties: Mapping[str, Any], body_size: int) -> bytes:
     integer past 64 bits, a lone surrogate): such properties are the client's error, a 400.
     """
     try:
-        return encode_content_header(BasicProperties.CLASS_ID, body_size, BasicProperties(**properties).encode())
+        return encode_basic_header(body_size, BasicProperties(**properties).encode())
     except (ValueError, struct.error) as error:
         raise bad_request(f"properties cannot be encoded: {error}") from None
 

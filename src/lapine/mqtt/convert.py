@@ -9,16 +9,14 @@
 
 from __future__ import annotations
 
-import struct
 from typing import Any
 
 from lapine.amqp.codec import LongStr
-from lapine.amqp.spec import BasicProperties
+from lapine.amqp.spec import BasicProperties, encode_basic_header
 from lapine.broker.message import Message
 from lapine.mqtt import topics
 from lapine.mqtt.packets import Publish
 
-_CONTENT_HEADER = struct.Struct(">HHQ")
 REPLY_TO_TOPIC = "x-reply-to-topic"
 # What dead-lettering adds (a delayed will is dead-lettered): not the publisher's user properties.
 _DEATH_HEADERS = ("x-death", "x-first-death-", "x-last-death-")
@@ -45,11 +43,11 @@ def to_message(exchange: str, publish: Publish, v5: bool) -> Message:
     """The AMQP message for a PUBLISH (its topic already resolved from any alias)."""
     body = publish.payload
     if not (v5 and publish.properties):
-        header = _CONTENT_HEADER.pack(BasicProperties.CLASS_ID, 0, len(body)) + _PLAIN[publish.qos]
+        header = encode_basic_header(len(body), _PLAIN[publish.qos])
         return MqttMessage(exchange, topics.to_amqp(publish.topic), header, body, publish.retain)
     properties = BasicProperties(delivery_mode=2 if publish.qos else 1)
     _map_properties(publish.properties, properties)
-    header = _CONTENT_HEADER.pack(BasicProperties.CLASS_ID, 0, len(body)) + properties.encode()
+    header = encode_basic_header(len(body), properties.encode())
     message = MqttMessage(exchange, topics.to_amqp(publish.topic), header, body, publish.retain)
     if properties.expiration is not None:
         message.ttl = int(properties.expiration)

@@ -52,9 +52,6 @@ class _Assembling:
     body: bytes = b""
 
 
-_BASIC_CLASS = spec.BasicProperties.CLASS_ID
-
-
 def publish_frames(
     channel: int,
     body: bytes,
@@ -67,7 +64,7 @@ def publish_frames(
     raw = (properties or spec.BasicProperties()).encode()
     return (
         method_frame(channel, spec.BasicPublish(exchange=exchange, routing_key=routing_key, mandatory=mandatory))
-        + encode_frame(spec.FRAME_HEADER, channel, spec.encode_content_header(_BASIC_CLASS, len(body), raw))
+        + encode_frame(spec.FRAME_HEADER, channel, spec.encode_basic_header(len(body), raw))
         + (encode_frame(spec.FRAME_BODY, channel, body) if body else b"")
     )
 
