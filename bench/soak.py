@@ -142,7 +142,7 @@ class Client:
         assert isinstance(declared, spec.QueueDeclareOk)
         for _ in range(MESSAGES_PER_CONNECTION):
             publish = spec.BasicPublish(exchange="", routing_key=declared.queue)
-            self.writer.write(content_frames(1, publish, 60, b"\x00\x00", BODY, 131072))
+            self.writer.write(content_frames(1, publish, b"\x00\x00", BODY, 131072))
         self.send(1, spec.BasicConsume(queue=declared.queue, no_ack=True))
         await self.expect(spec.BasicConsumeOk)
         for _ in range(MESSAGES_PER_CONNECTION):

@@ -69,7 +69,7 @@ def _publish(draw: st.DrawFn, channel: int) -> bytes:
     body = draw(st.binary(max_size=300))
     # A small frame_max splits the body into several body frames, as clients do for big bodies.
     frame_max = draw(st.sampled_from([0, 0, 64, 4096]))
-    return content_frames(channel, method, 60, draw(properties).encode(), body, frame_max)
+    return content_frames(channel, method, draw(properties).encode(), body, frame_max)
 
 
 def _queue_method(draw: st.DrawFn, state: ClientState, channel: int) -> spec.Method:

@@ -86,7 +86,7 @@ def test_body_split_across_frames_is_reassembled(broker: Broker, client: ModelCl
     from lapine.amqp.frames import content_frames
 
     client.send(
-        content_frames(1, spec.BasicPublish(routing_key="big"), 60, spec.BasicProperties().encode(), body, 4096)
+        content_frames(1, spec.BasicPublish(routing_key="big"), spec.BasicProperties().encode(), body, 4096)
     )
     queue = broker.vhosts["/"].queues["big"]
     assert [entry.message.body for entry in queue.ready] == [b"", body]

@@ -226,7 +226,7 @@ def test_content_frames_respect_frame_max(size: int) -> None:
     body = bytes(i % 251 for i in range(size))
     method = spec.BasicGetOk(delivery_tag=1, exchange="ex", routing_key="rk", message_count=3)
     properties = spec.BasicProperties(delivery_mode=2).encode()
-    data = content_frames(2, method, 60, properties, body, 4096)
+    data = content_frames(2, method, properties, body, 4096)
     frames = _split(data)
     assert frames[0] == (1, 2, method.encode())
     assert frames[1] == (2, 2, spec.encode_content_header(60, size, properties))
@@ -237,7 +237,7 @@ def test_content_frames_respect_frame_max(size: int) -> None:
     assert b"".join(payload for _, _, payload in bodies) == body
     assert len(bodies) == -(-size // 4088)  # no body frame at all for an empty body
     # frame_max 0: one body frame whatever the size.
-    assert len(_split(content_frames(2, method, 60, properties, body, 0))) == (3 if size else 2)
+    assert len(_split(content_frames(2, method, properties, body, 0))) == (3 if size else 2)
 
 
 @pytest.mark.parametrize("size", [0, 5, 131064, 131065, 300000])
@@ -248,9 +248,9 @@ def test_deliver_fast_path_matches_generic_encoding(size: int, redelivered: bool
     header = spec.encode_content_header(60, size, properties)
     fast = encode_deliver_frames(3, b"amq.ctag-x", 2**40 + 5, redelivered, b"amq.topic", b"a.b.c", header, body, 131072)
     method = spec.BasicDeliver("amq.ctag-x", 2**40 + 5, redelivered, "amq.topic", "a.b.c")
-    assert fast == content_frames(3, method, 60, properties, body, 131072)
+    assert fast == content_frames(3, method, properties, body, 131072)
     assert encode_deliver_frames(3, b"t", 1, False, b"", b"", header, body, 0) == content_frames(
-        3, spec.BasicDeliver("t", 1, False, "", ""), 60, properties, body, 0
+        3, spec.BasicDeliver("t", 1, False, "", ""), properties, body, 0
     )
 
 

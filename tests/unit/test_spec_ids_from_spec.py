@@ -6,12 +6,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import lapine
-
-SOURCE = Path(lapine.__file__).parent
+# This checkout's source, not whichever copy of lapine the interpreter would import.
+SOURCE = Path(__file__).resolve().parents[2] / "src" / "lapine"
 GENERATED = {SOURCE / "amqp" / "spec.py", SOURCE / "amqp" / "constants.py"}
-# Functions whose argument at this position is a content class id.
-CLASS_ID_ARGUMENT = {"encode_content_header": 0, "content_frames": 2}
 
 
 def _name(call: ast.Call) -> str:
@@ -25,7 +22,7 @@ def _is_int(node: ast.expr) -> bool:
 
 def literal_ids(tree: ast.AST) -> list[int]:
     """Lines where an AMQP error is given number literals for its class and method, or a content
-    header a literal class id."""
+    header a literal class id (``encode_basic_header`` needs none)."""
     lines = []
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call):
@@ -33,8 +30,7 @@ def literal_ids(tree: ast.AST) -> list[int]:
         name = _name(node)
         if name.endswith("Error") and any(_is_int(arg) for arg in node.args[2:]):
             lines.append(node.lineno)
-        position = CLASS_ID_ARGUMENT.get(name)
-        if position is not None and len(node.args) > position and _is_int(node.args[position]):
+        if name == "encode_content_header" and node.args and _is_int(node.args[0]):
             lines.append(node.lineno)
     return lines
 

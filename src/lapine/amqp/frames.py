@@ -46,7 +46,7 @@ _CONTENT_HEADER = struct.Struct(">HHQ")
 _END_AND_HEADER = struct.Struct(">BBHI")
 # basic.deliver frame header and payload up to the consumer tag's length octet.
 _DELIVER_HEAD = struct.Struct(">BHIHHB")
-_DELIVER_CLASS, _DELIVER_METHOD = spec.BasicDeliver.IDS
+_DELIVER_CLASS, _DELIVER_METHOD = spec.BasicDeliver.IDS  # its class and method, in that head
 _DELIVER_TAG = struct.Struct(">QBB")  # delivery tag, redelivered, exchange length
 _SHORT_LENGTH = tuple(bytes((n,)) for n in range(256))
 # Bound once: attribute lookups are a measurable share of a ~500 ns encode.
@@ -163,12 +163,12 @@ def method_frame(channel: int, method: Method) -> bytes:
 def content_frames(
     channel: int,
     method: Method,
-    class_id: int,
     raw_properties: bytes,
     body: bytes,
     frame_max: int,
 ) -> bytes:
-    """Method frame, content header (``raw_properties``: flags onward), body frames, joined.
+    """Method frame, content header of the method's class (``raw_properties``: flags onward), body
+    frames, joined.
 
     Body frames carry at most ``frame_max - 8`` octets each (``frame_max`` 0: no limit); an
     empty body has no body frame.
@@ -178,7 +178,7 @@ def content_frames(
         _FRAME_HEADER.pack(1, channel, len(payload)),
         payload,
         _END_AND_HEADER.pack(_FRAME_END, 2, channel, 12 + len(raw_properties)),
-        _CONTENT_HEADER.pack(class_id, 0, len(body)),
+        _CONTENT_HEADER.pack(method.CLASS_ID, 0, len(body)),
         raw_properties,
     ]
     _body_frames(parts, channel, body, frame_max)

@@ -198,12 +198,9 @@ class Channel(ContentAssembly, PublisherConfirms, Acknowledgements, Transactions
         queue.settled([entry])
 
     def send_content(self, method: spec.Method, message: Message) -> None:
-        self.connection.send(self._content_frames(method, message))
-
-    def _content_frames(self, method: spec.Method, message: Message) -> bytes:
-        """A basic method with the message's content, as the publisher sent its header."""
-        class_id, frame_max = spec.BasicProperties.CLASS_ID, self.connection.frame_max
-        return content_frames(self.id, method, class_id, message.raw_properties, message.body, frame_max)
+        self.connection.send(
+            content_frames(self.id, method, message.raw_properties, message.body, self.connection.frame_max)
+        )
 
     # --- method dispatch ---------------------------------------------------------------------
 
@@ -613,7 +610,7 @@ class Channel(ContentAssembly, PublisherConfirms, Acknowledgements, Transactions
             routing_key=message.routing_key,
             message_count=queue.message_count,
         )
-        return self._content_frames(method, message)
+        return content_frames(self.id, method, message.raw_properties, message.body, self.connection.frame_max)
 
     # --- closing -----------------------------------------------------------------------------
 
