@@ -39,7 +39,7 @@ class Subscriber:
         self.unacked = 0
         self.window = window
         self.got: list[QueuedMessage] = []
-        self.sink = self  # it takes its deliveries itself
+        self.channel = self  # it takes its deliveries itself
 
     def has_room(self) -> bool:
         return not self.cancelled and not self.window_full()

@@ -1,7 +1,7 @@
 """A consumer: one basic.consume on one channel, with its own prefetch window.
 
 It is the queue's Subscriber (broker/ports.py): the queue asks it for room, then hands its
-messages to its channel (the consumer's sink), which numbers and sends them.
+messages to its channel, which numbers and sends them.
 
 Where it waits for its turn: in its queue's ring while it may have room (``in_ring``), parked on
 its channel while the channel cannot take deliveries (``parked``: the socket is full, or a global
@@ -29,7 +29,6 @@ class Consumer:
         "prefetch",
         "priority",
         "queue",
-        "sink",
         "tag",
         "tag_bytes",
         "unacked",
@@ -62,8 +61,6 @@ class Consumer:
         self.in_ring = False
         self.parked = False
         self.cancelled = False
-        # The queue hands messages straight to the channel, which numbers and sends them.
-        self.sink = channel
 
     def has_room(self) -> bool:
         channel = self.channel

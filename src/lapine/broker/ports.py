@@ -51,8 +51,8 @@ class Subscriber(Protocol):
         """Its own prefetch is used up: only its own acks bring it back."""
 
     @property
-    def sink(self) -> DeliverySink[Self]:
-        """Where its deliveries go. The queue calls ``sink.deliver(subscriber, ...)`` itself: a
+    def channel(self) -> DeliverySink[Self]:
+        """Where its deliveries go. The queue calls ``channel.deliver(subscriber, ...)`` itself: a
         delivery then costs one call, not a second through the subscriber (the hottest path)."""
 
     def wait_for_room(self) -> None:

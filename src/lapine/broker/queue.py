@@ -481,7 +481,7 @@ class Queue:
                         consumer.unacked += 1
                     if len(level) > 1:
                         level.rotate(-1)
-                    consumer.sink.deliver(consumer, entry, self)
+                    consumer.channel.deliver(consumer, entry, self)
                 if not ready:
                     break
         if self.paged:
@@ -500,7 +500,7 @@ class Queue:
             self._handed_out(entry, consumer.no_ack)
             if not consumer.no_ack:
                 consumer.unacked += 1
-            consumer.sink.deliver(consumer, entry, self)
+            consumer.channel.deliver(consumer, entry, self)
 
     @staticmethod
     def _without_room(consumer: Subscriber) -> None:

@@ -310,7 +310,7 @@ class StreamQueue(Queue):
     def _deliver(self, consumer: Subscriber, offset: int, message: Message) -> None:
         consumer.unacked += 1
         self.unacked_count += 1
-        consumer.sink.deliver(consumer, QueuedMessage(message, offset), self)
+        consumer.channel.deliver(consumer, QueuedMessage(message, offset), self)
 
     def _read_ahead(self, cursor: Cursor, committed: int) -> None:
         """Half the buffer is left: the next read goes now, so that it lands before the rest is out."""
