@@ -21,13 +21,13 @@ if TYPE_CHECKING:
     from lapine.store.stream import StreamLog
 
 
-Taker = TypeVar("Taker", contravariant=True)
+SubscriberT = TypeVar("SubscriberT", contravariant=True)
 
 
-class DeliverySink(Protocol[Taker]):
+class DeliverySink(Protocol[SubscriberT]):
     """Where a subscriber's deliveries go (a Consumer's channel), which numbers and sends them."""
 
-    def deliver(self, subscriber: Taker, entry: QueuedMessage, queue: Queue) -> None:
+    def deliver(self, subscriber: SubscriberT, entry: QueuedMessage, queue: Queue) -> None:
         """Take the message for ``subscriber`` (the queue has already counted it as handed out)."""
 
 
